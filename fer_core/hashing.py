@@ -1,0 +1,155 @@
+"""Image fingerprints for duplicate search: exact digests, 64-bit pHash, and a Hamming-radius index.
+
+`phash_batch` gives, as uint64, exactly the bits of `imagehash.phash` (first bit = most significant,
+the order of `str(imagehash.phash(image))`), but does the DCT for all images in one batched call.
+`find_near_pairs` finds every pair within a Hamming radius without comparing all pairs
+(multi-index hashing, see its docstring).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from itertools import combinations
+from math import comb, log2
+
+import numpy as np
+
+PHASH_SIZE = 8
+PHASH_HIGHFREQ_FACTOR = 4
+HASH_BITS = 64
+
+
+def exact_digests(pixels: np.ndarray) -> np.ndarray:
+    """A 128-bit digest of each image's pixel bytes (equal digests ⇔ identical pixels)."""
+    flat = np.ascontiguousarray(pixels).reshape(len(pixels), -1)
+    return np.array([hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in flat], dtype="S16")
+
+
+def phash_batch(pixels: np.ndarray, chunk_size: int = 8192) -> np.ndarray:
+    """pHash of each N×H×W uint8 grayscale image, bit-identical to `imagehash.phash`, as uint64."""
+    pixels = np.asarray(pixels, dtype=np.uint8)
+    return np.concatenate([_phash_chunk(pixels[start:start + chunk_size])
+                           for start in range(0, len(pixels), chunk_size)] or [np.empty(0, np.uint64)])
+
+
+def resize_like_pil(images: np.ndarray, side: int) -> np.ndarray:
+    """PIL LANCZOS resize of N×H×W images to side×side, done as two PIL calls for the whole batch.
+
+    PIL resizes in two separable passes (horizontal, then vertical), rounding to uint8 between
+    them. Stacking the images vertically makes the horizontal pass one call; laying them side
+    by side makes the vertical pass another. Each output pixel sees exactly the input pixels and
+    weights of a per-image resize, so the result is identical, at a fraction of the call cost.
+    """
+    from PIL import Image
+
+    count, height, width = images.shape
+    tall = Image.fromarray(np.ascontiguousarray(images).reshape(count * height, width), mode="L")
+    narrowed = np.asarray(tall.resize((side, count * height), Image.Resampling.LANCZOS)).reshape(count, height, side)
+    wide = Image.fromarray(np.ascontiguousarray(narrowed.transpose(1, 0, 2)).reshape(height, count * side), mode="L")
+    shortened = np.asarray(wide.resize((count * side, side), Image.Resampling.LANCZOS))
+    return shortened.reshape(side, count, side).transpose(1, 0, 2)
+
+
+def _phash_chunk(pixels: np.ndarray) -> np.ndarray:
+    import scipy.fftpack
+
+    resized = resize_like_pil(pixels, PHASH_SIZE * PHASH_HIGHFREQ_FACTOR)
+    # Only the 8×8 low-frequency corner is used: transform the rows, keep 8, then the columns.
+    rows = scipy.fftpack.dct(resized, axis=1)[:, :PHASH_SIZE, :]
+    low = scipy.fftpack.dct(rows, axis=2)[:, :, :PHASH_SIZE].reshape(len(pixels), -1)
+    bits = low > np.median(low, axis=1, keepdims=True)
+    return np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64)
+
+
+def hamming_distance(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
+    """Number of differing bits between 64-bit hashes (element-wise, broadcasting)."""
+    return np.bitwise_count(np.bitwise_xor(np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64)))
+
+
+def chunk_plan(max_distance: int, count: int) -> tuple[int, int]:
+    """(chunks, chunks that must agree) for the index over `count` hashes.
+
+    Split 64 bits into m chunks; two hashes within distance t differ in at most t chunks, so they
+    agree exactly on at least m - t of them (pigeonhole). Each set of m - t chunks is one key; we
+    want keys long enough (≥ log2(count) + 1 bits) that a key's bucket holds about one random
+    hash, with as few key sets C(m, m - t) as possible.
+    """
+    wanted_bits = max(8, int(log2(max(count, 2))) + 1)
+    best = None
+    for chunks in range(max_distance + 1, HASH_BITS + 1):
+        agree = chunks - max_distance
+        if (HASH_BITS // chunks) * agree < wanted_bits:
+            continue
+        cost = comb(chunks, agree)
+        if best is None or cost < best[0]:
+            best = (cost, chunks, agree)
+    if best is None:  # very large radius: fall back to single-bit chunks (still exact)
+        return HASH_BITS, HASH_BITS - max_distance
+    return best[1], best[2]
+
+
+def _chunk_masks(chunks: int) -> list[int]:
+    bounds = np.linspace(0, HASH_BITS, chunks + 1).astype(int)
+    return [((1 << (end - start)) - 1) << start for start, end in zip(bounds[:-1], bounds[1:])]
+
+
+def _pairs_in_equal_runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All (i, j), i < j, of positions whose keys are equal."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    left, right = [], []
+    offset = 1
+    same = sorted_keys[offset:] == sorted_keys[:-offset]
+    while same.any():
+        starts = np.flatnonzero(same)
+        left.append(order[starts])
+        right.append(order[starts + offset])
+        offset += 1
+        if offset >= len(keys):
+            break
+        # a pair at distance `offset` in sorted order exists only inside a run of equal keys
+        same = same[:-1] & (sorted_keys[offset:] == sorted_keys[:-offset])
+    if not left:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    i, j = np.concatenate(left), np.concatenate(right)
+    return np.minimum(i, j), np.maximum(i, j)
+
+
+def find_close_pairs(unique_hashes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair (a < b) of *distinct* hashes within `max_distance` bits, as indices, with distances.
+
+    Multi-index hashing: for each set of chunks that `chunk_plan` says two close hashes must
+    share, sort the hashes by those bits, take pairs inside runs of equal keys as candidates,
+    and keep the candidates whose full distance is within the radius. Nothing is all-pairs.
+    """
+    unique_hashes = np.asarray(unique_hashes, dtype=np.uint64)
+    if max_distance <= 0 or len(unique_hashes) < 2:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64)
+    chunks, agree = chunk_plan(max_distance, len(unique_hashes))
+    found_a, found_b = [], []
+    for chosen in combinations(_chunk_masks(chunks), agree):
+        a, b = _pairs_in_equal_runs(unique_hashes & np.uint64(sum(chosen)))
+        close = hamming_distance(unique_hashes[a], unique_hashes[b]) <= max_distance
+        found_a.append(a[close])
+        found_b.append(b[close])
+    # a close pair agrees on several key sets: keep it once
+    codes = np.unique(np.concatenate(found_a).astype(np.int64) * len(unique_hashes) + np.concatenate(found_b))
+    a, b = codes // len(unique_hashes), codes % len(unique_hashes)
+    return a, b, hamming_distance(unique_hashes[a], unique_hashes[b]).astype(np.int64)
+
+
+def find_near_links(hashes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs (i < j) of rows within `max_distance` that together connect every near-duplicate group.
+
+    Rows with an identical hash are linked to the first row with that hash, and close distinct
+    hashes through those first rows, so a clump of k copies costs k links, not k²: enough for
+    connected components, not a list of every close pair (see `duplicates.find_leaks` for that).
+    """
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    unique, first_row, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    copies = np.flatnonzero(first_row[inverse] != np.arange(len(hashes)))
+    a, b, _ = find_close_pairs(unique, max_distance)
+    i = np.concatenate([first_row[inverse[copies]], first_row[a]]).astype(np.int64)
+    j = np.concatenate([copies, first_row[b]]).astype(np.int64)
+    i, j = np.minimum(i, j), np.maximum(i, j)
+    return i, j, hamming_distance(hashes[i], hashes[j]).astype(np.int64)
