@@ -49,7 +49,8 @@ def box_plot_outliers(values: np.ndarray, labels: np.ndarray, iqr_factor: float 
     return pd.DataFrame({"box_outlier": overall, "box_outlier_emotion": within_emotion})
 
 
-def score_outliers(pixels: np.ndarray, labels: np.ndarray, exact_group_of: np.ndarray | None = None) -> pd.DataFrame:
+def score_outliers(pixels: np.ndarray, labels: np.ndarray, exact_group_of: np.ndarray | None = None, *,
+                   fingerprint: str = "", workspace=None, progress=None) -> pd.DataFrame:
     """Per-image statistics, box-plot flags, `outlier_score` (higher = less like a face) and `outlier`.
 
     The score here is how far the mean pixel value lies beyond the overall whiskers, in IQRs.

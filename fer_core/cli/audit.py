@@ -1,0 +1,58 @@
+"""`python -m fer_core audit DATA --out DIR [--near-threshold T]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..audit import AuditConfig, audit_source, write_report
+from ..duplicates import DEFAULT_NEAR_THRESHOLD
+from ..progress import TerminalProgress
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("audit", help="find duplicates, conflicts, train–test leaks and non-faces")
+    parser.add_argument("data", help="fer2013.csv or a folder with train/ and test/ image folders")
+    parser.add_argument("--out", required=True, help="folder for summary.json and samples.csv")
+    parser.add_argument("--near-threshold", type=int, default=DEFAULT_NEAR_THRESHOLD,
+                        help=f"max Hamming distance between pHashes of near copies (default {DEFAULT_NEAR_THRESHOLD})")
+    parser.add_argument("--workspace", default=None, help="workspace folder (default $FER_AUDIT_HOME or ./workspace)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = AuditConfig(near_threshold=args.near_threshold)
+    progress = TerminalProgress(enabled=not args.quiet and sys.stderr.isatty())
+    report = audit_source(args.data, config, workspace=args.workspace, progress=progress)
+    progress.close()
+    summary_path, samples_path = write_report(report, args.out)
+    print(format_summary(report.summary))
+    print(f"wrote {summary_path} and {samples_path}")
+    return 0
+
+
+def format_summary(summary: dict) -> str:
+    exact, near, leaks = summary["exact"], summary["near"], summary["leaks"]
+    usage = ", ".join(f"{name} {count:,}" for name, count in summary["by_usage"].items())
+    labels = ", ".join(f"{name} {count:,}" for name, count in summary["by_label"].items())
+    lines = [
+        f"{summary['images']:,} images ({usage})",
+        f"  by emotion: {labels}",
+        f"exact duplicates: {exact['groups']:,} groups, {exact['images_in_groups']:,} images, "
+        f"{exact['redundant']:,} redundant copies; {exact['conflicting_groups']:,} with conflicting emotions, "
+        f"{exact['cross_split_groups']:,} across train/test",
+        f"near duplicates (pHash ≤ {near['threshold']} bits): {near['groups']:,} groups, "
+        f"{near['images_in_groups']:,} images; {near['conflicting_groups']:,} conflicting, "
+        f"{near['cross_split_groups']:,} across train/test",
+        f"train–test leaks: {leaks['test_images_with_training_copy']:,} test images have a copy in Training "
+        f"({leaks['training_copies_of_test_images']:,} Training copies)",
+        f"outliers: {summary['outliers']['flagged']:,} flagged (box-plot rule alone: {summary['outliers']['box_plot']:,})",
+    ]
+    if summary["unreadable"]:
+        lines.append(f"unreadable: {len(summary['unreadable']):,} (listed in summary.json)")
+    if summary["converted"]:
+        lines.append(f"converted to 48×48 grayscale: {summary['converted']:,}")
+    stages = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in summary["seconds_by_stage"].items())
+    lines.append(f"took {summary['seconds']:.2f}s ({stages})")
+    return "\n".join(lines)
