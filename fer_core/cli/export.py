@@ -1,0 +1,29 @@
+"""`python -m fer_core export DATA --format csv|folders --out PATH`: the curated data, with a manifest."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from ..dataset import load
+from ..export import EXPORT_FORMATS, export_curated
+from .edit import workspace_options
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("export", parents=[workspace_options()],
+                                   help="write the curated data as fer2013.csv schema or image folders")
+    parser.add_argument("data", metavar="DATA")
+    parser.add_argument("--format", dest="export_format", required=True, choices=EXPORT_FORMATS)
+    parser.add_argument("--out", required=True, metavar="PATH", help="a .csv file, or a folder for folders")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output")
+    parser.set_defaults(func=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    dataset = load(args.data, workspace=args.workspace)
+    result = export_curated(dataset, args.out, args.export_format, workspace=args.workspace, overwrite=args.overwrite)
+    print(f"exported {result.samples} of {len(dataset)} samples as {result.export_format} to {result.path} "
+          f"(manifest {result.manifest_path}) in {time.perf_counter() - started:.1f} s")
+    return 0
