@@ -21,3 +21,9 @@ def real_data() -> Path:
     if not (REAL_DATA / "train").is_dir():
         pytest.skip(f"real FER-2013 not found at {REAL_DATA} (integration tests need ../shared/fer2013)")
     return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def real_cache(tmp_path_factory) -> Path:
+    """One workspace for the whole test session, so the real data is decoded once."""
+    return tmp_path_factory.mktemp("real_cache")
