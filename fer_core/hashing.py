@@ -95,7 +95,7 @@ def _chunk_masks(chunks: int) -> list[int]:
 
 def _pairs_in_equal_runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """All (i, j), i < j, of positions whose keys are equal."""
-    order = np.argsort(keys, kind="stable")
+    order = np.argsort(keys)
     sorted_keys = keys[order]
     left, right = [], []
     offset = 1
