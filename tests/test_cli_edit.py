@@ -136,11 +136,15 @@ def test_export_command_and_overwrite_guard(workspace, data_csv, tmp_path, capsy
     assert run(capsys, "export", str(data_csv), "--format", "folders", "--out", str(out_folders), "--overwrite")[0] == 0
 
 
+def test_reason_is_required_by_relabel_and_drop(workspace, data_csv, capsys):
+    for argv in (["edit", "relabel", "row:0", "happy"], ["edit", "drop", "row:0"]):
+        with pytest.raises(SystemExit) as stopped:
+            main(argv)
+        assert stopped.value.code == 2 and "--reason" in capsys.readouterr().err
+
+
 def test_module_entry_point_exit_status(workspace, data_csv):
     env = {**os.environ, "FER_DATA": str(data_csv), "PYTHONPATH": str(REPO)}
-    failed = subprocess.run([sys.executable, "-m", "fer_core", "edit", "relabel", "row:0", "happy"],
-                            env=env, capture_output=True, text=True, cwd=REPO)
-    assert failed.returncode == 2 and "--reason" in failed.stderr  # argparse: a required option
     done = subprocess.run([sys.executable, "-m", "fer_core", "edit", "relabel", "row:0", "happy", "--reason", "r"],
                           env=env, capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
