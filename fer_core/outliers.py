@@ -1,32 +1,78 @@
 """Images that are not faces: per-image pixel statistics, the box-plot rule, and a ranked score.
 
 The box-plot rule is the original study's: the mean pixel value of each image, with 1.5×IQR
-whiskers, over the whole dataset and within each emotion.
+whiskers, over the whole dataset and within each emotion. It finds only a third of the
+non-faces (blank frames, placeholder icons, text, cartoons), so `score_outliers` ranks images by
+signals that separate those from photographed faces (see benchmarks/RESULTS_outliers.md):
+
+* `flat_fraction`: share of the image with (near) zero gradient. Photos carry sensor and JPEG
+  noise everywhere; rendered placeholders, icons and text cards are mostly one flat colour.
+* `reconstruction_error`: eigenface residual. Tightly cropped faces are well rebuilt from the
+  top principal components of the whole dataset; text, drawings and icons are not.
+* `recurring_placeholder`: the same pixels filed under several emotions (a placeholder frame).
+
+The table is cached in the workspace by the data's fingerprint, so a warm audit reads it back.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pandas as pd
 
 from .labels import EMOTIONS
+from .workspace import cache_dir
 
+Progress = Callable[[str, int, int], None]
 WHISKER_IQR = 1.5
 
 
+@dataclass(frozen=True)
+class OutlierConfig:
+    """Defaults of the outlier score, in one place (why each value: benchmarks/RESULTS_outliers.md)."""
+
+    whisker_iqr: float = WHISKER_IQR
+    flat_max_step: int = 1  # neighbour differences up to this many grey levels count as flat
+    blank_max_std: float = 2.0  # an image whose pixels vary less than this is blank
+    pca_side: int = 24  # faces are compared at 24×24: enough for eigenfaces, 4× cheaper
+    pca_components: int = 40
+    pca_fit_sample: int = 5000
+    recurring_min_emotions: int = 3  # identical pixels under this many emotions: a placeholder
+    reference_quantile: float = 0.99  # each signal is scaled so this quantile scores 1
+    recurring_bonus: float = 2.0  # added to the score of a recurring placeholder
+    flag_min_score: float = 1.5  # flag: 1.5× a 99th-percentile excess, summed over both signals
+    chunk_size: int = 4096
+    seed: int = 0
+
+
+def grey_histograms(pixels: np.ndarray) -> np.ndarray:
+    """Per image, the count of each of the 256 grey levels (one OpenCV call per image: fast, little memory)."""
+    histograms = np.empty((len(pixels), 256), dtype=np.float64)
+    for row, image in enumerate(pixels):
+        histograms[row] = cv2.calcHist([np.ascontiguousarray(image)], [0], None, [256], [0, 256]).ravel()
+    return histograms
+
+
 def pixel_statistics(pixels: np.ndarray) -> pd.DataFrame:
-    """Per image: mean and std of pixel values, Shannon entropy of the histogram (bits)."""
-    flat = pixels.reshape(len(pixels), -1)
-    histograms = np.zeros((len(pixels), 256), dtype=np.int32)
-    np.add.at(histograms, (np.repeat(np.arange(len(pixels)), flat.shape[1]), flat.ravel()), 1)
-    probabilities = histograms / flat.shape[1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        entropy = -np.nansum(np.where(probabilities > 0, probabilities * np.log2(probabilities), 0.0), axis=1)
-    return pd.DataFrame({
-        "mean": flat.mean(axis=1),
-        "std": flat.std(axis=1),
-        "entropy": entropy,
-    })
+    """Per image: mean and std of pixel values, Shannon entropy of the histogram (bits).
+
+    All three come from the grey-level histogram, so the pixels are read once.
+    """
+    histograms = grey_histograms(pixels)
+    size = max(int(np.prod(pixels.shape[1:])), 1)
+    probabilities = histograms / size
+    levels = np.arange(256, dtype=np.float64)
+    mean = probabilities @ levels
+    variance = np.maximum(probabilities @ (levels * levels) - mean * mean, 0.0)
+    logs = np.log2(np.where(probabilities > 0, probabilities, 1.0))
+    entropy = -np.einsum("ij,ij->i", probabilities, logs)
+    return pd.DataFrame({"mean": mean, "std": np.sqrt(variance), "entropy": entropy + 0.0})
 
 
 def whiskers(values: np.ndarray, iqr_factor: float = WHISKER_IQR) -> tuple[float, float]:
@@ -49,18 +95,171 @@ def box_plot_outliers(values: np.ndarray, labels: np.ndarray, iqr_factor: float 
     return pd.DataFrame({"box_outlier": overall, "box_outlier_emotion": within_emotion})
 
 
-def score_outliers(pixels: np.ndarray, labels: np.ndarray, exact_group_of: np.ndarray | None = None, *,
-                   fingerprint: str = "", workspace=None, progress=None) -> pd.DataFrame:
-    """Per-image statistics, box-plot flags, `outlier_score` (higher = less like a face) and `outlier`.
+def _chunks(count: int, size: int):
+    for start in range(0, count, size):
+        yield slice(start, min(start + size, count))
 
-    The score here is how far the mean pixel value lies beyond the overall whiskers, in IQRs.
+
+def flat_fraction(pixels: np.ndarray, max_step: int = 1, chunk_size: int = 4096) -> np.ndarray:
+    """Share of pixels whose right and lower neighbours differ by at most `max_step` grey levels.
+
+    Photographs are noisy, so flat patches are small (a saturated background at most); rendered
+    placeholders, icons and text cards are mostly a single colour.
     """
+    fractions = np.empty(len(pixels), dtype=np.float64)
+    for rows in _chunks(len(pixels), chunk_size):
+        block = pixels[rows].astype(np.int16)
+        across = np.abs(block[:, :-1, 1:] - block[:, :-1, :-1])
+        down = np.abs(block[:, 1:, :-1] - block[:, :-1, :-1])
+        flat = (np.maximum(across, down) <= max_step)
+        fractions[rows] = flat.reshape(len(block), -1).mean(axis=1)
+    return fractions
+
+
+def normalized_thumbnails(pixels: np.ndarray, side: int = 24, chunk_size: int = 4096) -> np.ndarray:
+    """Images shrunk to side×side by block averaging, each scaled to zero mean and unit variance.
+
+    Normalizing removes brightness and contrast, so the eigenfaces model shape, not exposure.
+    """
+    factor = pixels.shape[1] // side
+    out = np.empty((len(pixels), side * side), dtype=np.float32)
+    for rows in _chunks(len(pixels), chunk_size):
+        block = pixels[rows, :side * factor, :side * factor]
+        small = np.zeros((len(block), side, side), dtype=np.float32)
+        for dy in range(factor):
+            for dx in range(factor):
+                small += block[:, dy::factor, dx::factor]
+        small = small.reshape(len(block), -1)
+        small -= small.mean(axis=1, keepdims=True)
+        small /= np.maximum(small.std(axis=1, keepdims=True), 1.0)
+        out[rows] = small
+    return out
+
+
+def fit_eigenfaces(thumbnails: np.ndarray, components: int, sample: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and top principal axes of a random sample of the thumbnails (eigen-decomposed covariance)."""
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(thumbnails), size=min(sample, len(thumbnails)), replace=False)
+    subset = thumbnails[np.sort(chosen)]
+    mean = subset.mean(axis=0)
+    centred = subset - mean
+    covariance = (centred.T @ centred).astype(np.float64) / max(len(subset) - 1, 1)
+    _, vectors = np.linalg.eigh(covariance)
+    # a component needs many images behind it, or a handful of similar non-faces get their own
+    usable = max(1, min(components, len(subset) // 50, vectors.shape[1]))
+    axes = vectors[:, ::-1][:, :usable].T
+    return mean.astype(np.float32), np.ascontiguousarray(axes, dtype=np.float32)
+
+
+def reconstruction_error(thumbnails: np.ndarray, mean: np.ndarray, axes: np.ndarray,
+                         chunk_size: int = 4096) -> np.ndarray:
+    """Mean squared residual of each thumbnail after projecting onto the eigenfaces (0 = perfect)."""
+    errors = np.empty(len(thumbnails), dtype=np.float64)
+    for rows in _chunks(len(thumbnails), chunk_size):
+        centred = thumbnails[rows] - mean
+        coefficients = centred @ axes.T
+        residual = centred - coefficients @ axes
+        errors[rows] = np.mean(residual * residual, axis=1)
+    return errors
+
+
+def recurring_placeholders(labels: np.ndarray, exact_group_of: np.ndarray | None, min_emotions: int) -> np.ndarray:
+    """Whether each image's exact copies span at least `min_emotions` emotions.
+
+    A real face copied twice may carry two labels; identical pixels filed under many emotions is
+    a scraper's placeholder (blank frame, 'image removed' card).
+    """
+    count = len(labels)
+    if exact_group_of is None or count == 0:
+        return np.zeros(count, dtype=bool)
+    groups = np.asarray(exact_group_of)
+    grouped = groups >= 0
+    if not grouped.any():
+        return np.zeros(count, dtype=bool)
+    pairs = np.unique(np.stack([groups[grouped], np.asarray(labels)[grouped].astype(np.int64)]), axis=1)
+    emotions_per_group = np.bincount(pairs[0], minlength=int(groups.max()) + 1)
+    result = np.zeros(count, dtype=bool)
+    result[grouped] = emotions_per_group[groups[grouped]] >= min_emotions
+    return result
+
+
+def tail_scaled(values: np.ndarray, reference_quantile: float = 0.99) -> np.ndarray:
+    """(value − median) / (quantile − median): 0 for a typical image, 1 at the reference quantile.
+
+    Puts signals with very different spreads on one scale by their tails, where non-faces live;
+    a MAD-based z-score would let a signal with a tight core (flatness) swamp the others.
+    """
+    median = np.median(values)
+    spread = np.quantile(values, reference_quantile) - median
+    return (values - median) / max(float(spread), 1e-9)
+
+
+def first_stage_score(table: pd.DataFrame, config: OutlierConfig) -> np.ndarray:
+    """The untrained score: flatness plus eigenface residual, each tail-scaled, plus a placeholder bonus.
+
+    Summing rewards images odd on both counts (text cards, icons) above faces that are odd on one
+    (a face on a black background is flat but well reconstructed; a profile is badly
+    reconstructed but not flat). Blank frames have no shape to reconstruct, so they are put on top.
+    """
+    score = (tail_scaled(table["flat_fraction"].to_numpy(), config.reference_quantile)
+             + tail_scaled(table["reconstruction_error"].to_numpy(), config.reference_quantile))
+    score = score + config.recurring_bonus * table["recurring_placeholder"].to_numpy()
+    blank = table["std"].to_numpy() < config.blank_max_std
+    return np.where(blank, score.max(initial=0.0) + config.recurring_bonus, score)
+
+
+def cache_file(workspace: str | os.PathLike | None, fingerprint: str, config: OutlierConfig) -> Path:
+    """Where the scores of the data with `fingerprint` under `config` are kept (any config change misses)."""
+    digest = hashlib.sha256(repr(config).encode()).hexdigest()[:12]
+    return cache_dir(workspace) / f"outliers-{fingerprint}-{digest}.pkl"
+
+
+def compute_scores(pixels: np.ndarray, labels: np.ndarray, exact_group_of: np.ndarray | None,
+                   config: OutlierConfig, report: Progress) -> pd.DataFrame:
+    """Every column of `score_outliers`, computed from the pixels (about a second for FER-2013)."""
+    steps = 4
+    report("outlier statistics", 0, steps)
     table = pixel_statistics(pixels)
-    table = pd.concat([table, box_plot_outliers(table["mean"].to_numpy(), labels)], axis=1)
-    values = table["mean"].to_numpy()
-    low, high = whiskers(values)
-    first, third = np.percentile(values, [25, 75])
-    beyond = np.maximum(low - values, values - high) / max(third - first, 1e-9)
-    table["outlier_score"] = beyond
-    table["outlier"] = table["box_outlier"] | table["box_outlier_emotion"]
+    table = pd.concat([table, box_plot_outliers(table["mean"].to_numpy(), labels, config.whisker_iqr)], axis=1)
+    report("outlier statistics", 1, steps)
+    table["flat_fraction"] = flat_fraction(pixels, config.flat_max_step, config.chunk_size)
+    report("outlier statistics", 2, steps)
+    thumbnails = normalized_thumbnails(pixels, config.pca_side, config.chunk_size)
+    mean, axes = fit_eigenfaces(thumbnails, config.pca_components, config.pca_fit_sample, config.seed)
+    table["reconstruction_error"] = reconstruction_error(thumbnails, mean, axes, config.chunk_size)
+    report("outlier statistics", 3, steps)
+    table["recurring_placeholder"] = recurring_placeholders(labels, exact_group_of, config.recurring_min_emotions)
+    table["outlier_score"] = first_stage_score(table, config)
+    table["outlier"] = table["outlier_score"] >= config.flag_min_score
+    report("outlier statistics", steps, steps)
+    return table
+
+
+def score_outliers(pixels: np.ndarray, labels: np.ndarray, exact_group_of: np.ndarray | None = None, *,
+                   fingerprint: str = "", workspace: str | os.PathLike | None = None,
+                   progress: Progress | None = None, config: OutlierConfig | None = None) -> pd.DataFrame:
+    """Per-image statistics, box-plot flags, component scores, `outlier_score` (higher = less like a face)
+    and `outlier` (the images a reviewer should look at: score ≥ `config.flag_min_score`).
+
+    With a `fingerprint`, the table is cached in the workspace, so later audits of the same data
+    read it back; `table.attrs["from_cache"]` says which happened.
+    """
+    config = config or OutlierConfig()
+    report = progress or (lambda stage, done, total: None)
+    if len(pixels) == 0:
+        table = compute_scores(np.zeros((1, 48, 48), np.uint8), np.zeros(1, np.int8), None, config, report).iloc[:0]
+        table.attrs["from_cache"] = False
+        return table
+    stored = cache_file(workspace, fingerprint, config) if fingerprint else None
+    if stored is not None and stored.exists():
+        table = pd.read_pickle(stored)
+        if len(table) == len(pixels):
+            table.attrs["from_cache"] = True
+            return table
+    table = compute_scores(pixels, labels, exact_group_of, config, report)
+    if stored is not None:
+        partial = stored.with_suffix(".tmp")
+        table.to_pickle(partial)
+        partial.replace(stored)
+    table.attrs["from_cache"] = False
     return table

@@ -1,0 +1,165 @@
+"""Outlier statistics, the box-plot rule, and the non-face score on planted and real images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image, ImageDraw, ImageFilter
+
+from fer_core import outliers
+from fer_core.outliers import OutlierConfig
+
+SIDE = 48
+
+
+def draw_face(rng: np.random.Generator) -> np.ndarray:
+    """A smooth, noisy face-like drawing: lit background, head, eyes, brows, nose and mouth."""
+    scale = 4
+    size = SIDE * scale
+    ramp = np.linspace(rng.uniform(30, 110), rng.uniform(130, 220), size)
+    canvas = np.tile(ramp, (size, 1))
+    image = Image.fromarray((canvas.T if rng.random() < 0.5 else canvas).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    cx, cy = size / 2 + rng.uniform(-4, 4) * scale, size / 2 + rng.uniform(-3, 3) * scale
+    half_w, half_h = rng.uniform(16, 20) * scale, rng.uniform(20, 24) * scale
+    draw.ellipse([cx - half_w, cy - half_h, cx + half_w, cy + half_h], fill=int(rng.uniform(120, 210)))
+    dark = int(rng.uniform(10, 60))
+    eye_y = cy - half_h * 0.25
+    for side in (-1, 1):
+        ex = cx + side * half_w * 0.42
+        draw.ellipse([ex - 3 * scale, eye_y - 2 * scale, ex + 3 * scale, eye_y + 2 * scale], fill=dark)
+        draw.line([ex - 4 * scale, eye_y - 5 * scale, ex + 4 * scale, eye_y - 5 * scale], fill=dark, width=2 * scale)
+    mouth_y = cy + half_h * 0.5
+    opening = rng.uniform(1, 6) * scale
+    draw.ellipse([cx - half_w * 0.4, mouth_y - opening, cx + half_w * 0.4, mouth_y + opening], fill=dark)
+    image = image.filter(ImageFilter.GaussianBlur(radius=3)).resize((SIDE, SIDE), Image.Resampling.LANCZOS)
+    pixels = np.asarray(image, dtype=np.float64) + rng.normal(0, 4, (SIDE, SIDE))
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+PLACEHOLDER_LINES = ("This photo is", "no longer", "available.", "Sorry!", "image removed")
+
+
+def draw_text_card(rng: np.random.Generator) -> np.ndarray:
+    """A light card with lines of dark text, like FER-2013's 'image removed' placeholders."""
+    card = Image.new("L", (SIDE * 4, SIDE * 4), color=int(rng.integers(225, 250)))
+    pen = ImageDraw.Draw(card)
+    first = int(rng.integers(0, len(PLACEHOLDER_LINES)))
+    lines = [PLACEHOLDER_LINES[(first + step) % len(PLACEHOLDER_LINES)] for step in range(5)]
+    pen.multiline_text((4, 6), "\n".join(lines), fill=int(rng.integers(0, 40)), font_size=32, spacing=4)
+    return np.asarray(card.resize((SIDE, SIDE), Image.Resampling.LANCZOS), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def planted() -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], list[int]]:
+    """300 synthetic faces with 3 blank frames (one black frame filed under 3 emotions) and 3 text cards."""
+    rng = np.random.default_rng(7)
+    images = [draw_face(rng) for _ in range(300)]
+    labels = list(rng.integers(0, 7, 300))
+    blank_rows = []
+    for value, label in ((0, 1), (0, 4), (0, 2)):
+        blank_rows.append(len(images))
+        images.append(np.full((SIDE, SIDE), value, np.uint8))
+        labels.append(label)
+    text_rows = []
+    for _ in range(3):
+        text_rows.append(len(images))
+        images.append(draw_text_card(rng))
+        labels.append(int(rng.integers(0, 7)))
+    groups = np.full(len(images), -1)
+    groups[blank_rows] = 0
+    return np.stack(images), np.array(labels, dtype=np.int8), groups, blank_rows, text_rows
+
+
+def test_whiskers_and_box_plot_match_hand_computation():
+    values = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 100.0])
+    # quartiles (numpy's linear rule) 3 and 7, IQR 4, whiskers 3 − 6 = −3 and 7 + 6 = 13
+    assert outliers.whiskers(values) == (-3.0, 13.0)
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1], dtype=np.int8)
+    flags = outliers.box_plot_outliers(values, labels)
+    assert flags["box_outlier"].tolist() == [False] * 8 + [True]
+    # emotion 1: 5, 6, 7, 8, 100 → quartiles 6 and 8, whiskers 3 and 11
+    assert flags["box_outlier_emotion"].tolist() == [False] * 8 + [True]
+
+
+def test_pixel_statistics_golden_values():
+    pixels = np.array([
+        np.zeros((2, 2)),
+        [[0, 0], [255, 255]],
+        [[0, 64], [128, 192]],
+    ], dtype=np.uint8)
+    table = outliers.pixel_statistics(pixels)
+    assert table["mean"].tolist() == [0.0, 127.5, 96.0]
+    assert table["std"].tolist() == pytest.approx([0.0, 127.5, np.sqrt(5120.0)])
+    assert table["entropy"].tolist() == pytest.approx([0.0, 1.0, 2.0])
+
+
+def test_flat_fraction_counts_pixels_without_gradient():
+    flat = np.full((1, 4, 4), 9, np.uint8)
+    striped = np.tile(np.array([0, 50], np.uint8), (1, 4, 2))
+    assert outliers.flat_fraction(np.concatenate([flat, striped])).tolist() == [1.0, 0.0]
+
+
+def test_recurring_placeholders_need_several_emotions():
+    labels = np.array([0, 1, 2, 3, 3, 5])
+    groups = np.array([0, 0, 0, 1, 1, -1])
+    assert outliers.recurring_placeholders(labels, groups, 3).tolist() == [True, True, True, False, False, False]
+    assert not outliers.recurring_placeholders(labels, None, 3).any()
+
+
+def test_planted_blank_and_text_rank_on_top_and_are_flagged(planted):
+    pixels, labels, groups, blank_rows, text_rows = planted
+    table = outliers.score_outliers(pixels, labels, groups)
+    assert len(table) == len(pixels)
+    for column in ("mean", "std", "entropy", "box_outlier", "box_outlier_emotion", "flat_fraction",
+                   "reconstruction_error", "recurring_placeholder", "outlier_score", "outlier"):
+        assert column in table.columns
+    top = set(table["outlier_score"].sort_values(ascending=False).index[:6])
+    assert top == set(blank_rows + text_rows)
+    assert table.loc[blank_rows + text_rows, "outlier"].all()
+    assert table["outlier"].sum() <= 6 + len(pixels) // 50  # few faces flagged
+    assert table["recurring_placeholder"].sum() == 3 and table.loc[blank_rows, "recurring_placeholder"].all()
+
+
+def test_progress_is_reported(planted):
+    pixels, labels, groups, _, _ = planted
+    calls = []
+    outliers.score_outliers(pixels, labels, groups, progress=lambda stage, done, total: calls.append((done, total)))
+    assert calls[0][0] == 0 and calls[-1][0] == calls[-1][1]
+
+
+def test_empty_input_gives_empty_table():
+    table = outliers.score_outliers(np.zeros((0, SIDE, SIDE), np.uint8), np.zeros(0, np.int8))
+    assert len(table) == 0 and "outlier_score" in table.columns
+
+
+def test_second_call_with_same_fingerprint_reads_the_cache(planted, workspace):
+    pixels, labels, groups, _, _ = planted
+    calls = []
+    first = outliers.score_outliers(pixels, labels, groups, fingerprint="abc", workspace=workspace,
+                                    progress=lambda *args: calls.append(args))
+    assert first.attrs["from_cache"] is False and calls
+    assert outliers.cache_file(workspace, "abc", OutlierConfig()).exists()
+    calls.clear()
+    second = outliers.score_outliers(pixels, labels, groups, fingerprint="abc", workspace=workspace,
+                                     progress=lambda *args: calls.append(args))
+    assert second.attrs["from_cache"] is True and not calls
+    pd.testing.assert_frame_equal(first, second)
+    other = outliers.score_outliers(pixels, labels, groups, fingerprint="abc", workspace=workspace,
+                                    config=OutlierConfig(flag_min_score=2.0))
+    assert other.attrs["from_cache"] is False
+
+
+def test_real_blank_frames_rank_first_and_are_flagged(real_data, tmp_path):
+    from fer_core.dataset import load
+    from fer_core.duplicates import group_exact
+
+    dataset = load(real_data, workspace=tmp_path)
+    table = outliers.score_outliers(dataset.pixels, dataset.labels, group_exact(dataset.pixels))
+    blank = table["std"].to_numpy() < 1.0
+    assert blank.sum() >= 10
+    assert table.loc[blank, "outlier"].all()
+    ranks = table["outlier_score"].rank(ascending=False, method="min")
+    assert ranks[blank].max() <= blank.sum()
+    assert 50 <= table["outlier"].sum() <= 1000
