@@ -1,0 +1,115 @@
+"""Job lifecycle with real worker processes training a tiny model on a small synthetic dataset."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from fer_core import jobs
+from fer_core.training import TrainConfig
+from synthetic import make_synthetic, write_folders
+
+QUICK = TrainConfig(model="cnn", sampling="none", epochs=2, size="tiny", batch_size=16)
+LONG = TrainConfig(model="cnn", sampling="none", epochs=500, size="tiny", batch_size=16, patience=1000)
+TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def data_path(tmp_path_factory):
+    return write_folders(make_synthetic(seed=2)[0], tmp_path_factory.mktemp("jobs_data"))
+
+
+def raw_states(workspace) -> dict[str, str]:
+    """Run states read straight from SQLite: reading through jobs.* would itself start queued runs."""
+    with sqlite3.connect(workspace / "fer_audit.db") as connection:
+        return dict(connection.execute("SELECT run_id, state FROM runs"))
+
+
+def wait_for(condition, timeout=TIMEOUT, every=0.3):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s")
+
+
+def test_run_goes_queued_running_succeeded_and_survives_reopening(data_path, workspace):
+    run_id = jobs.submit(QUICK, data_path, workspace)
+    assert jobs.get_run(run_id, workspace).state in (jobs.QUEUED, jobs.RUNNING)
+    record = wait_for(lambda: (r := jobs.get_run(run_id, workspace)).finished and r)
+    assert record.state == jobs.SUCCEEDED, record.error
+    assert [event["epoch"] for event in record.events] == [1, 2]
+    assert record.metrics["model"] == "cnn" and len(record.metrics["confusion"]) == 7
+    assert {"metrics.json", "history.json", "model.keras", "log.txt"} <= set(os.listdir(record.out_dir))
+    # a new process opening the database sees the same record
+    code = "import json, sys; from fer_core import jobs; print(json.dumps([r.state for r in jobs.list_runs(sys.argv[1])]))"
+    result = subprocess.run([sys.executable, "-c", code, str(workspace)], capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout) == [jobs.SUCCEEDED]
+
+
+def test_second_run_waits_queued_then_starts_by_itself(data_path, workspace):
+    first = jobs.submit(QUICK, data_path, workspace)
+    second = jobs.submit(QUICK, data_path, workspace)
+    assert raw_states(workspace)[second] == jobs.QUEUED
+    # nobody calls jobs.* from here on: the first worker starts the second when it ends
+    wait_for(lambda: set(raw_states(workspace).values()) == {jobs.SUCCEEDED})
+    first_record, second_record = jobs.get_run(first, workspace), jobs.get_run(second, workspace)
+    assert second_record.started_at >= first_record.finished_at
+
+
+def test_failed_run_keeps_error_and_log(data_path, workspace, tmp_path):
+    broken = tmp_path / "broken"
+    (broken / "train" / "happy").mkdir(parents=True)
+    (broken / "train" / "happy" / "x.png").write_bytes(b"not a png")
+    run_id = jobs.submit(QUICK, broken, workspace)
+    record = wait_for(lambda: (r := jobs.get_run(run_id, workspace)).finished and r)
+    assert record.state == jobs.FAILED
+    assert "empty dataset" in record.error
+    assert "Traceback" in record.log_text()
+
+
+def test_cancel_queued_and_running_runs(data_path, workspace):
+    running = jobs.submit(LONG, data_path, workspace)
+    queued = jobs.submit(QUICK, data_path, workspace)
+    assert jobs.cancel(queued, workspace).state == jobs.CANCELLED
+    record = wait_for(lambda: (r := jobs.get_run(running, workspace)).pid and r)
+    assert jobs.cancel(running, workspace).state == jobs.CANCELLED
+    wait_for(lambda: not jobs._process_alive(record.pid, None), timeout=30)
+    assert raw_states(workspace) == {running: jobs.CANCELLED, queued: jobs.CANCELLED}
+
+
+def test_worker_killed_with_sigkill_becomes_failed(data_path, workspace):
+    run_id = jobs.submit(LONG, data_path, workspace)
+    record = wait_for(lambda: (r := jobs.get_run(run_id, workspace)).pid and r)
+    os.kill(record.pid, signal.SIGKILL)
+    wait_for(lambda: not jobs._process_alive(record.pid, None), timeout=30)
+    failed = jobs.get_run(run_id, workspace)
+    assert failed.state == jobs.FAILED
+    assert "killed or out of memory" in failed.error
+
+
+def test_unknown_run_id_is_a_clear_error(workspace):
+    with pytest.raises(ValueError, match="unknown run id 'nope'"):
+        jobs.get_run("nope", workspace)
+
+
+def test_parse_epoch_lines_reads_the_train_cli_output():
+    from fer_core.cli.train import print_epoch
+    from fer_core.training import EpochProgress
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    progress = EpochProgress(3, 10, 1.25, 0.5, 1.5, 0.4, 12.3)
+    with contextlib.redirect_stdout(buffer):
+        print_epoch(progress)
+    (parsed,) = jobs.parse_epoch_lines("noise\n" + buffer.getvalue())
+    assert (parsed.epoch, parsed.epochs) == (3, 10)
+    assert parsed.val_accuracy == pytest.approx(0.4, abs=1e-4)
