@@ -44,7 +44,8 @@ class OutlierConfig:
     pca_components: int = 40
     pca_fit_sample: int = 5000
     recurring_min_emotions: int = 3  # identical pixels under this many emotions: a placeholder
-    reference_quantile: float = 0.99  # each signal is scaled so this quantile scores 1
+    reference_quantile: float = 0.99  # each signal is scaled so this quantile scores 1 ...
+    max_iqr_multiple: float = 6.0  # ... or this many IQRs beyond the median, if fewer (small data)
     recurring_bonus: float = 2.0  # added to the score of a recurring placeholder
     flag_min_score: float = 1.5  # flag: 1.5× a 99th-percentile excess, summed over both signals
     chunk_size: int = 4096
@@ -183,14 +184,17 @@ def recurring_placeholders(labels: np.ndarray, exact_group_of: np.ndarray | None
     return result
 
 
-def tail_scaled(values: np.ndarray, reference_quantile: float = 0.99) -> np.ndarray:
+def tail_scaled(values: np.ndarray, reference_quantile: float = 0.99, max_iqr_multiple: float = 6.0) -> np.ndarray:
     """(value − median) / (quantile − median): 0 for a typical image, 1 at the reference quantile.
 
     Puts signals with very different spreads on one scale by their tails, where non-faces live;
-    a MAD-based z-score would let a signal with a tight core (flatness) swamp the others.
+    a MAD-based z-score would let a signal with a tight core (flatness) swamp the others. In a
+    small dataset the quantile can land on a planted non-face itself, so the spread is capped at
+    `max_iqr_multiple` IQRs (on FER-2013 the 99th percentile sits 2.4–5 IQRs out, under the cap).
     """
     median = np.median(values)
-    spread = np.quantile(values, reference_quantile) - median
+    first, third, tail = np.quantile(values, [0.25, 0.75, reference_quantile])
+    spread = min(tail - median, max_iqr_multiple * (third - first))
     return (values - median) / max(float(spread), 1e-9)
 
 
@@ -201,8 +205,8 @@ def first_stage_score(table: pd.DataFrame, config: OutlierConfig) -> np.ndarray:
     (a face on a black background is flat but well reconstructed; a profile is badly
     reconstructed but not flat). Blank frames have no shape to reconstruct, so they are put on top.
     """
-    score = (tail_scaled(table["flat_fraction"].to_numpy(), config.reference_quantile)
-             + tail_scaled(table["reconstruction_error"].to_numpy(), config.reference_quantile))
+    score = sum(tail_scaled(table[column].to_numpy(), config.reference_quantile, config.max_iqr_multiple)
+                for column in ("flat_fraction", "reconstruction_error"))
     score = score + config.recurring_bonus * table["recurring_placeholder"].to_numpy()
     blank = table["std"].to_numpy() < config.blank_max_std
     return np.where(blank, score.max(initial=0.0) + config.recurring_bonus, score)
