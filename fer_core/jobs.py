@@ -186,7 +186,7 @@ def cancel(run_id: str, workspace=None) -> RunRecord:
     record = get_run(run_id, home)
     if record.finished:
         return record
-    if record.backend == RAY:
+    if record.backend == RAY and record.external_id:
         _ray_client().stop_job(record.external_id)
     elif record.state == RUNNING and record.pid and _process_alive(record.pid, None):
         try:

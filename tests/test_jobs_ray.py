@@ -1,0 +1,66 @@
+"""The Ray backend against a real local Ray head, started here and stopped at the end."""
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fer_core import jobs
+from fer_core.training import TrainConfig
+from synthetic import make_synthetic, write_folders
+
+pytest.importorskip("ray.job_submission", reason="ray[default] is not installed (see requirements.txt)")
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_address(tmp_path_factory):
+    if not Path(RAY).exists() and not shutil.which("ray"):
+        pytest.skip("the `ray` command is not installed")
+    dashboard = free_port()
+    temp_dir = tmp_path_factory.mktemp("ray")
+    start = [RAY, "start", "--head", f"--port={free_port()}", f"--dashboard-port={dashboard}",
+             "--dashboard-host=127.0.0.1", "--include-dashboard=true", "--num-cpus=2", "--disable-usage-stats",
+             f"--temp-dir={temp_dir}"]
+    subprocess.run(start, check=True, capture_output=True, timeout=180)
+    try:
+        yield f"http://127.0.0.1:{dashboard}"
+    finally:
+        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
+
+
+def test_run_through_ray_jobs_reports_state_progress_and_metrics(ray_address, workspace, tmp_path, monkeypatch):
+    monkeypatch.setenv(jobs.RAY_ADDRESS_ENV, ray_address)
+    data = write_folders(make_synthetic(seed=4)[0], tmp_path / "data")
+    run_id = jobs.submit(TrainConfig(model="cnn", sampling="none", epochs=2, size="tiny", batch_size=16), data,
+                         workspace)
+    deadline = time.monotonic() + 300
+    while not (record := jobs.get_run(run_id, workspace)).finished and time.monotonic() < deadline:
+        time.sleep(2)
+    assert record.backend == jobs.RAY and record.external_id
+    assert record.state == jobs.SUCCEEDED, record.error
+    assert [event["epoch"] for event in record.events] == [1, 2]
+    assert record.metrics["accuracy"] >= 0 and len(record.metrics["confusion"]) == 7
+    assert "epoch 2/2" in record.log_text()
+
+
+def test_cancel_through_ray(ray_address, workspace, tmp_path, monkeypatch):
+    monkeypatch.setenv(jobs.RAY_ADDRESS_ENV, ray_address)
+    data = write_folders(make_synthetic(seed=4)[0], tmp_path / "data")
+    run_id = jobs.submit(TrainConfig(model="cnn", sampling="none", epochs=500, size="tiny", batch_size=16,
+                                     patience=1000), data, workspace)
+    jobs.cancel(run_id, workspace)
+    deadline = time.monotonic() + 120
+    while (record := jobs.get_run(run_id, workspace)).state != jobs.CANCELLED and time.monotonic() < deadline:
+        time.sleep(2)
+    assert record.state == jobs.CANCELLED
