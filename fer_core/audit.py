@@ -105,10 +105,20 @@ def run_audit(dataset: Dataset, config: AuditConfig = AuditConfig(), workspace=N
 
 
 def _features(dataset: Dataset, workspace, progress: Progress | None, timer: StageTimer) -> pd.DataFrame:
-    """Threshold-independent per-image features, from the workspace cache when present."""
-    cache_file = cache_dir(workspace) / f"features-{dataset.fingerprint}-v{FEATURES_VERSION}.pkl"
+    """Threshold-independent per-image features: hashes (cached here by fingerprint) and outlier scores
+    (cached by the outliers module, by fingerprint and its own configuration)."""
+    hashes = _hashes(dataset, workspace, progress, timer)
+    with timer.stage("outliers"):
+        exact_of = group_exact(dataset.pixels, digests=hashes["digest"].to_numpy())
+        scores = outliers.score_outliers(dataset.pixels, dataset.labels, exact_of, fingerprint=dataset.fingerprint,
+                                         workspace=workspace, progress=progress)
+    return pd.concat([hashes, scores.reset_index(drop=True)], axis=1)
+
+
+def _hashes(dataset: Dataset, workspace, progress: Progress | None, timer: StageTimer) -> pd.DataFrame:
+    cache_file = cache_dir(workspace) / f"hashes-{dataset.fingerprint}-v{FEATURES_VERSION}.pkl"
     if cache_file.exists():
-        with timer.stage("features_cache"):
+        with timer.stage("hashes_cache"):
             try:
                 return pd.read_pickle(cache_file)
             except Exception:
@@ -118,18 +128,13 @@ def _features(dataset: Dataset, workspace, progress: Progress | None, timer: Sta
     with timer.stage("phash"):
         if progress:
             progress("phash", 0, len(dataset))
-        hashes = phash_batch(dataset.pixels)
+        hashes = pd.DataFrame({"digest": digests, "phash": phash_batch(dataset.pixels)})
         if progress:
             progress("phash", len(dataset), len(dataset))
-    with timer.stage("outliers"):
-        exact_of = group_exact(dataset.pixels, digests=digests)
-        scores = outliers.score_outliers(dataset.pixels, dataset.labels, exact_of, fingerprint=dataset.fingerprint,
-                                         workspace=workspace, progress=progress)
-    features = pd.concat([pd.DataFrame({"digest": digests, "phash": hashes}), scores.reset_index(drop=True)], axis=1)
     temporary = cache_file.with_name(cache_file.name + f".{os.getpid()}.tmp")
-    features.to_pickle(temporary)
+    hashes.to_pickle(temporary)
     os.replace(temporary, cache_file)
-    return features
+    return hashes
 
 
 def _sample_table(dataset: Dataset, features: pd.DataFrame, exact_of: np.ndarray, near_of: np.ndarray,
@@ -204,7 +209,7 @@ def write_report(report: AuditReport, out_dir: str | os.PathLike) -> tuple[Path,
     out.mkdir(parents=True, exist_ok=True)
     summary_path, samples_path = out / "summary.json", out / "samples.csv"
     started = time.perf_counter()
-    _write_atomically(samples_path, lambda handle: report.samples.to_csv(handle, index=False))
+    _write_atomically(samples_path, lambda handle: report.samples.to_csv(handle, index=False, float_format="%.4f"))
     report.summary["seconds_by_stage"]["write"] = round(time.perf_counter() - started, 3)
     report.summary["seconds"] = round(report.summary["seconds"] + report.summary["seconds_by_stage"]["write"], 3)
     _write_atomically(summary_path, lambda handle: json.dump(report.summary, handle, indent=2))

@@ -57,7 +57,7 @@ def test_second_audit_reuses_cached_features(synthetic, workspace):
     dataset, _ = synthetic
     run_audit(dataset, workspace=workspace)
     second = run_audit(dataset, workspace=workspace)
-    assert "features_cache" in second.summary["seconds_by_stage"]
+    assert "hashes_cache" in second.summary["seconds_by_stage"]
     assert "phash" not in second.summary["seconds_by_stage"]
 
 
