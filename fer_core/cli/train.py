@@ -1,0 +1,53 @@
+"""`python -m fer_core train DATA --model M --sampling S --epochs N --out RUN_DIR`: one training run.
+
+Options are validated (TrainConfig) before the data is read or anything is written; the run
+prints one line per epoch and writes RUN_DIR/metrics.json, history.json and model.keras.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..dataset import load
+from ..models import MODEL_NAMES, SIZES
+from ..sampling import SAMPLING_NAMES
+from ..training import EpochProgress, TrainConfig, train_and_evaluate
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train a model on the curated data and report PrivateTest metrics",
+        description="Train on Training, early-stop on PublicTest, report on PrivateTest (also leak-free).")
+    parser.add_argument("data", metavar="DATA", help="fer2013.csv or an image-folder tree (train/, test/)")
+    parser.add_argument("--model", required=True, help=f"one of {', '.join(MODEL_NAMES)}")
+    parser.add_argument("--sampling", required=True, help=f"one of {', '.join(SAMPLING_NAMES)}")
+    parser.add_argument("--epochs", type=int, required=True, help="maximum epochs (early stopping may end sooner)")
+    parser.add_argument("--size", default=TrainConfig.size, help=f"model size preset: {', '.join(SIZES)}")
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--limit", type=int, default=None,
+                        help="train on a stratified subset of about N samples (quick runs)")
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
+    parser.add_argument("--raw", action="store_true", help="ignore the workspace's edits (train on the raw data)")
+    parser.add_argument("--workspace", default=None, help="workspace folder (default $FER_AUDIT_HOME or ./workspace)")
+    parser.add_argument("--out", required=True, metavar="RUN_DIR", help="folder for metrics.json, history.json, model.keras")
+    parser.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    config = TrainConfig(model=args.model, sampling=args.sampling, epochs=args.epochs, size=args.size,
+                         batch_size=args.batch_size, seed=args.seed, limit=args.limit, raw=args.raw)
+    dataset = load(args.data, workspace=args.workspace)
+    metrics = train_and_evaluate(dataset, config, args.out, on_epoch=print_epoch, workspace=args.workspace)
+    leak_free = metrics["leak_free_accuracy"]
+    print(f"{metrics['test_usage']}: accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, "
+          f"leak-free accuracy {'n/a' if leak_free is None else f'{leak_free:.4f}'} "
+          f"({metrics['leaked_test_images']} leaked image(s) left out); device {metrics['device']}, "
+          f"{metrics['seconds']:.1f} s")
+    print(f"wrote {args.out}/metrics.json, history.json, model.keras")
+    return 0
+
+
+def print_epoch(progress: EpochProgress) -> None:
+    print(f"epoch {progress.epoch}/{progress.epochs}: loss {progress.loss:.4f}, accuracy {progress.accuracy:.4f}, "
+          f"val_loss {progress.val_loss:.4f}, val_accuracy {progress.val_accuracy:.4f} ({progress.seconds:.1f} s)",
+          flush=True)

@@ -1,0 +1,118 @@
+"""Training: config validation, metrics against hand-computed values, curated data, leaks, determinism."""
+
+import json
+
+import numpy as np
+import pytest
+
+from fer_core.dataset import Dataset
+from fer_core.labels import USAGES
+from fer_core.training import (EpochProgress, TrainConfig, classification_metrics, leak_free_metrics,
+                               select_training_data, train_and_evaluate)
+
+
+def make_dataset(seed: int = 0) -> Dataset:
+    """Noise faces, 10 per emotion in Training and 3 per emotion in each test usage, with planted leaks.
+
+    PrivateTest row 0 is an exact copy of Training row 0, PrivateTest row 1 a brightened (near)
+    copy of Training row 1, PublicTest row 0 an exact copy of Training row 2.
+    """
+    rng = np.random.default_rng(seed)
+    per_usage = {"Training": 10, "PublicTest": 3, "PrivateTest": 3}
+    labels = np.concatenate([np.repeat(np.arange(7), per_usage[usage]) for usage in USAGES]).astype(np.int8)
+    usages = np.concatenate([[usage] * (7 * per_usage[usage]) for usage in USAGES])
+    pixels = rng.integers(30, 220, size=(len(labels), 48, 48), dtype=np.uint8)
+    private, public = np.flatnonzero(usages == "PrivateTest"), np.flatnonzero(usages == "PublicTest")
+    pixels[private[0]] = pixels[0]
+    pixels[private[1]] = pixels[1] + 3
+    pixels[public[0]] = pixels[2]
+    labels[[private[0], private[1], public[0]]] = labels[[0, 1, 2]]
+    return Dataset(ids=np.array([f"{usage}_{i}" for i, usage in enumerate(usages)]), pixels=pixels,
+                   labels=labels, usages=usages, source="synthetic")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("model", "resnet", "unknown model 'resnet'; expected one of cnn, cnn_lstm, vit, cnn_attention"),
+    ("sampling", "adasyn", "unknown sampling 'adasyn'; expected one of none, class_weight, ros, smote"),
+    ("size", "huge", "unknown size 'huge'; expected one of tiny, full"),
+    ("epochs", 0, "epochs must be a positive integer, got 0"),
+    ("batch_size", -1, "batch_size must be a positive integer"),
+    ("limit", 0, "limit must be a positive integer"),
+    ("near_threshold", 65, "near_threshold must be 0..64"),
+    ("learning_rate", 0.0, "learning_rate must be positive"),
+])
+def test_invalid_config_is_refused_with_the_allowed_values(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{field: value})
+
+
+def test_config_defaults_are_valid_and_frozen():
+    config = TrainConfig()
+    assert (config.model, config.sampling, config.size, config.raw) == ("cnn", "none", "full", False)
+    with pytest.raises(AttributeError):
+        config.epochs = 3  # type: ignore[misc]
+
+
+def test_metrics_match_a_hand_computed_confusion_matrix():
+    true = np.array([0, 0, 0, 1, 1, 2, 3, 3, 3, 3, 4, 5, 6, 6])
+    predicted = np.array([0, 0, 3, 1, 0, 2, 3, 3, 3, 6, 4, 2, 6, 3])
+    expected = np.zeros((7, 7), dtype=int)
+    for row, column, count in [(0, 0, 2), (0, 3, 1), (1, 1, 1), (1, 0, 1), (2, 2, 1), (3, 3, 3), (3, 6, 1),
+                               (4, 4, 1), (5, 2, 1), (6, 6, 1), (6, 3, 1)]:
+        expected[row, column] = count
+    metrics = classification_metrics(true, predicted)
+    assert metrics["confusion"] == expected.tolist()
+    assert metrics["accuracy"] == round(9 / 14, 4)
+    # angry: 2 of 3 predicted angry are right (precision 2/3), 2 of 3 true angry found (recall 2/3)
+    assert metrics["per_class"]["angry"] == {"precision": 0.6667, "recall": 0.6667, "f1": 0.6667, "support": 3}
+    # happy: predicted 5 times, 3 right; 4 true → precision 3/5, recall 3/4, F1 2pr/(p+r) = 2/3
+    assert metrics["per_class"]["happy"] == {"precision": 0.6, "recall": 0.75, "f1": 0.6667, "support": 4}
+    # surprise: never predicted, one true → all zero
+    assert metrics["per_class"]["surprise"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    f1_by_class = [2 / 3, 2 / 3, 2 / 3, 2 / 3, 1.0, 0.0, 0.5]  # fear: p 1/2, r 1 → 2/3; neutral: p 1/2, r 1/2
+    assert metrics["macro_f1"] == round(sum(f1_by_class) / 7, 4)
+
+
+def test_leak_free_accuracy_leaves_out_leaked_images():
+    true = np.array([0, 1, 2, 3])
+    predicted = np.array([0, 1, 0, 0])
+    result = leak_free_metrics(true, predicted, np.array([True, False, False, True]))
+    assert result == {"leak_free_accuracy": 0.5, "leaked_test_images": 2, "leak_free_test_images": 2}
+    assert leak_free_metrics(true, predicted, np.ones(4, dtype=bool))["leak_free_accuracy"] is None
+
+
+def test_training_reads_the_curated_view_unless_raw(workspace):
+    from fer_core.edits import drop, relabel
+
+    dataset = make_dataset()
+    drop(dataset, ["Training_3", "Training_4"], "not a face", workspace=workspace)
+    relabel(dataset, "Training_5", "happy", "mislabelled", workspace=workspace)
+    curated = select_training_data(dataset, TrainConfig(), workspace)
+    assert len(curated) == len(dataset) - 2 and not curated.has_id("Training_3")
+    assert curated.labels[curated.index_of("Training_5")] == 3
+    raw = select_training_data(dataset, TrainConfig(raw=True), workspace)
+    assert len(raw) == len(dataset) and raw.labels[raw.index_of("Training_5")] == 0
+
+
+def test_same_seed_gives_same_metrics_and_leaks_are_left_out(tmp_path, workspace):
+    dataset = make_dataset()
+    config = TrainConfig(model="cnn", sampling="ros", epochs=2, size="tiny", batch_size=16, seed=7, patience=5)
+    events: list[EpochProgress] = []
+    first = train_and_evaluate(dataset, config, tmp_path / "first", on_epoch=events.append, workspace=workspace)
+    second = train_and_evaluate(dataset, config, tmp_path / "second", workspace=workspace)
+
+    timing = {"seconds", "train_seconds", "images_per_second"}
+    assert {k: v for k, v in first.items() if k not in timing} == {k: v for k, v in second.items() if k not in timing}
+    history = json.loads((tmp_path / "first" / "history.json").read_text())
+    assert history["loss"] == json.loads((tmp_path / "second" / "history.json").read_text())["loss"]
+    assert [event.epoch for event in events] == [1, 2] and {event.epochs for event in events} == {2}
+    assert [event.val_accuracy for event in events] == pytest.approx(history["val_accuracy"])
+
+    assert first["device"] == "CPU"
+    assert first["leaked_test_images"] == 2  # the exact and the near copy; the PublicTest copy does not count
+    assert first["leak_free_test_images"] == 19
+    assert first["test_images"] == 21 and np.sum(first["confusion"]) == 21
+    assert first["train_class_counts"] == {emotion: 10 for emotion in first["labels"]}
+    saved = json.loads((tmp_path / "first" / "metrics.json").read_text())
+    assert saved["accuracy"] == first["accuracy"] and (tmp_path / "first" / "model.keras").is_file()
+    assert not list((tmp_path / "first").glob("*.tmp"))
