@@ -208,9 +208,10 @@ def filter_samples(table: pd.DataFrame, *, emotions: tuple[str, ...] = (), usage
     return np.flatnonzero(keep)
 
 
-def rank_outliers(table: pd.DataFrame, *, show_dropped: bool = False, show_reviewed: bool = False) -> np.ndarray:
+def rank_outliers(table: pd.DataFrame, *, flagged_only: bool = True, show_dropped: bool = False,
+                  show_reviewed: bool = False) -> np.ndarray:
     """Rows by outlier score, highest (least face-like) first."""
-    keep = np.ones(len(table), dtype=bool)
+    keep = table["outlier"].to_numpy(dtype=bool, copy=True) if flagged_only else np.ones(len(table), dtype=bool)
     if not show_dropped:
         keep &= ~table["dropped"].to_numpy()
     if not show_reviewed:

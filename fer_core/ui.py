@@ -196,6 +196,9 @@ def _bulk_edit(report: AuditReport, key: str, ids: list[str], action: str) -> No
     reason, dataset = _reason(f"{key}_reason"), report.dataset
     if action == "drop":
         apply_edit(edits.drop, dataset, ids, reason, success=f"Dropped {len(ids)} image(s)")
+    elif action == "review_ok":
+        apply_edit(edits.mark_group_reviewed, dataset, ids, reason or "reviewed: OK as is",
+                   success=f"Marked {len(ids)} image(s) as reviewed")
     else:
         emotion = st.session_state[f"{key}_emotion"]
         apply_edit(_relabel_many, dataset, ids, emotion, reason, success=f"Relabeled {len(ids)} image(s) to {emotion}")
@@ -249,12 +252,12 @@ def bulk_actions(report: AuditReport, key: str, ids: list[str]) -> None:
     """Relabel or drop the picked images, with a reason (one form, so typing causes no rerun)."""
     with st.form(f"{key}_form", border=True):
         st.write(f"**{len(ids)}** image(s) picked")
-        left, middle, right = st.columns([2, 4, 3])
+        left, middle, right = st.columns([2, 4, 5], vertical_alignment="bottom")
         left.selectbox("Relabel to", EMOTIONS, key=f"{key}_emotion")
         middle.text_input("Reason", key=f"{key}_reason", placeholder="why (kept in the edit history)")
-        buttons = right.columns(2)
-        buttons[0].form_submit_button("Relabel picked", on_click=_bulk_edit, args=(report, key, ids, "relabel"))
-        buttons[1].form_submit_button("Drop picked", on_click=_bulk_edit, args=(report, key, ids, "drop"))
+        with right.container(horizontal=True):
+            for label, action in (("Relabel picked", "relabel"), ("Drop picked", "drop"), ("Mark OK", "review_ok")):
+                st.form_submit_button(label, on_click=_bulk_edit, args=(report, key, ids, action))
 
 
 def pager(total: int, page_size: int, key: str) -> slice:

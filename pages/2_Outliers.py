@@ -8,6 +8,8 @@ ui.setup("Outliers")
 with st.sidebar:
     show_all = st.checkbox("Plot every image (slower)", key="out_all_points",
                            help="By default only images beyond their emotion's whiskers are plotted.")
+    flagged_only = st.checkbox("Gallery: flagged images only", value=True, key="out_flagged_only",
+                               help="Untick to rank every image by its outlier score.")
     show_reviewed = st.checkbox("Gallery: include reviewed images", key="out_show_reviewed")
     page_size = st.select_slider("Gallery images per page", [16, 32, 64, 128], value=32, key="out_page_size")
 
@@ -28,7 +30,7 @@ if picked_rows:
     ui.bulk_actions(report, "out_sel", picked)
 
 st.subheader("Ranked by outlier score")
-ranked = review.rank_outliers(table, show_reviewed=show_reviewed)
-st.caption(f"{int(table['outlier'].sum()):,} images flagged; highest score (least face-like) first.")
+ranked = review.rank_outliers(table, flagged_only=flagged_only, show_reviewed=show_reviewed)
+st.caption(f"{int(table['outlier'].sum()):,} images flagged by the audit; highest score (least face-like) first.")
 picked = ui.image_grid(report, table, ranked[ui.pager(len(ranked), page_size, key="out_page")], key="out_rank")
 ui.bulk_actions(report, "out_rank", picked)
