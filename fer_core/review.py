@@ -240,7 +240,7 @@ def selected_rows(points: list[dict]) -> list[int]:
         data = point.get("customdata")
         if isinstance(data, (list, tuple)):
             data = data[0] if data else None
-        if data is not None:
+        if isinstance(data, (int, float, str)):
             rows.append(int(data))
     return list(dict.fromkeys(rows))
 
@@ -300,7 +300,7 @@ def box_plot_figure(table: pd.DataFrame, show_all_points: bool = False):
     flagged = points["outlier"].to_numpy()
     figure.add_trace(go.Scattergl(
         x=points["mean"].to_numpy(), y=positions + 0.42 + jitter, mode="markers", name="images",
-        customdata=points.index.to_numpy()[:, None],
+        customdata=points.index.tolist(),  # a plain list: plotly.js would hand back typed arrays as dicts
         marker=dict(size=5, color=np.where(flagged, "#E45756", "#444444"), opacity=0.7),
         text=points["id"].to_numpy(), hovertemplate="%{text}<br>mean %{x:.1f}<extra></extra>", showlegend=False))
     figure.update_layout(height=520, margin=dict(l=10, r=10, t=30, b=10), dragmode="select",

@@ -22,7 +22,7 @@ import streamlit as st
 from . import edits, review
 from .audit import AuditConfig, AuditReport, audit_source
 from .duplicates import DEFAULT_NEAR_THRESHOLD
-from .labels import EMOTIONS
+from .labels import EMOTIONS, TEST_USAGES
 from .workspace import resolve_workspace
 
 DATA_PATH = "data_path"  # session keys that outlive the pages' widgets
@@ -326,9 +326,14 @@ def group_actions(report: AuditReport, key: str, members: pd.DataFrame) -> None:
         cols = st.columns([3, 3, 2, 4, 2], vertical_alignment="bottom")
         cols[0].selectbox("Action", list(GROUP_ACTIONS), format_func=GROUP_ACTIONS.get, key=f"{key}_action")
         usage_of = dict(zip(members["id"], members["usage"]))
-        cols[1].selectbox("Keep", live or members["id"].tolist(), key=f"{key}_keep",
-                          format_func=lambda sample_id: f"{usage_of[sample_id]} {review.short_id(sample_id)}")
-        cols[2].selectbox("Emotion", EMOTIONS, key=f"{key}_emotion")
+        keep_options = live or members["id"].tolist()
+        test_copies = [i for i, sample_id in enumerate(keep_options) if usage_of[sample_id] in TEST_USAGES]
+        cols[1].selectbox("Keep", keep_options, index=(test_copies or [0])[0], key=f"{key}_keep",
+                          format_func=lambda sample_id: f"{usage_of[sample_id]} {review.short_id(sample_id)}",
+                          help="A test copy is suggested, so Training keeps no copy of a test image.")
+        majority = members.loc[~members["dropped"], "current_label"].mode()
+        cols[2].selectbox("Emotion", EMOTIONS, index=EMOTIONS.index(majority.iloc[0]) if len(majority) else 0,
+                          key=f"{key}_emotion")
         cols[3].text_input("Reason", key=f"{key}_reason", placeholder="why (kept in the edit history)")
         cols[4].form_submit_button("Apply", on_click=_resolve_group, args=(report, key, members["id"].tolist()),
                                    width="stretch")

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 STARTUP_SECONDS = 60
+WAIT_MS = 90_000  # generous: CI machines are small and often busy
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason=f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
@@ -74,6 +75,11 @@ def metric(page, label: str) -> str:
     return card.locator('[data-testid="stMetricValue"]').inner_text()
 
 
+def settle(page) -> None:
+    """Wait until the script run finishes (Streamlit shows its status widget while running)."""
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=WAIT_MS)
+
+
 def test_drop_a_group_and_see_the_overview_change(server, workspace, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -81,21 +87,23 @@ def test_drop_a_group_and_see_the_overview_change(server, workspace, tmp_path):
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(server)
-            expect(page.locator('[data-testid="stMetric"]').filter(has_text="Images kept")).to_be_visible(timeout=60000)
+            expect(page.locator('[data-testid="stMetric"]').filter(has_text="Images kept")).to_be_visible(timeout=WAIT_MS)
+            settle(page)
             images_before = metric(page, "Images kept")
             groups_before = metric(page, "Near-copy groups")
 
             page.get_by_role("link", name="Duplicates").first.click()
             first_group = page.locator('[data-testid="stForm"]').first
-            expect(first_group).to_be_visible(timeout=30000)
+            expect(first_group).to_be_visible(timeout=WAIT_MS)
+            settle(page)
             first_group.locator('[data-testid="stSelectbox"]').first.click()
             page.get_by_role("option", name="Drop all").click()
             first_group.get_by_placeholder("why (kept in the edit history)").fill("e2e: drop a duplicate group")
             first_group.get_by_role("button", name="Apply").click()
-            expect(page.get_by_text("Dropped the group")).to_be_visible(timeout=30000)
+            expect(page.get_by_text("Dropped the group")).to_be_visible(timeout=WAIT_MS)
             page.screenshot(path=str(shots / "duplicates.png"))
 
             log = read_edits(workspace)
@@ -104,9 +112,12 @@ def test_drop_a_group_and_see_the_overview_change(server, workspace, tmp_path):
 
             page.get_by_role("link", name="Overview").first.click()
             expect(page.locator('[data-testid="stMetric"]').filter(has_text="Edits made")).to_contain_text(
-                str(len(log)), timeout=30000)
+                str(len(log)), timeout=WAIT_MS)
             assert int(metric(page, "Images kept").replace(",", "")) == int(images_before.replace(",", "")) - len(log)
             assert int(metric(page, "Near-copy groups").split()[0]) == int(groups_before) - 1
             page.screenshot(path=str(shots / "overview.png"))
+        except Exception:
+            page.screenshot(path=str(shots / "failure.png"))
+            raise
         finally:
             browser.close()

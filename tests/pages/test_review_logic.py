@@ -98,7 +98,8 @@ def test_box_plot_points_carry_their_rows(audited, workspace):
     table = table_after(report, workspace)
     figure = review.box_plot_figure(table, show_all_points=True)
     points = figure.data[-1]
-    rows = review.selected_rows([{"customdata": [int(row[0])]} for row in points.customdata])
+    rows = review.selected_rows([{"customdata": row} for row in points.customdata])
+    assert review.selected_rows([{"customdata": [3]}, {"customdata": 3}, {"customdata": {"bdata": "x"}}, {}]) == [3]
     assert sorted(rows) == list(range(len(table)))
     assert len(review.counts_figure(table).data) == 3
 
