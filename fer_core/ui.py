@@ -30,6 +30,7 @@ THRESHOLD = "near_threshold"
 FLASH = "flash"
 LEAK_PREVIEW = "leak_preview"
 POLL_SECONDS = 0.25
+KEPT_AUDITS = 4  # each report holds its dataset's pixels (~80 MB for FER-2013); older ones are let go
 IMAGE_WIDTH = 48 * review.UPSCALE_FACTOR
 TILE_WIDTH = IMAGE_WIDTH + 4
 # The navigation; a page whose file does not exist yet (Train, Results) is left out until it does.
@@ -55,9 +56,11 @@ def setup(title: str) -> None:
         st.divider()
     st.title(title)
     flash = st.session_state.pop(FLASH, None)
-    if flash:
+    if flash:  # a toast is seen wherever the page is scrolled; an error also stays at the top
         kind, message = flash
-        (st.success if kind == "ok" else st.error)(review.escape_markdown(message))
+        st.toast(review.escape_markdown(message), icon=":material/check_circle:" if kind == "ok" else ":material/error:")
+        if kind != "ok":
+            st.error(review.escape_markdown(message))
 
 
 def existing_pages() -> list[tuple[str, str, str]]:
@@ -119,6 +122,9 @@ def audit_job(path: str, threshold: int, workspace_path: str) -> AuditJob:
         job = jobs.get(key)
         if job is None or (job.finished.is_set() and job.error):
             job = jobs[key] = AuditJob()
+            finished = [other for other, kept in jobs.items() if kept.finished.is_set()]
+            for other in finished[:max(0, len(jobs) - KEPT_AUDITS)]:
+                del jobs[other]
             threading.Thread(target=_run_job, args=(job, key[0], int(threshold), workspace_path),
                              name="fer-audit", daemon=True).start()
     return job

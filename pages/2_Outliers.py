@@ -11,7 +11,7 @@ with st.sidebar:
     flagged_only = st.checkbox("Gallery: flagged images only", value=True, key="out_flagged_only",
                                help="Untick to rank every image by its outlier score.")
     show_reviewed = st.checkbox("Gallery: include reviewed images", key="out_show_reviewed")
-    page_size = st.select_slider("Gallery images per page", [16, 32, 64, 128], value=32, key="out_page_size")
+    page_size = st.select_slider("Gallery images per page", [12, 24, 48, 96], value=24, key="out_page_size")
 
 report = ui.require_audit()
 table, _ = ui.curation(report)

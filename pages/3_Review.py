@@ -11,7 +11,7 @@ with st.sidebar:
     usages = st.multiselect("Usage", USAGES, key="rev_usages")
     flags = st.multiselect("Flag (any of)", review.FLAGS, key="rev_flags")
     show_dropped = st.checkbox("Show dropped images", key="rev_show_dropped")
-    page_size = st.select_slider("Images per page", [16, 32, 64, 128], value=32, key="rev_page_size")
+    page_size = st.select_slider("Images per page", [12, 24, 48, 96], value=24, key="rev_page_size")
 
 report = ui.require_audit()
 table, log = ui.curation(report)

@@ -17,7 +17,7 @@ def open_page(app: AppTest, page: str | None) -> AppTest:
 
 
 def texts(app: AppTest) -> str:
-    return "\n".join(str(element.value) for kind in ("markdown", "warning", "info", "error", "success", "caption")
+    return "\n".join(str(element.value) for kind in ("markdown", "warning", "info", "error", "success", "caption", "toast")
                      for element in getattr(app, kind))
 
 
