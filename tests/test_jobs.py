@@ -113,3 +113,24 @@ def test_parse_epoch_lines_reads_the_train_cli_output():
     (parsed,) = jobs.parse_epoch_lines("noise\n" + buffer.getvalue())
     assert (parsed.epoch, parsed.epochs) == (3, 10)
     assert parsed.val_accuracy == pytest.approx(0.4, abs=1e-4)
+
+
+def test_jobs_cli_submit_list_show_cancel(data_path, workspace, capsys):
+    from fer_core.cli import main
+
+    assert main(["jobs", "submit", str(data_path), "--model", "cnn", "--sampling", "none", "--epochs", "500",
+                 "--size", "tiny", "--workspace", str(workspace)]) == 0
+    run_id = capsys.readouterr().out.strip()
+    assert main(["jobs", "list", "--json", "--workspace", str(workspace)]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [record["run_id"] for record in listed] == [run_id]
+    assert listed[0]["config"]["model"] == "cnn"
+    assert main(["jobs", "cancel", run_id, "--workspace", str(workspace)]) == 0
+    assert "cancelled" in capsys.readouterr().out
+    assert main(["jobs", "show", run_id, "--workspace", str(workspace)]) == 0
+    assert "cancelled" in capsys.readouterr().out
+    assert main(["jobs", "show", "nope", "--workspace", str(workspace)]) == 2
+    assert "unknown run id 'nope'" in capsys.readouterr().err
+    assert main(["jobs", "submit", str(data_path), "--model", "cnn", "--sampling", "bogus", "--epochs", "1",
+                 "--workspace", str(workspace)]) == 2
+    assert len(jobs.list_runs(workspace)) == 1

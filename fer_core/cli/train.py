@@ -18,6 +18,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train", help="train a model on the curated data and report PrivateTest metrics",
         description="Train on Training, early-stop on PublicTest, report on PrivateTest (also leak-free).")
+    add_train_options(parser)
+    parser.add_argument("--out", required=True, metavar="RUN_DIR", help="folder for metrics.json, history.json, model.keras")
+    parser.set_defaults(func=run_train)
+
+
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """DATA and the training options, shared by `train` and `jobs submit`."""
     parser.add_argument("data", metavar="DATA", help="fer2013.csv or an image-folder tree (train/, test/)")
     parser.add_argument("--model", required=True, help=f"one of {', '.join(MODEL_NAMES)}")
     parser.add_argument("--sampling", required=True, help=f"one of {', '.join(SAMPLING_NAMES)}")
@@ -29,13 +36,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     parser.add_argument("--raw", action="store_true", help="ignore the workspace's edits (train on the raw data)")
     parser.add_argument("--workspace", default=None, help="workspace folder (default $FER_AUDIT_HOME or ./workspace)")
-    parser.add_argument("--out", required=True, metavar="RUN_DIR", help="folder for metrics.json, history.json, model.keras")
-    parser.set_defaults(func=run_train)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The validated TrainConfig of parsed training options (ValueError on a bad one)."""
+    return TrainConfig(model=args.model, sampling=args.sampling, epochs=args.epochs, size=args.size,
+                       batch_size=args.batch_size, seed=args.seed, limit=args.limit, raw=args.raw)
 
 
 def run_train(args: argparse.Namespace) -> int:
-    config = TrainConfig(model=args.model, sampling=args.sampling, epochs=args.epochs, size=args.size,
-                         batch_size=args.batch_size, seed=args.seed, limit=args.limit, raw=args.raw)
+    config = config_from_args(args)
     dataset = load(args.data, workspace=args.workspace)
     metrics = train_and_evaluate(dataset, config, args.out, on_epoch=print_epoch, workspace=args.workspace)
     leak_free = metrics["leak_free_accuracy"]
