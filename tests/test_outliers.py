@@ -101,6 +101,24 @@ def test_flat_fraction_counts_pixels_without_gradient():
     assert outliers.flat_fraction(np.concatenate([flat, striped])).tolist() == [1.0, 0.0]
 
 
+def test_grey_range_ignores_stray_pixels():
+    image = np.full((1, 10, 10), 100, np.uint8)
+    image[0, :5] = 200
+    image[0, 9, 9] = 255  # one stray pixel out of 100 falls outside the 2–98 % range
+    histograms = outliers.grey_histograms(image)
+    assert outliers.grey_range(histograms).tolist() == [100.0]
+    assert outliers.grey_range(histograms, 0.0, 1.0).tolist() == [155.0]
+
+
+def test_sharp_edges_count_drawn_strokes_not_soft_photo_edges():
+    stroke = np.full((8, 8), 240, np.uint8)
+    stroke[:, 4] = 20  # one-pixel ink line: every row jumps paper → ink → paper
+    ramp = np.tile(np.linspace(20, 240, 8).astype(np.uint8), (8, 1))  # same range, spread over 8 pixels
+    pixels = np.stack([stroke, ramp])
+    fractions = outliers.sharp_edge_fraction(pixels, outliers.grey_range(outliers.grey_histograms(pixels)))
+    assert fractions.tolist() == [2 / 7, 0.0]  # 2 of the 7 steps per row cross the line
+
+
 def test_recurring_placeholders_need_several_emotions():
     labels = np.array([0, 1, 2, 3, 3, 5])
     groups = np.array([0, 0, 0, 1, 1, -1])
@@ -113,7 +131,8 @@ def test_planted_blank_and_text_rank_on_top_and_are_flagged(planted):
     table = outliers.score_outliers(pixels, labels, groups)
     assert len(table) == len(pixels)
     for column in ("mean", "std", "entropy", "box_outlier", "box_outlier_emotion", "flat_fraction",
-                   "reconstruction_error", "recurring_placeholder", "outlier_score", "outlier"):
+                   "reconstruction_error", "sharp_edge_fraction", "recurring_placeholder", "outlier_score",
+                   "outlier"):
         assert column in table.columns
     top = set(table["outlier_score"].sort_values(ascending=False).index[:6])
     assert top == set(blank_rows + text_rows)
