@@ -29,6 +29,7 @@ DATA_PATH = "data_path"  # session keys that outlive the pages' widgets
 THRESHOLD = "near_threshold"
 FLASH = "flash"
 LEAK_PREVIEW = "leak_preview"
+UNDO_PICK = "undo_batch"
 POLL_SECONDS = 0.25
 KEPT_AUDITS = 4  # each report holds its dataset's pixels (~80 MB for FER-2013); older ones are let go
 IMAGE_WIDTH = 48 * review.UPSCALE_FACTOR
@@ -186,6 +187,7 @@ def apply_edit(action, *args, success: str, **kwargs) -> None:
     except ValueError as error:
         st.session_state[FLASH] = ("error", str(error))
         return
+    st.session_state.pop(UNDO_PICK, None)  # the undo picker goes back to the newest batch
     count = len(written) if isinstance(written, list) else 1
     st.session_state[FLASH] = ("ok", f"{success} ({count} edit{'s' if count != 1 else ''} logged)")
 
@@ -194,8 +196,17 @@ def _reason(key: str) -> str:
     return st.session_state.get(key, "").strip()
 
 
-def _bulk_edit(report: AuditReport, key: str, ids: list[str], action: str) -> None:
-    """Callback of the bulk form: relabel or drop the selected ids, each edit logged with the reason."""
+def _picked(key: str) -> list[str]:
+    """Ids whose pick box under `key` is ticked now (read in callbacks, so a tick made just before a
+    click counts even if the page had not re-rendered yet)."""
+    prefix = f"{key}_pick_"
+    return [name.removeprefix(prefix) for name, ticked in st.session_state.items()
+            if isinstance(name, str) and name.startswith(prefix) and ticked is True]
+
+
+def _bulk_edit(report: AuditReport, key: str, action: str) -> None:
+    """Callback of the bulk form: relabel, drop or mark OK the picked ids, each edit logged with the reason."""
+    ids = _picked(key)
     if not ids:
         st.session_state[FLASH] = ("error", "Select one or more images first.")
         return
@@ -254,16 +265,17 @@ def _tile(report: AuditReport, sample: pd.Series, row: int, distance: int | None
              caption=review.escape_markdown(caption))
 
 
-def bulk_actions(report: AuditReport, key: str, ids: list[str]) -> None:
-    """Relabel or drop the picked images, with a reason (one form, so typing causes no rerun)."""
+def bulk_actions(report: AuditReport, key: str, picked_count: int) -> None:
+    """Relabel, drop or mark OK the images picked in the grid under `key`, with a reason (one form,
+    so typing causes no rerun)."""
     with st.form(f"{key}_form", border=True):
-        st.write(f"**{len(ids)}** image(s) picked")
+        st.write(f"**{picked_count}** image(s) picked")
         left, middle, right = st.columns([2, 4, 5], vertical_alignment="bottom")
         left.selectbox("Relabel to", EMOTIONS, key=f"{key}_emotion")
         middle.text_input("Reason", key=f"{key}_reason", placeholder="why (kept in the edit history)")
         with right.container(horizontal=True):
             for label, action in (("Relabel picked", "relabel"), ("Drop picked", "drop"), ("Mark OK", "review_ok")):
-                st.form_submit_button(label, on_click=_bulk_edit, args=(report, key, ids, action))
+                st.form_submit_button(label, on_click=_bulk_edit, args=(report, key, action))
 
 
 def pager(total: int, page_size: int, key: str) -> slice:
@@ -396,5 +408,5 @@ def undo_picker(history: pd.DataFrame) -> None:
         return
     left, right = st.columns([5, 1], vertical_alignment="bottom")
     left.selectbox("Undo an edit batch", list(batches), format_func=batches.get,
-                   key="undo_batch")
-    right.button("Undo", key="undo_button", on_click=_undo, args=("undo_batch",), width="stretch")
+                   key=UNDO_PICK)
+    right.button("Undo", key="undo_button", on_click=_undo, args=(UNDO_PICK,), width="stretch")

@@ -27,10 +27,10 @@ if picked_rows:
     if len(picked_rows) > len(rows):
         st.caption(f"Showing the first {len(rows)}; select fewer points to see the rest.")
     picked = ui.image_grid(report, table, rows, key="out_sel")
-    ui.bulk_actions(report, "out_sel", picked)
+    ui.bulk_actions(report, "out_sel", len(picked))
 
 st.subheader("Ranked by outlier score")
 ranked = review.rank_outliers(table, flagged_only=flagged_only, show_reviewed=show_reviewed)
 st.caption(f"{int(table['outlier'].sum()):,} images flagged by the audit; highest score (least face-like) first.")
 picked = ui.image_grid(report, table, ranked[ui.pager(len(ranked), page_size, key="out_page")], key="out_rank")
-ui.bulk_actions(report, "out_rank", picked)
+ui.bulk_actions(report, "out_rank", len(picked))

@@ -20,7 +20,7 @@ rows = review.filter_samples(table, emotions=tuple(emotions), usages=tuple(usage
                              show_dropped=show_dropped)
 st.write(f"**{len(rows):,}** image(s) match.")
 picked = ui.image_grid(report, table, rows[ui.pager(len(rows), page_size, key="rev_page")], key="rev")
-ui.bulk_actions(report, "rev", picked)
+ui.bulk_actions(report, "rev", len(picked))
 
 st.subheader("Edit history")
 history = edits.history()

@@ -106,3 +106,16 @@ def test_review_click_path_drop_then_undo(app):
     app.button(key="undo_button").click().run()
     log = read_edits()
     assert [edit.action for edit in log] == ["drop", "drop", "undo", "undo"]
+
+
+def test_review_undo_offers_the_newest_batch(app):
+    app = open_page(app, "pages/3_Review.py")
+    for position, reason in ((0, "first"), (1, "second")):
+        box = [box for box in app.checkbox if box.key.startswith("rev_pick_")][position]
+        box.check().run()
+        app.text_input(key="rev_reason").set_value(reason)
+        next(button for button in app.button if button.label == "Drop picked").click().run()
+        app.button(key="undo_button")  # the picker exists after each edit
+    app.button(key="undo_button").click().run()
+    log = read_edits()
+    assert log[-1].action == "undo" and log[-1].undoes == log[1].edit_id and log[1].reason == "second"
