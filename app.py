@@ -30,7 +30,8 @@ cards = [
 with st.container(horizontal=True, gap="medium"):
     for label, after, found, help_text in cards:
         change = summary[after] - summary[found]
-        st.metric(label, f"{summary[after]:,}", delta=f"{change:,}" if change else None, delta_color="inverse",
+        st.metric(label, f"{summary[after]:,}", delta=f"{change:,}" if change else None,
+                  delta_color="off" if after == "images_after" else "inverse",
                   help=f"{help_text}; the audit found {summary[found]:,}.", border=True, width=180)
     st.metric("Edits made", f"{summary['edits']:,}", border=True, width=180,
               help=f"Rows in the edit log; {summary['relabeled']:,} relabeled and {summary['dropped']:,} dropped now.")
