@@ -309,9 +309,11 @@ def data_path_input() -> str:
 
 def threshold_slider() -> int:
     """The near-duplicate threshold; a new value regroups (features are cached, hashes are not recomputed)."""
-    st.slider("Near-duplicate threshold (Hamming bits)", 0, 16, value=int(st.session_state[THRESHOLD]),
+    # pHash sets exactly 32 of its 64 bits, so distances are even: odd thresholds would change nothing.
+    st.slider("Near-duplicate threshold (Hamming bits)", 0, 16, value=int(st.session_state[THRESHOLD]), step=2,
               key="threshold_slider", on_change=_copy_state, args=("threshold_slider", THRESHOLD),
-              help="Images whose 64-bit pHashes differ in at most this many bits are near duplicates.")
+              help="Images whose 64-bit pHashes differ in at most this many bits are near duplicates. "
+                   "pHash distances are even, so the slider moves in steps of 2; 6 is the default (see README).")
     return int(st.session_state[THRESHOLD])
 
 
