@@ -1,0 +1,316 @@
+"""What the Train and Results pages show about training runs, as pure functions of run records.
+
+Tables (queue with progress and ETA, finished runs, per-emotion metrics, recall changes), Plotly
+figures (confusion matrix in counts or row-normalized, difference of two runs, training curves)
+and download bytes. Nothing here imports streamlit, so every view is tested without a browser.
+Confusion matrices follow training.py: rows are true emotions, columns predicted, FER order.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .labels import EMOTIONS
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from .edits import Edit
+    from .jobs import RunRecord
+
+SUCCEEDED = "succeeded"  # jobs.SUCCEEDED; jobs is not imported here so the page logic stays light
+ACTIVE_STATES = ("queued", "running")
+CURVE_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+HISTORY_NAME = "history.json"
+
+
+# ---------------------------------------------------------------------------------------------
+# Time: elapsed, ETA, durations in words
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """An ISO timestamp from the runs table or the edit log (seconds or milliseconds), or None."""
+    return datetime.fromisoformat(text) if text else None
+
+
+def elapsed_seconds(record: "RunRecord", now: datetime | None = None) -> float | None:
+    """Seconds from the start of a run to its end (or to `now` while it runs); None before it starts."""
+    started = parse_time(record.started_at)
+    if started is None:
+        return None
+    ended = parse_time(record.finished_at) or now or datetime.now(timezone.utc)
+    return max(0.0, (ended - started).total_seconds())
+
+
+def estimate_remaining_seconds(epoch_seconds: Sequence[float], epochs: int) -> float | None:
+    """Seconds until the last epoch ends: remaining epochs × the typical epoch time; None before the first.
+
+    The first epoch includes graph compilation, so once later epochs exist it is left out of the
+    typical time (the median of the last three). Early stopping can end a run sooner: an upper bound.
+    """
+    done = len(epoch_seconds)
+    if done == 0:
+        return None
+    steady = list(epoch_seconds[1:]) if done > 1 else list(epoch_seconds)
+    return max(0, epochs - done) * float(np.median(steady[-3:]))
+
+
+def format_duration(seconds: float | None) -> str:
+    """`1 h 02 min`, `3 min 05 s`, `42 s`; an em dash for unknown."""
+    if seconds is None or not np.isfinite(seconds):
+        return "—"
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    if seconds >= 60:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds} s"
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables of runs
+
+
+def data_version(record: "RunRecord", edit_log: Sequence["Edit"] = ()) -> str:
+    """`raw`, or `curated · N edits`: the rows of the edit log written before the run was submitted."""
+    if record.config.get("raw"):
+        return "raw"
+    submitted = parse_time(record.created_at)
+    count = sum(1 for edit in edit_log if parse_time(edit.created_at) <= submitted)
+    return f"curated · {count:,} edit{'s' if count != 1 else ''}"
+
+
+def describe_run(record: "RunRecord") -> str:
+    """A one-line label for pickers: model, sampling, data, epochs, when, id."""
+    config = record.config
+    data = "raw" if config.get("raw") else "curated"
+    limit = f" · limit {config['limit']:,}" if config.get("limit") else ""
+    when = (parse_time(record.created_at) or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M")
+    return (f"{config.get('model')} · {config.get('sampling')} · {data} · {config.get('size')} · "
+            f"{config.get('epochs')} ep{limit} · {when} ({record.run_id[-6:]})")
+
+
+def queue_table(records: Sequence["RunRecord"], now: datetime | None = None) -> pd.DataFrame:
+    """One row per run with its live progress: epoch x / N, last losses and accuracies, elapsed, ETA, stage."""
+    rows = []
+    for record in records:
+        config, last = record.config, (record.events[-1] if record.events else {})
+        remaining = (estimate_remaining_seconds([event["seconds"] or 0.0 for event in record.events], config["epochs"])
+                     if record.state == "running" else None)
+        rows.append({
+            "run": record.run_id,
+            "state": record.state,
+            "model": config.get("model"),
+            "sampling": config.get("sampling"),
+            "data": "raw" if config.get("raw") else "curated",
+            "epoch": f"{len(record.events)} / {config.get('epochs')}",
+            "progress": len(record.events) / max(1, int(config.get("epochs") or 1)),
+            "loss": last.get("loss"),
+            "accuracy": last.get("accuracy"),
+            "val_accuracy": last.get("val_accuracy"),
+            "elapsed": format_duration(elapsed_seconds(record, now)),
+            "eta": format_duration(remaining) if record.state == "running" else "—",
+            "stage": record.stage or ("waiting for a free worker" if record.state == "queued" else ""),
+        })
+    return pd.DataFrame(rows, columns=["run", "state", "model", "sampling", "data", "epoch", "progress", "loss",
+                                       "accuracy", "val_accuracy", "elapsed", "eta", "stage"])
+
+
+def runs_table(records: Sequence["RunRecord"], edit_log: Sequence["Edit"] = ()) -> pd.DataFrame:
+    """Finished-run summary: model, sampling, data version, accuracy, leak-free accuracy, macro-F1, device, duration."""
+    rows = []
+    for record in records:
+        metrics, config = record.metrics or {}, record.config
+        rows.append({
+            "run": record.run_id,
+            "model": config.get("model"),
+            "sampling": config.get("sampling"),
+            "size": config.get("size"),
+            "data": data_version(record, edit_log),
+            "train_images": metrics.get("train_images_before_sampling", metrics.get("train_images")),
+            "epochs": f"{metrics.get('epochs_run', len(record.events))} / {config.get('epochs')}",
+            "accuracy": metrics.get("accuracy"),
+            "leak_free_accuracy": metrics.get("leak_free_accuracy"),
+            "macro_f1": metrics.get("macro_f1"),
+            "device": metrics.get("device"),
+            "duration": format_duration(metrics.get("seconds", elapsed_seconds(record))),
+        })
+    return pd.DataFrame(rows, columns=["run", "model", "sampling", "size", "data", "train_images", "epochs",
+                                       "accuracy", "leak_free_accuracy", "macro_f1", "device", "duration"])
+
+
+def finished_with_metrics(records: Sequence["RunRecord"]) -> list["RunRecord"]:
+    """Succeeded runs that recorded metrics (what the Results page can show), newest first as given."""
+    return [record for record in records if record.state == SUCCEEDED and record.metrics]
+
+
+def active_runs(records: Sequence["RunRecord"]) -> list["RunRecord"]:
+    return [record for record in records if record.state in ACTIVE_STATES]
+
+
+def default_comparison(records: Sequence["RunRecord"]) -> tuple[str, str]:
+    """Run ids to compare first: (before, after) = (newest raw run, newest curated run) when both exist,
+    else the second newest and the newest. `records` are finished runs, newest first, at least two."""
+    curated = [record.run_id for record in records if not record.config.get("raw")]
+    raw = [record.run_id for record in records if record.config.get("raw")]
+    if curated and raw:
+        return raw[0], curated[0]
+    return records[1].run_id, records[0].run_id
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-emotion metrics and confusion matrices
+
+
+def confusion_of(metrics: dict[str, Any]) -> np.ndarray:
+    """The 7×7 confusion matrix of a metrics dict; ValueError when it is missing or misshapen."""
+    matrix = np.asarray(metrics.get("confusion", []), dtype=np.int64)
+    if matrix.shape != (len(EMOTIONS), len(EMOTIONS)):
+        raise ValueError(f"metrics hold no {len(EMOTIONS)}×{len(EMOTIONS)} confusion matrix (got shape {matrix.shape})")
+    return matrix
+
+
+def normalize_rows(matrix: np.ndarray) -> np.ndarray:
+    """Each row divided by its sum (the recall view: where the images of one true emotion went); empty rows stay 0."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    totals = matrix.sum(axis=1, keepdims=True)
+    return np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
+
+
+def difference_matrix(before: np.ndarray, after: np.ndarray, normalized: bool = True) -> np.ndarray:
+    """`after − before`, row-normalized first by default, so test sets of different sizes compare fairly."""
+    before, after = np.asarray(before), np.asarray(after)
+    if before.shape != after.shape:
+        raise ValueError(f"confusion matrices differ in shape: {before.shape} vs {after.shape}")
+    if normalized:
+        return normalize_rows(after) - normalize_rows(before)
+    return after.astype(np.int64) - before.astype(np.int64)
+
+
+def per_class_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    """Precision, recall, F1 and support per emotion, in FER order."""
+    per_class = metrics.get("per_class", {})
+    rows = [{"emotion": emotion, **{key: per_class.get(emotion, {}).get(key)
+                                    for key in ("precision", "recall", "f1", "support")}} for emotion in EMOTIONS]
+    return pd.DataFrame(rows, columns=["emotion", "precision", "recall", "f1", "support"])
+
+
+def recall_changes(before: dict[str, Any], after: dict[str, Any]) -> pd.DataFrame:
+    """Per-emotion recall of two runs, its change and the change of F1 (after − before)."""
+    first, second = per_class_table(before).set_index("emotion"), per_class_table(after).set_index("emotion")
+    table = pd.DataFrame({
+        "recall_before": first["recall"], "recall_after": second["recall"],
+        "recall_change": second["recall"].astype(float) - first["recall"].astype(float),
+        "f1_change": second["f1"].astype(float) - first["f1"].astype(float),
+    })
+    return table.reset_index()
+
+
+def confusion_figure(matrix: np.ndarray, normalized: bool = False, title: str = "") -> "go.Figure":
+    """A heatmap with emotion names, true emotions down, predicted across, the value written in each cell."""
+    import plotly.graph_objects as go
+
+    counts = np.asarray(matrix)
+    values = normalize_rows(counts) if normalized else counts
+    text = [[f"{value:.0%}" if normalized else f"{int(value):,}" for value in row] for row in values]
+    figure = go.Figure(go.Heatmap(
+        z=values, x=list(EMOTIONS), y=list(EMOTIONS), text=text, texttemplate="%{text}", colorscale="Blues",
+        zmin=0, zmax=1 if normalized else None, customdata=counts,
+        hovertemplate="true %{y}, predicted %{x}: %{customdata} images" + (" (%{z:.1%} of the row)" if normalized
+                                                                             else "") + "<extra></extra>"))
+    return _matrix_layout(figure, title)
+
+
+def difference_figure(before: np.ndarray, after: np.ndarray, title: str = "") -> "go.Figure":
+    """Row-normalized `after − before` on a diverging scale centred on 0: blue gained, red lost."""
+    import plotly.graph_objects as go
+
+    change = difference_matrix(before, after)
+    limit = max(0.05, float(np.abs(change).max()))
+    text = [[f"{value:+.0%}" if abs(value) >= 0.005 else "0" for value in row] for row in change]
+    figure = go.Figure(go.Heatmap(
+        z=change, x=list(EMOTIONS), y=list(EMOTIONS), text=text, texttemplate="%{text}", colorscale="RdBu",
+        zmid=0, zmin=-limit, zmax=limit,
+        hovertemplate="true %{y}, predicted %{x}: %{z:+.1%} of the row<extra></extra>"))
+    return _matrix_layout(figure, title)
+
+
+def _matrix_layout(figure: "go.Figure", title: str) -> "go.Figure":
+    figure.update_layout(title=title or None, height=460, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10})
+    figure.update_xaxes(title="predicted", side="bottom")
+    figure.update_yaxes(title="true", autorange="reversed")
+    return figure
+
+
+# ---------------------------------------------------------------------------------------------
+# Training curves
+
+
+def read_history(record: "RunRecord") -> pd.DataFrame:
+    """Per-epoch loss and accuracy (train and validation): history.json when the run wrote it, else its events."""
+    path = Path(record.out_dir) / HISTORY_NAME
+    if path.exists():
+        history = json.loads(path.read_text())
+        frame = pd.DataFrame({column: history.get(column) for column in CURVE_COLUMNS})
+    else:
+        frame = pd.DataFrame(list(record.events), columns=list(CURVE_COLUMNS))
+    return frame.loc[:, list(CURVE_COLUMNS)]
+
+
+def curves_figure(history: pd.DataFrame) -> "go.Figure":
+    """Loss and accuracy per epoch, train solid and validation dashed, side by side."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
+    for column, (name, metric) in enumerate((("loss", "loss"), ("accuracy", "accuracy")), start=1):
+        for prefix, label, dash, color in (("", "train", "solid", "#4C78A8"), ("val_", "validation", "dash", "#F58518")):
+            figure.add_trace(go.Scatter(x=history["epoch"], y=history[f"{prefix}{metric}"], mode="lines+markers",
+                                        name=label, line={"dash": dash, "color": color}, legendgroup=label,
+                                        showlegend=column == 1), row=1, col=column)
+    figure.update_xaxes(title="epoch", dtick=1 if len(history) <= 15 else None)
+    figure.update_layout(height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h", "y": -0.25})
+    return figure
+
+
+# ---------------------------------------------------------------------------------------------
+# Downloads
+
+
+def metrics_csv(record: "RunRecord") -> bytes:
+    """One row per emotion: the run's settings and overall scores, per-emotion scores and confusion counts."""
+    metrics, config = record.metrics or {}, record.config
+    table = per_class_table(metrics)
+    confusion = confusion_of(metrics)
+    for index, emotion in enumerate(EMOTIONS):
+        table[f"predicted_{emotion}"] = confusion[:, index]
+    overall = {"run_id": record.run_id, "model": config.get("model"), "sampling": config.get("sampling"),
+               "size": config.get("size"), "raw": bool(config.get("raw")), "seed": config.get("seed"),
+               "accuracy": metrics.get("accuracy"), "leak_free_accuracy": metrics.get("leak_free_accuracy"),
+               "macro_f1": metrics.get("macro_f1")}
+    table = pd.concat([pd.DataFrame([overall] * len(table)), table], axis=1)
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False, lineterminator="\n")
+    return buffer.getvalue().encode()
+
+
+def metrics_json(record: "RunRecord") -> bytes:
+    """The run's metrics.json content, with its id and config, as UTF-8 bytes."""
+    payload = {"run_id": record.run_id, "config": record.config, "metrics": record.metrics}
+    return (json.dumps(payload, indent=2) + "\n").encode()
+
+
+def download_name(record: "RunRecord", extension: str) -> str:
+    return f"fer_audit_{record.run_id}_metrics.{extension}"
+
+
+def log_tail(record: "RunRecord", lines: int = 40) -> str:
+    """The last lines of a run's log, for the error expander."""
+    return "\n".join(record.log_text().splitlines()[-lines:])

@@ -1,0 +1,69 @@
+"""Results: finished runs side by side; one run's confusion matrix, per-emotion scores and curves;
+two runs compared (e.g. raw data before cleaning, curated after); metrics as CSV or JSON."""
+
+import streamlit as st
+
+from fer_core import edits, jobs, results, ui
+
+PERCENT = st.column_config.NumberColumn(format="percent")
+SCORES = {name: PERCENT for name in ("accuracy", "leak_free_accuracy", "macro_f1", "precision", "recall", "f1",
+                                     "recall_before", "recall_after")}
+CHANGES = {name: st.column_config.NumberColumn(format="%+.3f") for name in ("recall_change", "f1_change")}
+
+ui.setup("Results")
+records = jobs.list_runs()
+finished = results.finished_with_metrics(records)
+if not finished:
+    st.info("No finished run yet. Launch one on the Train page; its results appear here when it ends.")
+    st.page_link("pages/4_Train.py", label="Train a model", icon=":material/model_training:")
+    st.stop()
+try:
+    log = edits.read_edits()
+except ValueError:
+    log = []
+
+st.dataframe(results.runs_table(finished, log), hide_index=True, key="results_runs", column_config=SCORES)
+labels = {record.run_id: results.describe_run(record) for record in finished}
+by_id = {record.run_id: record for record in finished}
+
+st.subheader("One run")
+record = by_id[st.selectbox("Run", list(labels), format_func=labels.get, key="results_run")]
+normalized = st.toggle("Row-normalized (share of each true emotion = recall on the diagonal)", value=True,
+                       key="results_normalized")
+left, right = st.columns([3, 2])
+left.plotly_chart(results.confusion_figure(results.confusion_of(record.metrics), normalized,
+                                           title="Confusion matrix on PrivateTest"), key="results_confusion")
+with right:
+    metrics = record.metrics
+    st.write(f"Accuracy **{metrics['accuracy']:.1%}** · leak-free **{(metrics.get('leak_free_accuracy') or 0):.1%}** "
+             f"({metrics.get('leaked_test_images', 0):,} leaked test images left out) · "
+             f"macro-F1 **{metrics['macro_f1']:.3f}**")
+    st.dataframe(results.per_class_table(metrics), hide_index=True, key="results_per_class", column_config=SCORES)
+    with st.container(horizontal=True):
+        st.download_button("Metrics CSV", results.metrics_csv(record), results.download_name(record, "csv"),
+                           mime="text/csv", icon=":material/download:", key="results_csv")
+        st.download_button("Metrics JSON", results.metrics_json(record), results.download_name(record, "json"),
+                           mime="application/json", icon=":material/download:", key="results_json")
+st.plotly_chart(results.curves_figure(results.read_history(record)), key="results_curves")
+
+st.subheader("Compare two runs")
+if len(finished) < 2:
+    st.info("Finish a second run (for example the same model on raw data) to compare the two.")
+    st.stop()
+before_id, after_id = results.default_comparison(finished)
+left, right = st.columns(2)
+before = by_id[left.selectbox("Before", list(labels), index=list(labels).index(before_id), format_func=labels.get,
+                              key="results_before")]
+after = by_id[right.selectbox("After", list(labels), index=list(labels).index(after_id), format_func=labels.get,
+                              key="results_after")]
+left.plotly_chart(results.confusion_figure(results.confusion_of(before.metrics), normalized, title="Before"),
+                  key="results_before_confusion")
+right.plotly_chart(results.confusion_figure(results.confusion_of(after.metrics), normalized, title="After"),
+                   key="results_after_confusion")
+st.caption("Blue: a larger share of the true emotion's images in that cell after; red: a smaller share. "
+           "Blue on the diagonal is better recall; blue off it is more confusion.")
+left, right = st.columns([3, 2])
+left.plotly_chart(results.difference_figure(results.confusion_of(before.metrics), results.confusion_of(after.metrics),
+                                            title="After − before (row-normalized)"), key="results_difference")
+right.dataframe(results.recall_changes(before.metrics, after.metrics), hide_index=True, key="results_recall_changes",
+                column_config={**SCORES, **CHANGES})

@@ -1,0 +1,119 @@
+"""AppTest for the Train and Results pages: guards, a launch click path, and two real tiny runs.
+
+The finished runs are trained once per module (two 1-epoch tiny CNNs side by side on the synthetic
+folder, about half a minute on a busy two-core machine) in their own workspace, and reused.
+"""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fer_core import jobs
+from fer_core.labels import EMOTIONS
+from fer_core.training import TrainConfig
+from synthetic import make_synthetic, write_folders
+
+from test_pages import open_page, texts
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+TIMEOUT = 60
+TRAIN, RESULTS = "pages/4_Train.py", "pages/5_Results.py"
+TINY = TrainConfig(model="cnn", sampling="none", epochs=1, size="tiny", batch_size=16)
+RUN_TIMEOUT = 240
+
+
+def wait_until_finished(workspace, timeout=RUN_TIMEOUT) -> list[jobs.RunRecord]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        records = jobs.list_runs(workspace)
+        if all(record.finished for record in records):
+            return records
+        time.sleep(1)
+    raise AssertionError(f"runs did not finish within {timeout}s: {[r.state for r in jobs.list_runs(workspace)]}")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(data folder, workspace) holding two succeeded runs: curated (newest) and raw."""
+    root = tmp_path_factory.mktemp("trained")
+    data = write_folders(make_synthetic()[0], root / "fer")
+    home = root / "workspace"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(jobs.MAX_RUNS_ENV, "2")
+        jobs.submit(TrainConfig(**{**TINY.__dict__, "raw": True}), data, home)
+        jobs.submit(TINY, data, home)
+    records = wait_until_finished(home)
+    assert [record.state for record in records] == ["succeeded", "succeeded"], [r.error for r in records]
+    return data, home
+
+
+@pytest.fixture
+def trained_app(trained, monkeypatch):
+    data, home = trained
+    monkeypatch.setenv("FER_DATA", str(data))
+    monkeypatch.setenv("FER_AUDIT_HOME", str(home))
+    return AppTest.from_file(APP, default_timeout=TIMEOUT)
+
+
+def test_train_without_data_shows_the_guard(app_without_data):
+    app = open_page(app_without_data, TRAIN)
+    assert "No data chosen yet" in texts(app)
+    assert not app.get("form")
+
+
+def test_results_without_runs_points_to_train(app):
+    app = open_page(app, RESULTS)
+    assert "No finished run yet" in texts(app)
+    assert not app.get("plotly_chart")
+
+
+def test_launch_from_the_train_page_records_a_run(app, workspace):
+    app = open_page(app, TRAIN)
+    assert "No runs yet" in texts(app)
+    app.radio(key="train_size").set_value("tiny")
+    app.number_input(key="train_epochs").set_value(1)
+    app.selectbox(key="train_batch_size").set_value(16)
+    app.radio(key="train_data").set_value("raw")
+    app.button[0].click().run()  # the form's Launch
+    assert not app.exception, [exception.value for exception in app.exception]
+    records = jobs.list_runs(workspace)
+    try:
+        assert len(records) == 1
+        assert {key: records[0].config[key] for key in ("model", "size", "epochs", "batch_size", "raw")} == {
+            "model": "cnn", "size": "tiny", "epochs": 1, "batch_size": 16, "raw": True}
+        assert "queued" in texts(app)
+        assert records[0].run_id in app.dataframe[0].value["run"].tolist()
+    finally:
+        jobs.cancel(records[0].run_id, workspace)  # do not train in the background of the other tests
+
+
+def test_train_page_lists_finished_runs(trained_app):
+    app = open_page(trained_app, TRAIN)
+    queue = app.dataframe[0].value
+    assert queue["state"].tolist() == ["succeeded", "succeeded"] and queue["epoch"].tolist() == ["1 / 1", "1 / 1"]
+    assert not app.error
+
+
+def test_results_shows_a_finished_runs_confusion_matrix_and_a_comparison(trained_app, trained):
+    app = open_page(trained_app, RESULTS)
+    assert not app.error, [error.value for error in app.error]
+    runs, per_class, changes = (frame.value for frame in app.dataframe)  # runs, one run, comparison
+    assert sorted(runs["data"]) == ["curated · 0 edits", "raw"]
+    charts = {chart.key: json.loads(chart.proto.spec) for chart in app.get("plotly_chart")}
+    assert set(charts) == {"results_confusion", "results_curves", "results_before_confusion",
+                           "results_after_confusion", "results_difference"}
+    confusion = charts["results_confusion"]["data"][0]
+    assert confusion["type"] == "heatmap" and confusion["x"] == list(EMOTIONS) and confusion["text"][0][0].endswith("%")
+    assert per_class["emotion"].tolist()[0] == "angry" and len(per_class) == 7
+    assert "recall_change" in changes.columns
+    before, after = app.selectbox(key="results_before"), app.selectbox(key="results_after")
+    assert before.value != after.value
+    app.toggle(key="results_normalized").set_value(False).run()
+    assert not app.exception
+    counts = json.loads(next(c for c in app.get("plotly_chart") if c.key == "results_confusion").proto.spec)["data"][0]
+    shown = jobs.list_runs(trained[1])[0].metrics  # the newest run is picked first
+    assert sum(int(text) for row in counts["text"] for text in row) == shown["test_images"] == sum(map(sum, shown["confusion"]))
+    assert len(app.get("download_button")) == 2

@@ -1,0 +1,136 @@
+"""fer_core.results on hand-made run records: matrices, ETA, tables, figures and downloads."""
+
+import json
+
+import numpy as np
+import pytest
+
+from fer_core import results
+from fer_core.edits import Edit
+from fer_core.jobs import RunRecord
+from fer_core.labels import EMOTIONS
+
+CONFUSION = np.diag([10, 2, 8, 20, 9, 6, 12]).tolist()
+CONFUSION[0][6] = 10  # half of the angry images predicted neutral
+
+
+def make_record(run_id="20260101-000000-aaaaaa", state="succeeded", raw=False, confusion=CONFUSION, events=(),
+                out_dir="/nonexistent", created_at="2026-01-01T00:00:00+00:00", **metrics) -> RunRecord:
+    per_class = {emotion: {"precision": 0.5, "recall": 0.25 + index / 10, "f1": 0.4, "support": 10}
+                 for index, emotion in enumerate(EMOTIONS)}
+    base = {"accuracy": 0.6, "macro_f1": 0.5, "leak_free_accuracy": 0.55, "device": "CPU", "seconds": 75.0,
+            "per_class": per_class, "confusion": confusion, "epochs_run": 2, "train_images_before_sampling": 100}
+    return RunRecord(run_id=run_id, state=state, backend="local", created_at=created_at,
+                     started_at="2026-01-01T00:00:05+00:00", finished_at="2026-01-01T00:01:20+00:00",
+                     data_path="/data", config={"model": "cnn", "sampling": "none", "epochs": 5, "size": "tiny",
+                                                "raw": raw, "seed": 0, "limit": None},
+                     out_dir=out_dir, pid=None, external_id=None, stage=None, error=None,
+                     metrics={**base, **metrics} if state == "succeeded" else None, events=list(events))
+
+
+def test_normalize_rows_on_a_hand_made_matrix():
+    matrix = np.array([[2, 2, 0], [0, 0, 0], [1, 0, 3]])
+    expected = np.array([[0.5, 0.5, 0.0], [0.0, 0.0, 0.0], [0.25, 0.0, 0.75]])
+    np.testing.assert_allclose(results.normalize_rows(matrix), expected)
+
+
+def test_difference_matrix_is_after_minus_before_row_normalized():
+    before = np.array([[8, 2], [5, 5]])
+    after = np.array([[18, 2], [1, 9]])  # another test size: compared as shares
+    np.testing.assert_allclose(results.difference_matrix(before, after), [[0.1, -0.1], [-0.4, 0.4]])
+    np.testing.assert_array_equal(results.difference_matrix(before, after, normalized=False), [[10, 0], [-4, 4]])
+    with pytest.raises(ValueError, match="shape"):
+        results.difference_matrix(before, np.zeros((3, 3)))
+
+
+def test_eta_skips_the_compiling_first_epoch_and_is_none_before_it():
+    assert results.estimate_remaining_seconds([], 10) is None
+    assert results.estimate_remaining_seconds([30.0], 4) == 90.0
+    assert results.estimate_remaining_seconds([30.0, 2.0, 4.0, 3.0], 10) == 6 * 3.0
+    assert results.estimate_remaining_seconds([30.0, 2.0], 2) == 0.0
+    assert [results.format_duration(s) for s in (None, 42, 185, 3720)] == ["—", "42 s", "3 min 05 s", "1 h 02 min"]
+
+
+def test_queue_table_shows_epoch_progress_and_eta_of_a_running_run():
+    events = [{"epoch": 1, "epochs": 5, "loss": 2.0, "accuracy": 0.2, "val_loss": 1.9, "val_accuracy": 0.25,
+               "seconds": 20.0}, {"epoch": 2, "epochs": 5, "loss": 1.5, "accuracy": 0.4, "val_loss": 1.6,
+                                  "val_accuracy": 0.35, "seconds": 10.0}]
+    running = make_record(state="running", events=events)
+    running = RunRecord(**{**running.__dict__, "finished_at": None, "stage": "training: epoch 2/5 done"})
+    queued = RunRecord(**{**make_record(state="queued").__dict__, "started_at": None, "finished_at": None})
+    now = results.parse_time("2026-01-01T00:00:50+00:00")
+    table = results.queue_table([running, queued], now=now)
+    first = table.iloc[0]
+    assert (first["epoch"], first["val_accuracy"], first["elapsed"], first["eta"]) == ("2 / 5", 0.35, "45 s", "30 s")
+    assert first["progress"] == pytest.approx(0.4) and first["stage"] == "training: epoch 2/5 done"
+    assert (table.iloc[1]["elapsed"], table.iloc[1]["eta"], table.iloc[1]["stage"]) == (
+        "—", "—", "waiting for a free worker")
+
+
+def test_runs_table_counts_the_edits_made_before_each_curated_run():
+    def edit(when):
+        return Edit(1, "b", "s", "drop", None, None, "r", "me", when, "f")
+
+    log = [edit("2025-12-31T23:59:59.500+00:00"), edit("2026-01-01T00:00:00.000+00:00"),
+           edit("2026-01-01T00:00:00.001+00:00")]
+    table = results.runs_table([make_record(), make_record(run_id="b", raw=True)], log)
+    assert table["data"].tolist() == ["curated · 2 edits", "raw"]
+    assert table.loc[0, ["accuracy", "leak_free_accuracy", "macro_f1", "device", "duration", "epochs"]].tolist() == [
+        0.6, 0.55, 0.5, "CPU", "1 min 15 s", "2 / 5"]
+
+
+def test_finished_runs_and_the_default_comparison_prefer_raw_before_and_curated_after():
+    curated, raw, failed = make_record("c"), make_record("r", raw=True), make_record("f", state="failed")
+    assert [r.run_id for r in results.finished_with_metrics([curated, failed, raw])] == ["c", "r"]
+    assert results.default_comparison([curated, raw]) == ("r", "c")
+    assert results.default_comparison([make_record("new"), make_record("old")]) == ("old", "new")
+
+
+def test_per_class_table_and_recall_changes():
+    before, after = make_record().metrics, make_record().metrics
+    after = {**after, "per_class": {**after["per_class"], "fear": {**after["per_class"]["fear"], "recall": 0.9}}}
+    table = results.per_class_table(before)
+    assert table["emotion"].tolist() == list(EMOTIONS)
+    changes = results.recall_changes(before, after).set_index("emotion")
+    assert changes.loc["fear", "recall_change"] == pytest.approx(0.9 - 0.45)
+    assert changes.drop(index="fear")["recall_change"].abs().max() == 0
+
+
+def test_confusion_figures_carry_emotion_names_counts_and_shares():
+    matrix = results.confusion_of(make_record().metrics)
+    counts = results.confusion_figure(matrix).data[0]
+    assert list(counts.x) == list(EMOTIONS) and list(counts.y) == list(EMOTIONS)
+    assert counts.text[0][6] == "10" and counts.text[0][0] == "10"
+    shares = results.confusion_figure(matrix, normalized=True).data[0]
+    assert shares.text[0][0] == "50%" and shares.zmax == 1
+    change = results.difference_figure(matrix, np.diag([20, 2, 8, 20, 9, 6, 12])).data[0]
+    assert change.text[0][0] == "+50%" and change.zmid == 0
+    with pytest.raises(ValueError, match="confusion"):
+        results.confusion_of({"confusion": [[1, 2]]})
+
+
+def test_history_from_history_json_else_from_events(tmp_path):
+    events = [{"epoch": 1, "epochs": 2, "loss": 2.0, "accuracy": 0.2, "val_loss": 1.9, "val_accuracy": 0.25,
+               "seconds": 3.0, "created_at": "x"}]
+    from_events = results.read_history(make_record(events=events, out_dir=str(tmp_path)))
+    assert from_events.to_dict("records") == [{"epoch": 1, "loss": 2.0, "accuracy": 0.2, "val_loss": 1.9,
+                                               "val_accuracy": 0.25}]
+    (tmp_path / "history.json").write_text(json.dumps({"epoch": [1, 2], "loss": [2, 1], "accuracy": [.1, .3],
+                                                       "val_loss": [2, 1.5], "val_accuracy": [.2, .4], "seconds": [1, 1]}))
+    history = results.read_history(make_record(events=events, out_dir=str(tmp_path)))
+    assert history["val_accuracy"].tolist() == [0.2, 0.4]
+    figure = results.curves_figure(history)
+    assert {trace.name for trace in figure.data} == {"train", "validation"} and len(figure.data) == 4
+
+
+def test_downloads_hold_the_metrics():
+    record = make_record()
+    lines = results.metrics_csv(record).decode().splitlines()
+    header = lines[0].split(",")
+    assert len(lines) == 1 + len(EMOTIONS)
+    assert header[:3] == ["run_id", "model", "sampling"] and "predicted_neutral" in header and "recall" in header
+    angry = dict(zip(header, lines[1].split(",")))
+    assert (angry["emotion"], angry["predicted_neutral"], angry["accuracy"]) == ("angry", "10", "0.6")
+    payload = json.loads(results.metrics_json(record))
+    assert payload["metrics"]["confusion"] == CONFUSION and payload["run_id"] == record.run_id
+    assert results.download_name(record, "csv").endswith(f"{record.run_id}_metrics.csv")
