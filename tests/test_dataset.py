@@ -160,3 +160,14 @@ def test_real_data_counts(real_data, real_cache):
     assert len(dataset) == 35887
     assert dataset.count_by_usage() == {"Training": 28709, "PublicTest": 3589, "PrivateTest": 3589}
     assert dataset.problems == ()
+
+
+def test_fast_jpeg_decoder_matches_pil_on_real_images(real_data):
+    from fer_core.dataset import _decode_with_pil, decode_image
+
+    for path in sorted((real_data / "train" / "disgust").glob("*.jpg"))[:200]:
+        data = path.read_bytes()
+        fast, converted = decode_image(data)
+        reference, _ = _decode_with_pil(data)
+        np.testing.assert_array_equal(fast, reference)
+        assert not converted
