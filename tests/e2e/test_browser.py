@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -80,44 +81,58 @@ def settle(page) -> None:
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=WAIT_MS)
 
 
-def test_drop_a_group_and_see_the_overview_change(server, workspace, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
-
+def screenshot_folder(tmp_path: Path) -> Path:
     shots = Path(os.environ.get("FER_E2E_SCREENSHOTS", tmp_path / "screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
+    return shots
+
+
+@contextmanager
+def browser_page(shots: Path, failure_name: str = "failure.png"):
+    """A 1400×1000 chromium page; on an exception, a screenshot of it goes to `shots/failure_name`."""
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            page.goto(server)
-            expect(page.locator('[data-testid="stMetric"]').filter(has_text="Images kept")).to_be_visible(timeout=WAIT_MS)
-            settle(page)
-            images_before = metric(page, "Images kept")
-            groups_before = metric(page, "Near-copy groups")
-
-            page.get_by_role("link", name="Duplicates").first.click()
-            first_group = page.locator('[data-testid="stForm"]').first
-            expect(first_group).to_be_visible(timeout=WAIT_MS)
-            settle(page)
-            first_group.locator('[data-testid="stSelectbox"]').first.click()
-            page.get_by_role("option", name="Drop all").click()
-            first_group.get_by_placeholder("why (kept in the edit history)").fill("e2e: drop a duplicate group")
-            first_group.get_by_role("button", name="Apply").click()
-            expect(page.get_by_text("Dropped the group")).to_be_visible(timeout=WAIT_MS)
-            page.screenshot(path=str(shots / "duplicates.png"))
-
-            log = read_edits(workspace)
-            assert log and {edit.action for edit in log} == {"drop"}
-            assert log[0].reason == "e2e: drop a duplicate group"
-
-            page.get_by_role("link", name="Overview").first.click()
-            expect(page.locator('[data-testid="stMetric"]').filter(has_text="Edits made")).to_contain_text(
-                str(len(log)), timeout=WAIT_MS)
-            assert int(metric(page, "Images kept").replace(",", "")) == int(images_before.replace(",", "")) - len(log)
-            assert int(metric(page, "Near-copy groups").split()[0]) == int(groups_before) - 1
-            page.screenshot(path=str(shots / "overview.png"))
+            yield page
         except Exception:
-            page.screenshot(path=str(shots / "failure.png"))
+            page.screenshot(path=str(shots / failure_name))
             raise
         finally:
             browser.close()
+
+
+def test_drop_a_group_and_see_the_overview_change(server, workspace, tmp_path):
+    from playwright.sync_api import expect
+
+    shots = screenshot_folder(tmp_path)
+    with browser_page(shots) as page:
+        page.goto(server)
+        expect(page.locator('[data-testid="stMetric"]').filter(has_text="Images kept")).to_be_visible(timeout=WAIT_MS)
+        settle(page)
+        images_before = metric(page, "Images kept")
+        groups_before = metric(page, "Near-copy groups")
+
+        page.get_by_role("link", name="Duplicates").first.click()
+        first_group = page.locator('[data-testid="stForm"]').first
+        expect(first_group).to_be_visible(timeout=WAIT_MS)
+        settle(page)
+        first_group.locator('[data-testid="stSelectbox"]').first.click()
+        page.get_by_role("option", name="Drop all").click()
+        first_group.get_by_placeholder("why (kept in the edit history)").fill("e2e: drop a duplicate group")
+        first_group.get_by_role("button", name="Apply").click()
+        expect(page.get_by_text("Dropped the group")).to_be_visible(timeout=WAIT_MS)
+        page.screenshot(path=str(shots / "duplicates.png"))
+
+        log = read_edits(workspace)
+        assert log and {edit.action for edit in log} == {"drop"}
+        assert log[0].reason == "e2e: drop a duplicate group"
+
+        page.get_by_role("link", name="Overview").first.click()
+        expect(page.locator('[data-testid="stMetric"]').filter(has_text="Edits made")).to_contain_text(
+            str(len(log)), timeout=WAIT_MS)
+        assert int(metric(page, "Images kept").replace(",", "")) == int(images_before.replace(",", "")) - len(log)
+        assert int(metric(page, "Near-copy groups").split()[0]) == int(groups_before) - 1
+        page.screenshot(path=str(shots / "overview.png"))
