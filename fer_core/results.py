@@ -98,7 +98,8 @@ def describe_run(record: "RunRecord") -> str:
 
 
 def queue_table(records: Sequence["RunRecord"], now: datetime | None = None) -> pd.DataFrame:
-    """One row per run with its live progress: epoch x / N, last losses and accuracies, elapsed, ETA, stage."""
+    """One row per run with its live progress: epoch x / N, percent done, elapsed, ETA, the last epoch's
+    loss and accuracies, what it trains, and its stage. Progress columns come first: they change."""
     rows = []
     for record in records:
         config, last = record.config, (record.events[-1] if record.events else {})
@@ -111,16 +112,23 @@ def queue_table(records: Sequence["RunRecord"], now: datetime | None = None) -> 
             "sampling": config.get("sampling"),
             "data": "raw" if config.get("raw") else "curated",
             "epoch": f"{len(record.events)} / {config.get('epochs')}",
-            "progress": len(record.events) / max(1, int(config.get("epochs") or 1)),
+            "progress": 100.0 * len(record.events) / max(1, int(config.get("epochs") or 1)),
             "loss": last.get("loss"),
             "accuracy": last.get("accuracy"),
             "val_accuracy": last.get("val_accuracy"),
             "elapsed": format_duration(elapsed_seconds(record, now)),
             "eta": format_duration(remaining) if record.state == "running" else "—",
-            "stage": record.stage or ("waiting for a free worker" if record.state == "queued" else ""),
+            "stage": stage_text(record),
         })
-    return pd.DataFrame(rows, columns=["run", "state", "model", "sampling", "data", "epoch", "progress", "loss",
-                                       "accuracy", "val_accuracy", "elapsed", "eta", "stage"])
+    return pd.DataFrame(rows, columns=["run", "state", "epoch", "progress", "elapsed", "eta", "loss", "accuracy",
+                                       "val_accuracy", "model", "sampling", "data", "stage"])
+
+
+def stage_text(record: "RunRecord") -> str:
+    """What a run is doing, in words, including before its worker wrote a stage."""
+    if record.stage:
+        return record.stage
+    return {"queued": "waiting for a free worker", "running": "starting"}.get(record.state, "")
 
 
 def runs_table(records: Sequence["RunRecord"], edit_log: Sequence["Edit"] = ()) -> pd.DataFrame:

@@ -65,11 +65,13 @@ def show_queue() -> None:
         st.info("No runs yet: launch one above.")
         return
     st.dataframe(results.queue_table(records[:SHOWN_RUNS]), hide_index=True, key="train_queue", column_config={
-        "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
+        "run": st.column_config.TextColumn("run", width="small"),
+        "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=100.0, format="%.0f%%"),
         **{name: st.column_config.NumberColumn(name, format="%.3f") for name in ("loss", "accuracy", "val_accuracy")}})
     for record in results.active_runs(records):
         with st.container(horizontal=True, vertical_alignment="center"):
-            st.write(f"**{record.run_id}** · {record.state} · {review.escape_markdown(results.describe_run(record))}")
+            st.write(f"**{record.run_id}** · {record.config['model']} · {record.state}: "
+                     f"{review.escape_markdown(results.stage_text(record))}")
             st.button("Cancel", key=f"cancel_{record.run_id}", on_click=cancel, args=(record.run_id,),
                       icon=":material/stop_circle:")
     for record in [record for record in records[:SHOWN_RUNS] if record.state == jobs.FAILED][:3]:

@@ -5,10 +5,13 @@ import streamlit as st
 
 from fer_core import edits, jobs, results, ui
 
-PERCENT = st.column_config.NumberColumn(format="percent")
-SCORES = {name: PERCENT for name in ("accuracy", "leak_free_accuracy", "macro_f1", "precision", "recall", "f1",
-                                     "recall_before", "recall_after")}
-CHANGES = {name: st.column_config.NumberColumn(format="%+.3f") for name in ("recall_change", "f1_change")}
+SCORES = {name: st.column_config.NumberColumn(label, format="percent") for name, label in (
+    ("accuracy", "accuracy"), ("leak_free_accuracy", "leak-free acc."), ("macro_f1", "macro-F1"),
+    ("precision", "precision"), ("recall", "recall"), ("f1", "F1"), ("recall_before", "recall before"),
+    ("recall_after", "recall after"))}
+LABELS = {"train_images": "train images", "run": st.column_config.TextColumn("run", width="small")}
+CHANGES = {name: st.column_config.NumberColumn(label, format="%+.3f")
+           for name, label in (("recall_change", "Δ recall"), ("f1_change", "Δ F1"))}
 
 ui.setup("Results")
 records = jobs.list_runs()
@@ -22,7 +25,8 @@ try:
 except ValueError:
     log = []
 
-st.dataframe(results.runs_table(finished, log), hide_index=True, key="results_runs", column_config=SCORES)
+st.dataframe(results.runs_table(finished, log), hide_index=True, key="results_runs",
+             column_config={**SCORES, **LABELS})
 labels = {record.run_id: results.describe_run(record) for record in finished}
 by_id = {record.run_id: record for record in finished}
 

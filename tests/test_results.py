@@ -62,7 +62,7 @@ def test_queue_table_shows_epoch_progress_and_eta_of_a_running_run():
     table = results.queue_table([running, queued], now=now)
     first = table.iloc[0]
     assert (first["epoch"], first["val_accuracy"], first["elapsed"], first["eta"]) == ("2 / 5", 0.35, "45 s", "30 s")
-    assert first["progress"] == pytest.approx(0.4) and first["stage"] == "training: epoch 2/5 done"
+    assert first["progress"] == pytest.approx(40) and first["stage"] == "training: epoch 2/5 done"
     assert (table.iloc[1]["elapsed"], table.iloc[1]["eta"], table.iloc[1]["stage"]) == (
         "—", "—", "waiting for a free worker")
 

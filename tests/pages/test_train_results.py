@@ -93,7 +93,8 @@ def test_launch_from_the_train_page_records_a_run(app, workspace):
 def test_train_page_lists_finished_runs(trained_app):
     app = open_page(trained_app, TRAIN)
     queue = app.dataframe[0].value
-    assert queue["state"].tolist() == ["succeeded", "succeeded"] and queue["epoch"].tolist() == ["1 / 1", "1 / 1"]
+    assert queue["state"].tolist() == ["succeeded", "succeeded"] and queue["progress"].tolist() == [100.0, 100.0]
+    assert queue["epoch"].tolist() == ["1 / 1", "1 / 1"]
     assert not app.error
 
 
