@@ -34,7 +34,7 @@ POLL_SECONDS = 0.25
 KEPT_AUDITS = 4  # each report holds its dataset's pixels (~80 MB for FER-2013); older ones are let go
 IMAGE_WIDTH = 48 * review.UPSCALE_FACTOR
 TILE_WIDTH = IMAGE_WIDTH + 4
-# The navigation; a page whose file does not exist yet (Train, Results) is left out until it does.
+# The navigation; a page whose file does not exist (yet) is left out.
 PAGES: tuple[tuple[str, str, str], ...] = (
     ("app.py", "Overview", ":material/home:"),
     ("pages/1_Duplicates.py", "Duplicates", ":material/content_copy:"),
@@ -145,14 +145,19 @@ def wait_for_audit(path: str) -> AuditReport | None:
     return job.report
 
 
-def require_audit() -> AuditReport:
-    """Guard for the pages: stop with a link home unless a data source is chosen and audits cleanly."""
+def require_data_path() -> str:
+    """Guard for the pages: stop with a link home unless a data source is chosen; returns its path."""
     path = st.session_state[DATA_PATH]
     if not path:
         st.warning("No data chosen yet. Choose a FER-2013 folder or CSV on the Overview page.")
         st.page_link("app.py", label="Choose the data", icon=":material/home:")
         st.stop()
-    report = wait_for_audit(path)
+    return path
+
+
+def require_audit() -> AuditReport:
+    """Guard for the pages: stop with a link home unless a data source is chosen and audits cleanly."""
+    report = wait_for_audit(require_data_path())
     if report is None:
         st.page_link("app.py", label="Choose other data", icon=":material/home:")
         st.stop()
