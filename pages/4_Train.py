@@ -35,11 +35,7 @@ def cancel(run_id: str) -> None:
 
 
 ui.setup("Train")
-path = st.session_state[ui.DATA_PATH]
-if not path:
-    st.warning("No data chosen yet. Choose a FER-2013 folder or CSV on the Overview page.")
-    st.page_link("app.py", label="Choose the data", icon=":material/home:")
-    st.stop()
+path = ui.require_data_path()  # training needs no audit: the worker loads the data itself
 
 with st.form("train_form"):
     st.caption(f"Data: {review.escape_markdown(path)} · curated = with the edits in the log, raw = as the files are")
