@@ -4,7 +4,8 @@ Small block functions feed one builder per model; each builder takes its hyperpa
 keyword arguments (defaults = the `full` size) and returns an uncompiled `keras.Model`, whose
 last Dense layer is float32 so mixed precision never reaches the softmax. Compile and fit live
 in training.py. Augmentation (flip, shift, rotation, zoom) is the first block of every model:
-Keras runs it only when training, so evaluation and prediction see the images unchanged.
+fit runs it, evaluate and predict do not. Call a model directly with `training=False`: Keras
+augmentation layers default to training=True in a bare `model(x)` call.
 Keras is imported inside the functions, so importing this module (for MODEL_NAMES, to
 validate a TrainConfig in the app) does not import TensorFlow.
 """

@@ -67,7 +67,10 @@ def test_augmentation_runs_in_training_only():
     images, _ = random_batch(4)
     np.testing.assert_array_equal(np.asarray(augmented(images, training=False)), images)
     assert not np.allclose(np.asarray(augmented(images, training=True)), images)
-    np.testing.assert_array_equal(np.asarray(model(images)), np.asarray(model(images)))
+    # predict() and training=False switch augmentation off (a bare model(x) call would not: Keras
+    # augmentation layers default to training=True).
+    np.testing.assert_array_equal(model.predict(images, verbose=0), model.predict(images, verbose=0))
+    np.testing.assert_array_equal(np.asarray(model(images, training=False)), np.asarray(model(images, training=False)))
     assert "random_flip" not in [layer.name for layer in build_model("cnn", "tiny", augment=False).layers]
 
 
@@ -97,4 +100,5 @@ def test_saved_vit_loads_with_its_custom_layer_and_predicts_the_same(tmp_path):
     images, _ = random_batch(3)
     model.save(tmp_path / "model.keras")
     loaded = load_trained_model(tmp_path / "model.keras")
-    np.testing.assert_allclose(np.asarray(loaded(images)), np.asarray(model(images)), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(loaded(images, training=False)), np.asarray(model(images, training=False)),
+                               rtol=1e-6)
