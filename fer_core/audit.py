@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,7 +85,7 @@ def run_audit(dataset: Dataset, config: AuditConfig = AuditConfig(), workspace=N
               progress: Progress | None = None, timer: StageTimer | None = None) -> AuditReport:
     """Find exact and near duplicates, conflicts, train–test leaks and outliers in `dataset`."""
     timer = timer or StageTimer()
-    started = time.perf_counter() - sum(timer.seconds.values())
+    started = time.perf_counter() - timer.seconds.get("load", 0.0)
     features = _features(dataset, workspace, progress, timer)
     hashes = features["phash"].to_numpy(dtype=np.uint64)
 
@@ -106,35 +107,43 @@ def run_audit(dataset: Dataset, config: AuditConfig = AuditConfig(), workspace=N
 
 def _features(dataset: Dataset, workspace, progress: Progress | None, timer: StageTimer) -> pd.DataFrame:
     """Threshold-independent per-image features: hashes (cached here by fingerprint) and outlier scores
-    (cached by the outliers module, by fingerprint and its own configuration)."""
-    hashes = _hashes(dataset, workspace, progress, timer)
-    with timer.stage("outliers"):
-        exact_of = group_exact(dataset.pixels, digests=hashes["digest"].to_numpy())
-        scores = outliers.score_outliers(dataset.pixels, dataset.labels, exact_of, fingerprint=dataset.fingerprint,
-                                         workspace=workspace, progress=progress)
+    (cached by the outliers module, by fingerprint and its own configuration).
+
+    On a first audit the pHashes are computed in a second thread while the outlier statistics
+    run: both spend their time in numpy, scipy and PIL, which release the GIL, so the two cores
+    share the work.
+    """
+    cache_file = cache_dir(workspace) / f"hashes-{dataset.fingerprint}-v{FEATURES_VERSION}.pkl"
+    hashes = _read_pickle(cache_file, timer)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        if hashes is None:
+            with timer.stage("exact"):
+                digests = exact_digests(dataset.pixels)
+            phash_started = time.perf_counter()
+            phashes = pool.submit(phash_batch, dataset.pixels)
+        else:
+            digests = hashes["digest"].to_numpy()
+        with timer.stage("outliers"):
+            exact_of = group_exact(dataset.pixels, digests=digests)
+            scores = outliers.score_outliers(dataset.pixels, dataset.labels, exact_of,
+                                             fingerprint=dataset.fingerprint, workspace=workspace, progress=progress)
+        if hashes is None:
+            hashes = pd.DataFrame({"digest": digests, "phash": phashes.result()})
+            timer.seconds["phash (parallel with outliers)"] = round(time.perf_counter() - phash_started, 3)
+            temporary = cache_file.with_name(cache_file.name + f".{os.getpid()}.tmp")
+            hashes.to_pickle(temporary)
+            os.replace(temporary, cache_file)
     return pd.concat([hashes, scores.reset_index(drop=True)], axis=1)
 
 
-def _hashes(dataset: Dataset, workspace, progress: Progress | None, timer: StageTimer) -> pd.DataFrame:
-    cache_file = cache_dir(workspace) / f"hashes-{dataset.fingerprint}-v{FEATURES_VERSION}.pkl"
-    if cache_file.exists():
-        with timer.stage("hashes_cache"):
-            try:
-                return pd.read_pickle(cache_file)
-            except Exception:
-                pass  # damaged cache: recompute below
-    with timer.stage("exact"):
-        digests = exact_digests(dataset.pixels)
-    with timer.stage("phash"):
-        if progress:
-            progress("phash", 0, len(dataset))
-        hashes = pd.DataFrame({"digest": digests, "phash": phash_batch(dataset.pixels)})
-        if progress:
-            progress("phash", len(dataset), len(dataset))
-    temporary = cache_file.with_name(cache_file.name + f".{os.getpid()}.tmp")
-    hashes.to_pickle(temporary)
-    os.replace(temporary, cache_file)
-    return hashes
+def _read_pickle(cache_file: Path, timer: StageTimer) -> pd.DataFrame | None:
+    if not cache_file.exists():
+        return None
+    with timer.stage("hashes_cache"):
+        try:
+            return pd.read_pickle(cache_file)
+        except Exception:
+            return None  # damaged cache: recompute
 
 
 def _sample_table(dataset: Dataset, features: pd.DataFrame, exact_of: np.ndarray, near_of: np.ndarray,
