@@ -46,7 +46,6 @@ SYNCHRONOUS = "NORMAL"
 KNOWN_TABLES = frozenset({"workspace_meta", "edits", "runs", "run_events", "jobs", "job_events"})
 EDIT_COLUMNS = ("edit_id", "batch_id", "sample_id", "action", "old_label", "new_label", "reason",
                 "author", "created_at", "fingerprint", "undoes")
-SQLITE_HEADER = b"SQLite format 3\x00"
 TEST_PAUSE_ENV = "FER_AUDIT_TEST_PAUSE_FILE"  # test hook: pause mid-transaction, see _pause_for_tests
 DEFAULT_LEAK_REASON = "train-test leak: Training copy of a test image"
 
@@ -157,14 +156,26 @@ def _open(path: Path) -> sqlite3.Connection:
 
 
 def _check_sqlite_header(path: Path) -> None:
-    """Refuse a non-empty file that is not SQLite before SQLite gets a chance to write to it."""
+    """Refuse a non-empty file that is not SQLite before a writable connection gets a chance to touch it.
+
+    The check reads through a read-only SQLite connection, never a plain open()/close(): closing
+    any other descriptor of the database file would drop every POSIX lock this process holds on
+    it (those of connections open in other threads included) and let another process checkpoint
+    the WAL under them, which corrupts the database ("How To Corrupt An SQLite Database", 2.2).
+    """
     if not path.exists() or path.stat().st_size == 0:
         return
-    with open(path, "rb") as handle:
-        header = handle.read(len(SQLITE_HEADER))
-    if header != SQLITE_HEADER:
+    try:
+        probe = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_SECONDS)
+        try:
+            probe.execute("PRAGMA schema_version").fetchone()
+        finally:
+            probe.close()
+    except sqlite3.DatabaseError as error:
+        if "not a database" not in str(error):
+            raise  # locked, unreadable, ...: not a verdict on the file's content
         raise ValueError(f"{path} is not a SQLite database (damaged or another file); "
-                         f"FER Audit will not overwrite it: move it away or use another --workspace")
+                         f"FER Audit will not overwrite it: move it away or use another --workspace") from None
 
 
 def _check_is_ours(path: Path, connection: sqlite3.Connection) -> set[str]:

@@ -359,3 +359,27 @@ def test_resolve_leaks_with_given_hashes_matches_hashing_again(workspace):
     given = edits.resolve_leaks(dataset, hashes=phash_batch(dataset.pixels), dry_run=True)
     assert [edit.sample_id for edit in given] == [edit.sample_id for edit in edits.resolve_leaks(dataset, dry_run=True)]
     assert {edit.sample_id for edit in given} == planted
+
+
+def test_database_check_keeps_this_process_locks(workspace):
+    """The foreign-file check must not open()/close() the database file itself: that drops every
+    POSIX lock this process holds on it, so another process closing its last connection thinks it
+    is alone, checkpoints and deletes the WAL under our open connection (a corrupted read)."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    from fer_core import edits
+
+    edits.connect_database(workspace).close()
+    database = edits.database_path(workspace)
+    reader = sqlite3.connect(database)
+    reader.execute("SELECT COUNT(*) FROM edits").fetchone()  # an open connection of this process
+    edits.read_workspace_meta(workspace)  # runs the check while `reader` is open
+    writer = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+              "c.execute(\"INSERT OR REPLACE INTO workspace_meta VALUES ('probe', 'x')\"); c.commit(); c.close()")
+    subprocess.run([sys.executable, "-c", writer, str(database)], check=True)
+    # the other process saw our connection: it left the WAL in place instead of deleting it
+    assert database.with_name(database.name + "-wal").exists()
+    assert reader.execute("SELECT value FROM workspace_meta WHERE key = 'probe'").fetchone() == ("x",)
+    reader.close()
