@@ -134,3 +134,17 @@ def test_jobs_cli_submit_list_show_cancel(data_path, workspace, capsys):
     assert main(["jobs", "submit", str(data_path), "--model", "cnn", "--sampling", "bogus", "--epochs", "1",
                  "--workspace", str(workspace)]) == 2
     assert len(jobs.list_runs(workspace)) == 1
+
+
+def test_run_outlives_the_process_that_submitted_it(data_path, workspace):
+    """As when the Streamlit server that launched a run is stopped or restarted."""
+    code = ("import sys; from fer_core import jobs; from fer_core.training import TrainConfig; "
+            "print(jobs.submit(TrainConfig(model='cnn', sampling='none', epochs=2, size='tiny', batch_size=16), "
+            "sys.argv[1], sys.argv[2]), flush=True); import time; time.sleep(600)")
+    submitter = subprocess.Popen([sys.executable, "-c", code, str(data_path), str(workspace)],
+                                 stdout=subprocess.PIPE, text=True, start_new_session=True)
+    run_id = submitter.stdout.readline().strip()
+    os.killpg(submitter.pid, signal.SIGKILL)  # the submitting process and its group die at once
+    submitter.wait()
+    wait_for(lambda: raw_states(workspace)[run_id] in jobs.FINISHED)
+    assert jobs.get_run(run_id, workspace).state == jobs.SUCCEEDED
