@@ -212,7 +212,7 @@ def refresh(workspace=None) -> None:
     for run_id, backend, pid, pid_started, started_at, out_dir, _ in running:
         if backend == LOCAL and not _process_alive(pid, pid_started) and not _in_launch_grace(pid, started_at):
             _mark_failed(home, run_id, _death_reason(pid, Path(out_dir)))
-    for (run_id,) in [(row[0],) for row in running if row[1] == RAY] + queued_ray:
+    for run_id in [row[0] for row in running if row[1] == RAY] + [row[0] for row in queued_ray]:
         _ray_refresh(home, run_id)
     start_queued_runs(home)
 
@@ -243,11 +243,6 @@ def start_queued_runs(workspace=None) -> list[str]:
             return started
         _launch_worker(home, next_run[0])
         started.append(next_run[0])
-
-
-def events(run_id: str, workspace=None) -> list[dict]:
-    with _connect(workspace) as connection:
-        return _events_by_run(connection, run_id).get(run_id, [])
 
 
 # ---------------------------------------------------------------------------------------------
