@@ -20,7 +20,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import traceback
 import uuid
 from contextlib import contextmanager
