@@ -1,0 +1,98 @@
+"""Atomic writes: every file the project writes goes to a temporary sibling first, then is renamed
+over its target, so a reader (another process, a crash, a second app session) never sees half a file.
+
+One helper for each kind of content, all through `write_atomically`:
+
+* `write_atomically(path, write)`: `write(handle)` fills a binary handle (numpy's `np.save`,
+  pandas' `to_parquet`, Arrow's CSV writer, ...).
+* `write_bytes_atomically`, `write_text_atomically`, `write_json_atomically`: the common cases.
+* `replace_atomically(target, build)`: `build(temporary_path)` creates a file or a whole folder,
+  which then takes the target's place (a folder is swapped in with two renames).
+
+The temporary name is unique per call (not just per process), so two threads of the app writing
+the same cache file do not clobber each other's half-written temporary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+
+def _temporary_sibling(target: Path) -> Path:
+    """A fresh, unused hidden name beside `target` (created empty, so no one else can take it)."""
+    descriptor, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(descriptor)
+    return Path(name)
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
+    """Fill a temporary sibling of `path` through `write(binary_handle)`, then rename it over `path`.
+
+    On any error the temporary is removed and `path` is left as it was. Returns `path`.
+    """
+    target = Path(path)
+    temporary = _temporary_sibling(target)
+    try:
+        with open(temporary, "wb") as handle:
+            write(handle)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to `path` atomically."""
+    return write_atomically(path, lambda handle: handle.write(data))
+
+
+def write_text_atomically(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
+    """Write `text` to `path` atomically (UTF-8 by default)."""
+    return write_bytes_atomically(path, text.encode(encoding))
+
+
+def write_json_atomically(path: str | os.PathLike, document: Any, indent: int | None = 2) -> Path:
+    """Write `document` as JSON (with a final newline) to `path` atomically."""
+    return write_text_atomically(path, json.dumps(document, indent=indent) + "\n")
+
+
+def replace_atomically(target: str | os.PathLike, build: Callable[[Path], None]) -> Path:
+    """Let `build(temporary)` create a file or a folder at a hidden sibling path, then put it in `target`'s place.
+
+    A folder cannot be renamed over a non-empty folder (or a file over a folder), so an existing
+    target is first renamed aside and restored if the swap fails. On failure only the temporary goes.
+    """
+    target = Path(target)
+    unique = f"{os.getpid()}-{secrets.token_hex(4)}"
+    temporary, aside = (target.with_name(f".{target.name}.{kind}-{unique}") for kind in ("tmp", "old"))
+    try:
+        build(temporary)
+        if target.exists() and (target.is_dir() or temporary.is_dir()):
+            os.replace(target, aside)
+            try:
+                os.replace(temporary, target)
+            except BaseException:
+                os.replace(aside, target)
+                raise
+        else:
+            os.replace(temporary, target)
+    finally:
+        remove_path(temporary)
+        remove_path(aside)
+    return target
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file, a link or a folder tree; nothing if it does not exist."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
