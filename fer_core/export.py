@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from .dataset import Dataset
 from .edits import DROP, RELABEL, RESTORE, Edit, find_active_edits, read_curation
+from .files import replace_atomically as _replace_atomically
 from .labels import EMOTIONS, USAGES
 
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "folders")
@@ -193,34 +192,6 @@ def _is_nonempty(path: Path) -> bool:
     if path.is_dir():
         return any(path.iterdir())
     return path.exists() and path.stat().st_size > 0
-
-
-def _replace_atomically(target: Path, build: Callable[[Path], None]) -> None:
-    """Build at a hidden temporary sibling, then rename it over `target`; on failure only the temporary goes."""
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    aside = target.with_name(f".{target.name}.old-{os.getpid()}")
-    _remove(temporary)
-    try:
-        build(temporary)
-        if target.exists() and (target.is_dir() or temporary.is_dir()):
-            os.replace(target, aside)  # a folder cannot be renamed over a non-empty folder or a file
-            try:
-                os.replace(temporary, target)
-            except BaseException:
-                os.replace(aside, target)
-                raise
-        else:
-            os.replace(temporary, target)
-    finally:
-        _remove(temporary)
-        _remove(aside)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
 
 
 def _write_json(document: dict, path: Path) -> None:
