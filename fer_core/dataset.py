@@ -20,6 +20,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from .files import write_atomically
 from .labels import EMOTIONS, IMAGE_SIDE, TEST_USAGES, TRAINING, USAGES
 from .workspace import cache_dir
 
@@ -351,10 +352,7 @@ def _write_cache(cache_file: Path, dataset: Dataset) -> None:
     for target, write in ((cache_file.with_suffix(".npy"), lambda handle: np.save(handle, dataset.pixels)),
                           (cache_file, lambda handle: np.savez(handle, ids=dataset.ids, labels=dataset.labels,
                                                                usages=dataset.usages, meta=np.array(json.dumps(meta))))):
-        temporary = target.with_name(target.name + f".{os.getpid()}.tmp")
-        with open(temporary, "wb") as handle:
-            write(handle)
-        os.replace(temporary, target)
+        write_atomically(target, write)
 
 
 def _read_cache(cache_file: Path, source: Path) -> Dataset | None:
