@@ -1,0 +1,43 @@
+"""`python -m fer_core report DATA --out report.html [--workspace WS] [--runs RUN_ID ...]`: the stakeholder report.
+
+The output path and the run ids are checked before the audit runs; the file is written whole,
+then renamed into place, so a bad argument or a failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from ..audit import AuditConfig, audit_source
+from ..duplicates import DEFAULT_NEAR_THRESHOLD
+from ..progress import TerminalProgress
+from ..report import build_report, check_output_path, choose_runs, read_finished_runs, write_report
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("report", help="one self-contained HTML report: findings, evidence, edits, results")
+    parser.add_argument("data", metavar="DATA", help="fer2013.csv or a folder with train/ and test/ image folders")
+    parser.add_argument("--out", required=True, metavar="REPORT_HTML", help="the HTML file to write")
+    parser.add_argument("--workspace", default=None, help="workspace folder (default $FER_AUDIT_HOME or ./workspace)")
+    parser.add_argument("--runs", nargs="+", default=(), metavar="RUN_ID",
+                        help="finished runs to compare, in order (default: newest raw and newest curated run)")
+    parser.add_argument("--near-threshold", type=int, default=DEFAULT_NEAR_THRESHOLD,
+                        help=f"max Hamming distance between pHashes of near copies (default {DEFAULT_NEAR_THRESHOLD})")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    out = check_output_path(args.out)
+    config = AuditConfig(near_threshold=args.near_threshold)
+    choose_runs(read_finished_runs(args.workspace), args.runs)  # unknown run ids fail before the audit
+    progress = TerminalProgress(enabled=not args.quiet and sys.stderr.isatty())
+    audit = audit_source(args.data, config, workspace=args.workspace, progress=progress)
+    progress.close()
+    text = build_report(audit, workspace=args.workspace, run_ids=args.runs, data_path=args.data)
+    path = write_report(text, out)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - started:.1f} s")
+    return 0
