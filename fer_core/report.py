@@ -490,7 +490,7 @@ def _cell(counts: dict, usage: str, emotion: str) -> int:
         return int(counts["total"] if emotion == "all" else counts["by_label"].get(emotion, 0))
     if emotion == "all":
         return int(counts["by_usage"].get(usage, 0))
-    return int(counts["by_usage_label"][usage][emotion])
+    return int(counts["by_usage_label"].get(usage, {}).get(emotion, 0))
 
 
 def changed_section(inputs: ReportInputs) -> str:
