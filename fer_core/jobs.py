@@ -23,13 +23,13 @@ import sys
 import traceback
 import uuid
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
 from .edits import connect_database
-from .training import EpochProgress, TrainConfig
+from .train_config import EpochProgress, TrainConfig, format_epoch_line, parse_epoch_lines
 from .workspace import resolve_workspace
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
@@ -152,7 +152,7 @@ def submit(config: TrainConfig, data_path: str | os.PathLike, workspace=None) ->
         connection.execute(
             "INSERT INTO runs (run_id, created_at, state, backend, data_path, config_json, out_dir) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (run_id, _now(), QUEUED, backend, str(data.resolve()), json.dumps(asdict(config)), str(out_dir)))
+            (run_id, _now(), QUEUED, backend, str(data.resolve()), config.to_json(), str(out_dir)))
     if backend == RAY:
         _ray_submit(home, run_id)
     else:
@@ -291,7 +291,7 @@ def work(run_id: str, workspace=None) -> int:
     signal.signal(signal.SIGTERM, _raise_cancelled)
     try:
         _set_stage(home, run_id, "loading data")
-        config = TrainConfig(**json.loads(config_json))
+        config = TrainConfig.from_json(config_json)
         print(f"run {run_id}: {config}", flush=True)
         dataset = load(data_path, workspace=home)
         _set_stage(home, run_id, "preparing the model (first epoch includes compilation)")
@@ -328,11 +328,9 @@ def _set_stage(home: Path, run_id: str, stage: str) -> None:
 
 
 def _record_epoch(home: Path, run_id: str, progress: EpochProgress) -> None:
-    from .cli.train import print_epoch  # the train CLI's line, which parse_epoch_lines reads back
-
     _insert_event(home, run_id, progress)
     _set_stage(home, run_id, f"training: epoch {progress.epoch}/{progress.epochs} done")
-    print_epoch(progress)
+    print(format_epoch_line(progress), flush=True)
 
 
 def _finish(home: Path, run_id: str, state: str, metrics: dict | None = None, error: str | None = None) -> None:
@@ -451,16 +449,6 @@ def _ray_refresh(home: Path, run_id: str) -> None:
         if ray_state == FAILED:
             error = (client.get_job_info(external_id).message or "") + " | " + " | ".join(logs.strip().splitlines()[-3:])
         _finish(home, run_id, ray_state, metrics=metrics, error=error)
-
-
-def parse_epoch_lines(log: str) -> list[EpochProgress]:
-    """Per-epoch progress from the `train` CLI's output lines (`epoch 3/10: loss …, accuracy …, …`)."""
-    import re
-
-    pattern = re.compile(r"^epoch (\d+)/(\d+): loss ([\d.eE+-]+|nan), accuracy ([\d.eE+-]+|nan), "
-                         r"val_loss ([\d.eE+-]+|nan), val_accuracy ([\d.eE+-]+|nan) \(([\d.]+) s\)", re.MULTILINE)
-    return [EpochProgress(int(m[1]), int(m[2]), float(m[3]), float(m[4]), float(m[5]), float(m[6]), float(m[7]))
-            for m in pattern.finditer(log)]
 
 
 def _insert_event(home: Path, run_id: str, progress: EpochProgress) -> None:

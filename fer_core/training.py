@@ -12,16 +12,16 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .dataset import Dataset
 from .labels import EMOTIONS, TRAINING, USAGES
-from .models import MODEL_NAMES, SIZES, build_model
-from .sampling import TrainingSet, resample_training, stratified_subset, validate_sampling
+from .models import build_model
+from .sampling import TrainingSet, resample_training, stratified_subset
+from .train_config import EpochCallback, EpochProgress, TrainConfig  # noqa: F401 (re-exported: old import path)
 
 if TYPE_CHECKING:
     import keras
@@ -29,58 +29,6 @@ if TYPE_CHECKING:
 
 VALIDATION_USAGE = "PublicTest"
 TEST_USAGE = "PrivateTest"
-MAX_HAMMING_DISTANCE = 64  # 64-bit perceptual hashes
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """What to train and how; validated on creation, so an invalid config never starts a run."""
-
-    model: str = "cnn"
-    sampling: str = "none"
-    epochs: int = 30
-    size: str = "full"
-    batch_size: int = 64
-    seed: int = 0
-    limit: int | None = None
-    raw: bool = False
-    near_threshold: int | None = None  # None: duplicates.DEFAULT_NEAR_THRESHOLD, the audit's threshold
-    learning_rate: float = 1e-3
-    patience: int = 5
-
-    def __post_init__(self) -> None:
-        if self.model not in MODEL_NAMES:
-            raise ValueError(f"unknown model {self.model!r}; expected one of {', '.join(MODEL_NAMES)}")
-        validate_sampling(self.sampling)
-        if self.size not in SIZES:
-            raise ValueError(f"unknown size {self.size!r}; expected one of {', '.join(SIZES)}")
-        for name in ("epochs", "batch_size", "patience"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int)
-                                       or self.limit < 1):
-            raise ValueError(f"limit must be a positive integer (number of samples), got {self.limit!r}")
-        if self.near_threshold is not None and not 0 <= self.near_threshold <= MAX_HAMMING_DISTANCE:
-            raise ValueError(f"near_threshold must be 0..{MAX_HAMMING_DISTANCE} bits, got {self.near_threshold!r}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
-
-
-@dataclass(frozen=True)
-class EpochProgress:
-    """One finished epoch, as sent to the `on_epoch` callback (a job runner stores these)."""
-
-    epoch: int
-    epochs: int
-    loss: float
-    accuracy: float
-    val_loss: float
-    val_accuracy: float
-    seconds: float
-
-
-EpochCallback = Callable[[EpochProgress], None]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,7 +119,7 @@ def run_description(config: TrainConfig, device: str, data: Dataset, training: T
     import tensorflow as tf
 
     return {
-        **asdict(config),
+        **config.to_dict(),
         "device": device,
         "data_source": data.source,
         "data_fingerprint": data.fingerprint,

@@ -11,7 +11,8 @@ import argparse
 from ..dataset import load
 from ..models import MODEL_NAMES, SIZES
 from ..sampling import SAMPLING_NAMES
-from ..training import EpochProgress, TrainConfig, train_and_evaluate
+from ..train_config import EpochProgress, TrainConfig, format_epoch_line
+from ..training import train_and_evaluate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,6 +59,4 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def print_epoch(progress: EpochProgress) -> None:
-    print(f"epoch {progress.epoch}/{progress.epochs}: loss {progress.loss:.4f}, accuracy {progress.accuracy:.4f}, "
-          f"val_loss {progress.val_loss:.4f}, val_accuracy {progress.val_accuracy:.4f} ({progress.seconds:.1f} s)",
-          flush=True)
+    print(format_epoch_line(progress), flush=True)
