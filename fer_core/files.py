@@ -19,17 +19,14 @@ import json
 import os
 import secrets
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 
-def _temporary_sibling(target: Path) -> Path:
-    """A fresh, unused hidden name beside `target` (created empty, so no one else can take it)."""
-    descriptor, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(descriptor)
-    return Path(name)
+def _unique_sibling(target: Path, kind: str) -> Path:
+    """A hidden name beside `target`, unique per call (process id and a random token)."""
+    return target.with_name(f".{target.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}")
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
@@ -38,9 +35,10 @@ def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], None]
     On any error the temporary is removed and `path` is left as it was. Returns `path`.
     """
     target = Path(path)
-    temporary = _temporary_sibling(target)
+    temporary = _unique_sibling(target, "tmp")
+    handle = open(temporary, "xb")  # "x": never write through a file someone else put there
     try:
-        with open(temporary, "wb") as handle:
+        with handle:
             write(handle)
         os.replace(temporary, target)
     except BaseException:
@@ -71,8 +69,7 @@ def replace_atomically(target: str | os.PathLike, build: Callable[[Path], None])
     target is first renamed aside and restored if the swap fails. On failure only the temporary goes.
     """
     target = Path(target)
-    unique = f"{os.getpid()}-{secrets.token_hex(4)}"
-    temporary, aside = (target.with_name(f".{target.name}.{kind}-{unique}") for kind in ("tmp", "old"))
+    temporary, aside = _unique_sibling(target, "tmp"), _unique_sibling(target, "old")
     try:
         build(temporary)
         if target.exists() and (target.is_dir() or temporary.is_dir()):
