@@ -22,7 +22,16 @@ from .labels import EMOTIONS, TRAINING
 # threshold"): up to 6 bits, pairs are almost all copies (shifted, re-encoded, re-cropped);
 # from 8 bits on, the count grows fivefold per step, the signature of distinct look-alike faces.
 DEFAULT_NEAR_THRESHOLD = 6
+# Two unrelated 64-bit pHashes differ in 32 bits on average: beyond that, "near" means nothing.
+MAX_NEAR_THRESHOLD = 32
 NO_GROUP = -1
+
+
+def check_near_threshold(bits: int) -> int:
+    """The one check of a near-duplicate Hamming threshold (audit, leaks, edits, training): 0..32 bits."""
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 0 <= bits <= MAX_NEAR_THRESHOLD:
+        raise ValueError(f"near threshold {bits!r} out of range; expected 0..{MAX_NEAR_THRESHOLD} bits")
+    return int(bits)
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,7 @@ def group_exact(pixels: np.ndarray, digests: np.ndarray | None = None) -> np.nda
 
 def group_near(hashes: np.ndarray, max_hamming_distance: int) -> np.ndarray:
     """Group id per image for chains of pHashes within `max_hamming_distance` bits."""
-    i, j, _ = find_near_links(hashes, max_hamming_distance)
+    i, j, _ = find_near_links(hashes, check_near_threshold(max_hamming_distance))
     return components_from_pairs(len(hashes), i, j)
 
 
@@ -116,6 +125,7 @@ def find_leaks(dataset: Dataset, max_hamming_distance: int = DEFAULT_NEAR_THRESH
     Works on distinct hash values: close values come from the index, then each pair of values
     (and each value with itself) is expanded into its Training × test member pairs.
     """
+    check_near_threshold(max_hamming_distance)
     hashes = phash_batch(dataset.pixels) if hashes is None else hashes
     unique, inverse = np.unique(hashes, return_inverse=True)
     is_train = dataset.usages == TRAINING

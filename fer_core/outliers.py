@@ -14,23 +14,19 @@ signals that separate those from photographed faces (see benchmarks/RESULTS_outl
   line art, comics, cartoons and text are drawn with pixel-sharp strokes.
 * `recurring_placeholder`: the same pixels filed under several emotions (a placeholder frame).
 
-The table is cached in the workspace by the data's fingerprint, so a warm audit reads it back.
+The audit caches the table by the data's fingerprint and the config, so a warm audit reads it back.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 
 from .labels import EMOTIONS
-from .workspace import cache_dir
 
 Progress = Callable[[str, int, int], None]
 WHISKER_IQR = 1.5
@@ -251,12 +247,6 @@ def first_stage_score(table: pd.DataFrame, config: OutlierConfig) -> np.ndarray:
     return np.where(blank, score.max(initial=0.0) + config.recurring_bonus, score)
 
 
-def cache_file(workspace: str | os.PathLike | None, fingerprint: str, config: OutlierConfig) -> Path:
-    """Where the scores of the data with `fingerprint` under `config` are kept (any config change misses)."""
-    digest = hashlib.sha256(repr(config).encode()).hexdigest()[:12]
-    return cache_dir(workspace) / f"outliers-{fingerprint}-{digest}.pkl"
-
-
 def compute_scores(pixels: np.ndarray, labels: np.ndarray, exact_group_of: np.ndarray | None,
                    config: OutlierConfig, report: Progress) -> pd.DataFrame:
     """Every column of `score_outliers`, computed from the pixels (about a second for FER-2013)."""
@@ -282,30 +272,14 @@ def compute_scores(pixels: np.ndarray, labels: np.ndarray, exact_group_of: np.nd
 
 
 def score_outliers(pixels: np.ndarray, labels: np.ndarray, exact_group_of: np.ndarray | None = None, *,
-                   fingerprint: str = "", workspace: str | os.PathLike | None = None,
                    progress: Progress | None = None, config: OutlierConfig | None = None) -> pd.DataFrame:
     """Per-image statistics, box-plot flags, component scores, `outlier_score` (higher = less like a face)
     and `outlier` (the images a reviewer should look at: score ≥ `config.flag_min_score`).
 
-    With a `fingerprint`, the table is cached in the workspace, so later audits of the same data
-    read it back; `table.attrs["from_cache"]` says which happened.
+    Pure: the audit (fer_core/audit.py) caches the table by the data's fingerprint and this config.
     """
     config = config or OutlierConfig()
     report = progress or (lambda stage, done, total: None)
     if len(pixels) == 0:
-        table = compute_scores(np.zeros((1, 48, 48), np.uint8), np.zeros(1, np.int8), None, config, report).iloc[:0]
-        table.attrs["from_cache"] = False
-        return table
-    stored = cache_file(workspace, fingerprint, config) if fingerprint else None
-    if stored is not None and stored.exists():
-        table = pd.read_pickle(stored)
-        if len(table) == len(pixels):
-            table.attrs["from_cache"] = True
-            return table
-    table = compute_scores(pixels, labels, exact_group_of, config, report)
-    if stored is not None:
-        partial = stored.with_suffix(".tmp")
-        table.to_pickle(partial)
-        partial.replace(stored)
-    table.attrs["from_cache"] = False
-    return table
+        return compute_scores(np.zeros((1, 48, 48), np.uint8), np.zeros(1, np.int8), None, config, report).iloc[:0]
+    return compute_scores(pixels, labels, exact_group_of, config, report)

@@ -1,11 +1,16 @@
 import json
+import pickle
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from fer_core.audit import AuditConfig, run_audit, write_report
+from fer_core.audit import SAMPLE_COLUMNS, AuditConfig, run_audit, write_cached_result, write_report
+from fer_core.detectors import Detector, DetectorResult, Flag, flag_mask, registered_detectors, registered_flags
+from fer_core.duplicates import find_leaks
+from fer_core.outliers import OutlierConfig
 from fer_core.cli import main
 from synthetic import make_synthetic, write_folders
 
@@ -54,10 +59,87 @@ def test_report_files_follow_the_contract(synthetic, workspace, tmp_path):
 
 def test_second_audit_reuses_cached_features(synthetic, workspace):
     dataset, _ = synthetic
-    run_audit(dataset, workspace=workspace)
+    first = run_audit(dataset, workspace=workspace)
     second = run_audit(dataset, workspace=workspace)
-    assert "hashes_cache" in second.summary["seconds_by_stage"]
-    assert "phash" not in second.summary["seconds_by_stage"]
+    stages = second.summary["seconds_by_stage"]
+    assert {"digests (cache)", "phash (cache)", "outliers (cache)"} <= stages.keys()
+    assert not {"digests", "phash", "outliers"} & stages.keys()
+    pd.testing.assert_frame_equal(first.samples, second.samples)
+    cached = sorted(path.name.split("-")[0] for path in (workspace / "cache").glob("*.parquet"))
+    assert cached == ["digests", "outliers", "phash"]
+
+
+def test_a_config_change_misses_only_that_detectors_cache(synthetic, workspace):
+    dataset, _ = synthetic
+    run_audit(dataset, workspace=workspace)
+    stages = run_audit(dataset, AuditConfig(outliers=OutlierConfig(flag_min_score=2.0)),
+                       workspace=workspace).summary["seconds_by_stage"]
+    assert "outliers" in stages and "phash (cache)" in stages
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "pickle", "other_length"])
+def test_a_damaged_or_planted_cache_is_recomputed_never_executed(synthetic, workspace, tmp_path, damage):
+    dataset, _ = synthetic
+    expected = run_audit(dataset, workspace=workspace).samples
+    marker = tmp_path / "pwned"
+    for path in (workspace / "cache").glob("*.parquet"):
+        if damage == "truncated":
+            path.write_bytes(path.read_bytes()[:200])
+        elif damage == "garbage":
+            path.write_bytes(b"PAR1 not a parquet file")
+        elif damage == "pickle":  # a pickle that would run code when loaded with pickle/pd.read_pickle
+            path.write_bytes(pickle.dumps(PlantedPayload(str(marker))))
+        else:
+            write_cached_result(path, DetectorResult(pd.DataFrame({"phash": np.zeros(3, np.uint64)})))
+    report = run_audit(dataset, workspace=workspace)
+    assert not marker.exists()
+    assert {"digests", "phash", "outliers"} <= report.summary["seconds_by_stage"].keys()
+    pd.testing.assert_frame_equal(report.samples, expected)
+    again = run_audit(dataset, workspace=workspace)  # and the cache was repaired
+    assert "phash (cache)" in again.summary["seconds_by_stage"]
+
+
+class PlantedPayload:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_registered_detector_adds_its_columns_summary_and_flags(synthetic, workspace):
+    dataset, planted = synthetic
+
+    def detect_flat(dataset, config, context):
+        flat = context.column("std") < 2
+        return DetectorResult(pd.DataFrame({"flat": flat}), {"flat": {"images": int(flat.sum())}})
+
+    flag = Flag("flat", "pixel standard deviation under 2", ("flat",))
+    detectors = (*registered_detectors(), Detector("flat", detect_flat, needs=("outliers",), flags=(flag,)))
+    report = run_audit(dataset, workspace=workspace, detectors=detectors)
+    assert list(report.samples.columns[:len(SAMPLE_COLUMNS)]) == list(SAMPLE_COLUMNS)
+    assert report.samples.columns[-1] == "flat" and "digest" not in report.samples.columns
+    assert report.summary["flat"]["images"] == int(report.samples["flat"].sum()) >= 1
+    assert [f.name for f in registered_flags(detectors)] == ["duplicate", "conflict", "leak", "outlier", "flat"]
+    assert report.samples.set_index("id").loc[planted.blank, "flat"]
+    assert flag_mask(report.samples, flag).sum() == report.summary["flat"]["images"]
+    duplicate = registered_flags()[0]
+    assert flag_mask(report.samples, duplicate).sum() == report.samples["near_group"].notna().sum()
+
+
+def test_detectors_that_cannot_run_are_refused(synthetic, workspace):
+    dataset, _ = synthetic
+    lost = Detector("lost", lambda *args: None, needs=("nowhere",))
+    with pytest.raises(ValueError, match="needs \\['nowhere'\\]"):
+        run_audit(dataset, workspace=workspace, detectors=(*registered_detectors(), lost))
+
+
+@pytest.mark.parametrize("threshold", [-1, 33, 2.5, True])
+def test_near_threshold_bounds_are_checked_once_for_all(threshold, synthetic):
+    with pytest.raises(ValueError, match="expected 0..32 bits"):
+        AuditConfig(near_threshold=threshold)
+    with pytest.raises(ValueError, match="expected 0..32 bits"):
+        find_leaks(synthetic[0], threshold)
 
 
 def test_threshold_zero_near_groups_equal_identical_hashes(synthetic, workspace):

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from fer_core import outliers
-from fer_core.outliers import OutlierConfig
 
 SIDE = 48
 
@@ -151,23 +149,6 @@ def test_progress_is_reported(planted):
 def test_empty_input_gives_empty_table():
     table = outliers.score_outliers(np.zeros((0, SIDE, SIDE), np.uint8), np.zeros(0, np.int8))
     assert len(table) == 0 and "outlier_score" in table.columns
-
-
-def test_second_call_with_same_fingerprint_reads_the_cache(planted, workspace):
-    pixels, labels, groups, _, _ = planted
-    calls = []
-    first = outliers.score_outliers(pixels, labels, groups, fingerprint="abc", workspace=workspace,
-                                    progress=lambda *args: calls.append(args))
-    assert first.attrs["from_cache"] is False and calls
-    assert outliers.cache_file(workspace, "abc", OutlierConfig()).exists()
-    calls.clear()
-    second = outliers.score_outliers(pixels, labels, groups, fingerprint="abc", workspace=workspace,
-                                     progress=lambda *args: calls.append(args))
-    assert second.attrs["from_cache"] is True and not calls
-    pd.testing.assert_frame_equal(first, second)
-    other = outliers.score_outliers(pixels, labels, groups, fingerprint="abc", workspace=workspace,
-                                    config=OutlierConfig(flag_min_score=2.0))
-    assert other.attrs["from_cache"] is False
 
 
 def test_real_blank_frames_rank_first_and_are_flagged(real_data, tmp_path):

@@ -1,0 +1,183 @@
+"""The audit's detectors: what each finds, what it needs, what of the config its cache depends on.
+
+A detector is a name, an entry point `detect(dataset, config, context) → DetectorResult` (per-sample
+columns, a summary merged into summary.json, and in-memory artifacts), the detectors whose columns
+it reads, the part of `AuditConfig` its columns depend on (`cache_key`; None = not cached), and the
+flags it raises (the Review page's filters, declared here once). `fer_core/audit.py` runs them and
+owns their caches.
+
+Adding a detector = its module with a pure entry point + one `Detector(...)` line in
+`registered_detectors` + its test. Detectors never cache, write or print anything themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import outliers
+from .dataset import Dataset, Progress
+from .duplicates import (DEFAULT_NEAR_THRESHOLD, NO_GROUP, check_near_threshold, describe_groups, find_leaks,
+                         group_exact, group_near)
+from .hashing import exact_digests, phash_batch
+from .outliers import OutlierConfig
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """What the audit looks for; the near-duplicate threshold is the one knob users turn."""
+
+    near_threshold: int = DEFAULT_NEAR_THRESHOLD
+    outliers: OutlierConfig = OutlierConfig()
+
+    def __post_init__(self) -> None:
+        check_near_threshold(self.near_threshold)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A Review-page filter raised by a detector: true where any of `columns` is true (or, for a
+    group column, where the sample is in a group)."""
+
+    name: str
+    description: str
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DetectorResult:
+    """What one detector found: `columns` has one row per sample, in dataset order."""
+
+    columns: pd.DataFrame
+    summary: dict = field(default_factory=dict)
+    artifacts: Mapping[str, Any] = field(default_factory=dict)  # in memory only, never cached
+
+
+@dataclass(frozen=True)
+class DetectorContext:
+    """What a detector may use besides the data and the config: the results of the detectors it needs."""
+
+    results: Mapping[str, DetectorResult]
+    progress: Progress
+
+    def column(self, name: str) -> np.ndarray:
+        """A column found by one of the needed detectors."""
+        for result in self.results.values():
+            if name in result.columns:
+                return result.columns[name].to_numpy()
+        raise KeyError(f"no needed detector produced column {name!r}")
+
+
+@dataclass(frozen=True)
+class Detector:
+    """One registered detector. `cache_key(config)` returns what of the config its columns depend
+    on (any change misses the cache); None means the detector is not cached (cheap, or its output
+    depends on the near threshold)."""
+
+    name: str
+    detect: Callable[[Dataset, AuditConfig, DetectorContext], DetectorResult]
+    needs: tuple[str, ...] = ()
+    cache_key: Callable[[AuditConfig], object] | None = None
+    version: str = "1"  # bump when the cached columns' definition changes
+    flags: tuple[Flag, ...] = ()
+    internal_columns: tuple[str, ...] = ()  # used by other detectors, not written to samples.csv
+
+
+
+
+def detect_digests(dataset: Dataset, config: AuditConfig, context: DetectorContext) -> DetectorResult:
+    """A 128-bit digest of each image's pixels (equal digests ⇔ identical images)."""
+    return DetectorResult(pd.DataFrame({"digest": exact_digests(dataset.pixels)}))
+
+
+def detect_phashes(dataset: Dataset, config: AuditConfig, context: DetectorContext) -> DetectorResult:
+    """The 64-bit pHash of each image (uint64 here; hexadecimal in samples.csv)."""
+    return DetectorResult(pd.DataFrame({"phash": phash_batch(dataset.pixels)}))
+
+
+def detect_outliers(dataset: Dataset, config: AuditConfig, context: DetectorContext) -> DetectorResult:
+    """Pixel statistics, the box-plot rule and the outlier score (see fer_core/outliers.py)."""
+    exact_of = group_exact(dataset.pixels, digests=context.column("digest"))
+    table = outliers.score_outliers(dataset.pixels, dataset.labels, exact_of, config=config.outliers,
+                                    progress=context.progress)
+    summary = {"outliers": {"flagged": int(table["outlier"].sum()), "box_plot": int(table["box_outlier"].sum())}}
+    return DetectorResult(table.reset_index(drop=True), summary)
+
+
+def detect_duplicates(dataset: Dataset, config: AuditConfig, context: DetectorContext) -> DetectorResult:
+    """Exact and near groups, their conflicts, and the train–test leaks at the near threshold."""
+    hashes = context.column("phash").astype(np.uint64)
+    exact_of = group_exact(dataset.pixels, digests=context.column("digest"))
+    exact_groups = describe_groups(dataset, exact_of)
+    near_of = group_near(hashes, config.near_threshold)
+    near_groups = describe_groups(dataset, near_of, hashes)
+    leaks = find_leaks(dataset, config.near_threshold, hashes)
+    conflicting = np.zeros(len(dataset), dtype=bool)
+    cross_split = np.zeros(len(dataset), dtype=bool)
+    for rows, is_conflicting, is_cross in zip(near_groups["rows"], near_groups["conflicting"], near_groups["cross_split"]):
+        conflicting[rows] = is_conflicting
+        cross_split[rows] = is_cross
+    leak = np.zeros(len(dataset), dtype=bool)
+    leak[leaks.train_rows] = True
+    leak[leaks.test_rows] = True
+    columns = pd.DataFrame({
+        "exact_group": pd.array(np.where(exact_of == NO_GROUP, None, exact_of), dtype="Int64"),
+        "near_group": pd.array(np.where(near_of == NO_GROUP, None, near_of), dtype="Int64"),
+        "conflicting": conflicting,
+        "cross_split": cross_split,
+        "leak": leak,
+    })
+    summary = {
+        "exact": _group_counts(exact_groups),
+        "near": {"threshold": config.near_threshold, **_group_counts(near_groups)},
+        "leaks": {
+            "pairs": int(len(leaks.train_rows)),
+            "test_images_with_training_copy": int(len(leaks.leaked_test_rows())),
+            "training_copies_of_test_images": int(len(leaks.training_copy_rows())),
+        },
+    }
+    artifacts = {"exact_groups": exact_groups, "near_groups": near_groups, "leaks": leaks, "hashes": hashes}
+    return DetectorResult(columns, summary, artifacts)
+
+
+def registered_detectors() -> tuple[Detector, ...]:
+    """Every detector the audit runs; their summaries appear in summary.json, and their columns not named
+    in SAMPLE_COLUMNS at the end of samples.csv, in this order."""
+    return (
+        Detector("digests", detect_digests, cache_key=lambda config: None, internal_columns=("digest",)),
+        Detector("phash", detect_phashes, cache_key=lambda config: None),
+        Detector("duplicates", detect_duplicates, needs=("digests", "phash"), flags=(
+            Flag("duplicate", "in an exact or near duplicate group", ("exact_group", "near_group")),
+            Flag("conflict", "in a near group whose emotions disagree", ("conflicting",)),
+            Flag("leak", "a Training image with a test copy, or a test image with a Training copy", ("leak",)))),
+        Detector("outliers", detect_outliers, needs=("digests",), cache_key=lambda config: config.outliers,
+                 flags=(Flag("outlier", "flagged as not a face by the outlier score", ("outlier",)),)),
+    )
+
+
+def registered_flags(detectors: tuple[Detector, ...] | None = None) -> tuple[Flag, ...]:
+    """The flags of every registered detector (the Review page's filters, in a fixed order)."""
+    return tuple(flag for detector in detectors or registered_detectors() for flag in detector.flags)
+
+
+def flag_mask(samples: pd.DataFrame, flag: Flag) -> np.ndarray:
+    """Rows of `samples` that `flag` raises."""
+    masks = [samples[name].to_numpy(dtype=bool) if pd.api.types.is_bool_dtype(samples[name])
+             else samples[name].notna().to_numpy() for name in flag.columns]  # a group column: in a group
+    return np.logical_or.reduce(masks) if masks else np.zeros(len(samples), dtype=bool)
+
+
+def _group_counts(groups: pd.DataFrame) -> dict:
+    return {
+        "groups": int(len(groups)),
+        "images_in_groups": int(groups["size"].sum()) if len(groups) else 0,
+        "redundant": int(groups["size"].sum() - len(groups)) if len(groups) else 0,
+        "conflicting_groups": int(groups["conflicting"].sum()) if len(groups) else 0,
+        "cross_split_groups": int(groups["cross_split"].sum()) if len(groups) else 0,
+    }
+
+
