@@ -213,7 +213,10 @@ def test_real_subset_report_shows_each_kind_of_evidence(real_data, real_cache, t
     assert len(pairs) == 4 and {distance == 0 for _, _, distance in pairs} == {True, False}
     assert evidence.count('class="example pair"') == 4 and "identical pixels" in evidence and "bits apart" in evidence
     assert evidence.count("Identical pixels,") == 3  # three conflicting exact groups shown
-    assert len(decoded_images(evidence)) >= 8 + 6 + 12
+    outliers = evidence[evidence.index("The least face-like"):evidence.index("Average pixel value")]
+    assert 5 <= len(decoded_images(outliers)) <= 12
+    scores = [float(score) for score in re.findall(r"score (\d+\.\d) ·", outliers)]
+    assert scores == sorted(scores, reverse=True)
 
     done = text[text.index('<section id="done">'):text.index('<section id="changed">')]
     assert f"<td>{edits.DEFAULT_LEAK_REASON}</td><td class=num>{len(leaked)}</td><td>reviewer</td>" in done
