@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from . import results
-from . import review as views
+from . import views
 from .audit import AuditReport
 from .dataset import Dataset
 from .edits import DROP, RELABEL, REVIEW_OK, UNDO, Edit, database_path, find_active_edits, read_curation, replay_edits
@@ -96,7 +96,8 @@ def read_finished_runs(workspace: str | os.PathLike | None = None) -> list["RunR
         return []
     from . import jobs
 
-    return results.finished_with_metrics(jobs.list_runs(workspace))
+    return [record for record in results.finished_with_metrics(jobs.list_runs(workspace))
+            if getattr(record, "kind", "train") == "train"]  # other job kinds (e.g. mislabel folds) are not runs to compare
 
 
 def choose_runs(finished: Sequence["RunRecord"], run_ids: Sequence[str] = ()) -> list["RunRecord"]:
