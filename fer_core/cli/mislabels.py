@@ -1,0 +1,64 @@
+"""`python -m fer_core mislabels DATA --out DIR [--folds K] [--model M] [--size S] [--epochs N] [--workspace WS]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..dataset import load
+from ..labels import EMOTIONS
+from ..mislabels import MislabelConfig, MislabelProgress, run_mislabels, write_outputs
+from ..models import MODEL_NAMES, SIZES
+
+DEFAULTS = MislabelConfig()
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "mislabels", help="suspected mislabels: cross-validated predictions + Confident Learning (cleanlab)")
+    parser.add_argument("data", help="fer2013.csv or a folder with train/ and test/ image folders")
+    parser.add_argument("--out", required=True, help="folder for mislabels.csv and summary.json")
+    parser.add_argument("--folds", type=int, default=DEFAULTS.folds,
+                        help=f"cross-validation folds over Training (default {DEFAULTS.folds})")
+    parser.add_argument("--model", choices=MODEL_NAMES, default=DEFAULTS.model,
+                        help=f"model of each fold (default {DEFAULTS.model})")
+    parser.add_argument("--size", choices=SIZES, default=DEFAULTS.size,
+                        help=f"model size preset (default {DEFAULTS.size})")
+    parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs,
+                        help=f"most epochs per fold, early-stopped on PublicTest (default {DEFAULTS.epochs})")
+    parser.add_argument("--workspace", default=None,
+                        help="workspace folder: its edits give the curated data, its cache keeps results "
+                             "(default $FER_AUDIT_HOME or ./workspace)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = MislabelConfig(folds=args.folds, model=args.model, size=args.size, epochs=args.epochs)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a folder")
+    dataset = load(args.data, workspace=args.workspace)
+    report = None if args.quiet else print_progress
+    result = run_mislabels(dataset, config, workspace=args.workspace, on_progress=report)
+    csv_path, summary_path = write_outputs(result, out)
+    print(format_summary(result.summary))
+    print(f"wrote {csv_path} and {summary_path}")
+    return 0
+
+
+def print_progress(progress: MislabelProgress) -> None:
+    print(progress.describe(), file=sys.stderr, flush=True)
+
+
+def format_summary(summary: dict) -> str:
+    by_emotion = ", ".join(f"{emotion} {summary['flagged_by_emotion'][emotion]:,}" for emotion in EMOTIONS)
+    settings = summary["settings"]
+    return "\n".join([
+        f"{summary['flagged']:,} of {summary['images']:,} images flagged as suspected mislabels",
+        f"  flagged by given emotion: {by_emotion}",
+        f"out-of-fold accuracy on Training (given labels): {summary['out_of_fold_accuracy']:.3f}",
+        f"{settings['folds']} folds of {settings['model']} ({settings['size']}, up to {settings['epochs']} epochs); "
+        f"took {summary['seconds']:.1f}s",
+    ])

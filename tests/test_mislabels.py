@@ -1,0 +1,195 @@
+"""The mislabel detector: planted label flips rank high, copies share one suggestion, the CSV contract,
+the cache (hit, miss after an edit, resume after a cancel).
+
+The synthetic classes are seven distinct light/dark layouts under noise, so the tiny cnn learns them in a
+few epochs: a detector ranking at random would put about 2 of the 35 planted flips in its top 35.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from fer_core import edits
+from fer_core.cli import main
+from fer_core.dataset import Dataset, load
+from fer_core.labels import EMOTIONS
+from fer_core.mislabels import (RESULT_COLUMNS, MislabelConfig, MislabelsCancelled, cache_key, find_mislabels,
+                                run_mislabels)
+from tests.synthetic import write_csv
+
+FAST = dict(size="tiny", batch_size=8, learning_rate=3e-3, patience=5)
+
+
+def texture_dataset(per_class: int, per_class_test: int, seed: int = 0) -> Dataset:
+    """Seven learnable classes of coarse light/dark layouts (survive flips and small shifts) + noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:48, 0:48]
+    disc = (np.hypot(y - 24, x - 24) < 13) * 2 - 1.0
+    patterns = [np.full((48, 48), -1.0), np.full((48, 48), 1.0), (y < 24) * 2 - 1.0, (y >= 24) * 2 - 1.0, disc, -disc,
+                (abs(x - 23.5) < 8) * 2 - 1.0]
+    usages = ["Training"] * per_class * 7 + ["PublicTest"] * per_class_test * 7 + ["PrivateTest"] * per_class_test * 7
+    labels = np.concatenate([np.repeat(np.arange(7), count) for count in (per_class, per_class_test, per_class_test)])
+    pixels = np.stack([128 + 60 * patterns[label] for label in labels]) + rng.normal(0, 12, (len(labels), 48, 48))
+    return Dataset(ids=np.array([f"{usage}_{row}" for row, usage in enumerate(usages)]),
+                   pixels=np.clip(pixels, 0, 255).astype(np.uint8), labels=labels.astype(np.int8),
+                   usages=np.array(usages))
+
+
+def flip_labels(dataset: Dataset, rows: np.ndarray, seed: int) -> Dataset:
+    rng = np.random.default_rng(seed)
+    labels = dataset.labels.copy()
+    labels[rows] = (labels[rows] + rng.integers(1, 7, len(rows))) % 7
+    return dataset.with_labels(labels)
+
+
+def test_planted_flips_rank_high_and_copies_share_one_suggestion():
+    clean = texture_dataset(per_class=100, per_class_test=6)
+    training = np.flatnonzero(clean.usages == "Training")
+    flipped = np.random.default_rng(1).choice(training, 35, replace=False)
+    noisy = flip_labels(clean, flipped, seed=2)
+    # A conflicting copy: the pixels of a clean Training image, filed under another emotion.
+    original = int(np.setdiff1d(training, flipped)[0])
+    wrong = (int(clean.labels[original]) + 3) % 7
+    data = Dataset(ids=np.append(noisy.ids, "Training_copy"), pixels=np.concatenate([noisy.pixels, noisy.pixels[[original]]]),
+                   labels=np.append(noisy.labels, wrong).astype(np.int8), usages=np.append(noisy.usages, "Training"))
+    progress = []
+
+    result = find_mislabels(data, MislabelConfig(folds=2, epochs=5, pooling="exact", **FAST), on_progress=progress.append)
+
+    table = result.table
+    assert list(table.columns[:len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS) and len(table) == len(data)
+    top = table.sort_values("mislabel_score", ascending=False).head(len(flipped)).index.to_numpy()
+    assert np.isin(flipped, top).sum() >= 20  # random: about 2
+    flagged = np.flatnonzero(table["is_label_issue"].to_numpy())
+    assert np.isin(flagged, flipped).mean() >= 0.7
+    suggested = table["suggested_label"].to_numpy()
+    correct = suggested[flipped] == np.array(EMOTIONS)[clean.labels[flipped]]
+    assert correct.mean() >= 0.7
+    assert table["mislabel_score"].between(0, 1).all() and table["suggested_confidence"].between(0, 1).all()
+
+    pair = table.iloc[[original, len(data) - 1]]
+    assert pair["suggested_label"].nunique() == 1 and pair["suggested_confidence"].nunique() == 1
+    assert pair["suggested_label"].iloc[0] == EMOTIONS[clean.labels[original]]
+    assert pair["mislabel_score"].iloc[1] > pair["mislabel_score"].iloc[0]
+    assert pair["group"].notna().all() and pair["group"].nunique() == 1
+
+    stages = [(event.stage, event.fold) for event in progress if event.stage != "epoch"]
+    assert stages == [("fold", 1), ("fold_done", 1), ("fold", 2), ("fold_done", 2), ("ranking", 2), ("done", 2)]
+    assert sum(event.stage == "epoch" for event in progress) >= 2
+    summary = result.summary
+    assert summary["flagged"] == len(flagged) == sum(summary["flagged_by_emotion"].values())
+    assert sum(sum(row.values()) for row in summary["given_by_suggested"].values()) == len(flagged)
+
+
+def test_folds_keep_copies_together_and_are_stratified():
+    from fer_core.mislabels import assign_folds
+
+    labels = np.repeat(np.arange(7), 30)
+    group_of = np.full(len(labels), -1)
+    group_of[[0, 40, 80]] = 5  # three copies of one photo, under three emotions
+    fold_of = assign_folds(labels, group_of, folds=3, seed=0)
+    assert len(set(fold_of[[0, 40, 80]])) == 1
+    for label in range(7):
+        assert set(np.bincount(fold_of[labels == label], minlength=3)) <= {9, 10, 11}
+
+
+@pytest.mark.parametrize("settings, message", [({"folds": 1}, "folds"), ({"pooling": "all"}, "pooling"),
+                                               ({"size": "huge"}, "size"), ({"epochs": 0}, "epochs")])
+def test_config_rejects_bad_settings(settings, message):
+    with pytest.raises(ValueError, match=message):
+        MislabelConfig(**settings)
+
+
+def test_cache_hit_miss_after_edit_and_resume_after_cancel(workspace):
+    data = texture_dataset(per_class=12, per_class_test=2)
+    config = MislabelConfig(folds=2, epochs=1, **FAST)
+    folds_seen = []
+
+    def stop_after_first_fold(events=folds_seen):
+        return any(event == "fold_done" for event in events)
+
+    with pytest.raises(MislabelsCancelled):
+        run_mislabels(data, config, workspace=workspace, on_progress=lambda event: folds_seen.append(event.stage),
+                      should_stop=stop_after_first_fold)
+    assert folds_seen.count("fold") == 1
+    resumed = []
+    first = run_mislabels(data, config, workspace=workspace, on_progress=resumed.append)
+    assert [event.fold for event in resumed if event.stage == "fold"] == [2]  # fold 1 came from the partial cache
+    assert not (workspace / "cache" / "mislabels" / f"{cache_key(data, config)}.folds").exists()
+
+    again = run_mislabels(data, config, workspace=workspace, should_stop=lambda: pytest.fail("recomputed"))
+    assert again.table[list(RESULT_COLUMNS)].equals(first.table[list(RESULT_COLUMNS)])
+    assert again.summary["from_cache"] is True
+
+    edits.relabel(data, "Training_0", "happy", "test", workspace=workspace)
+    curated = edits.curated_dataset(data, workspace)
+    assert cache_key(curated, config) != cache_key(data, config)
+    with pytest.raises(MislabelsCancelled):  # a new curation is not served from the old result
+        run_mislabels(data, config, workspace=workspace, should_stop=lambda: True)
+
+
+def test_cli_writes_the_csv_contract_and_summary(tmp_path, workspace, capsys):
+    source = write_csv(texture_dataset(per_class=10, per_class_test=2), tmp_path / "fer2013.csv")
+    out = tmp_path / "out"
+
+    code = main(["mislabels", str(source), "--out", str(out), "--folds", "2", "--size", "tiny", "--epochs", "1",
+                 "--workspace", str(workspace), "--quiet"])
+
+    assert code == 0
+    with open(out / "mislabels.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == list(RESULT_COLUMNS)
+    dataset = load(source, workspace=workspace)
+    assert [row[0] for row in rows[1:]] == dataset.ids.tolist()
+    for row in rows[1:]:
+        assert row[1] in EMOTIONS and row[3] in EMOTIONS and row[2] in ("Training", "PublicTest", "PrivateTest")
+        assert 0 <= float(row[4]) <= 1 and 0 <= float(row[5]) <= 1 and row[6] in ("true", "false")
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["flagged_by_emotion"]) == set(EMOTIONS)
+    assert summary["settings"]["folds"] == 2 and summary["settings"]["size"] == "tiny"
+    assert summary["flagged"] == sum(row[6] == "true" for row in rows[1:])
+    assert "seconds" in summary and "given_by_suggested" in summary
+    assert "flagged as suspected mislabels" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--folds", "1"], "folds"),
+    (["--epochs", "0"], "epochs"),
+    (["--data", "missing"], "missing"),
+])
+def test_cli_bad_arguments_exit_2_with_one_error_line_and_write_nothing(tmp_path, workspace, capsys, arguments,
+                                                                        message):
+    source = write_csv(texture_dataset(per_class=3, per_class_test=1), tmp_path / "fer2013.csv")
+    data = str(tmp_path / arguments[1]) if arguments[0] == "--data" else str(source)
+    options = [] if arguments[0] == "--data" else arguments
+    out = tmp_path / "out"
+
+    code = main(["mislabels", data, "--out", str(out), "--workspace", str(workspace), *options])
+
+    assert code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("error: ") and message in error[0]
+    assert not out.exists()
+
+
+def test_cli_refuses_an_out_path_that_is_a_file(tmp_path, workspace, capsys):
+    source = write_csv(texture_dataset(per_class=3, per_class_test=1), tmp_path / "fer2013.csv")
+    out = tmp_path / "taken"
+    out.write_text("keep me")
+
+    assert main(["mislabels", str(source), "--out", str(out), "--workspace", str(workspace)]) == 2
+    assert "not a folder" in capsys.readouterr().err and out.read_text() == "keep me"
+
+
+def test_pooling_averages_within_each_group_and_leaves_the_rest():
+    from fer_core.mislabels import pool_probabilities
+
+    probabilities = np.eye(7)[[0, 1, 2, 3, 4, 5]]
+    pooled = pool_probabilities(probabilities, np.array([4, -1, 4, 9, 4, 9]))
+    np.testing.assert_allclose(pooled[[0, 2, 4]], np.tile((np.eye(7)[0] + np.eye(7)[2] + np.eye(7)[4]) / 3, (3, 1)))
+    np.testing.assert_allclose(pooled[[3, 5]], np.tile((np.eye(7)[3] + np.eye(7)[5]) / 2, (2, 1)))
+    np.testing.assert_allclose(pooled[1], np.eye(7)[1])
