@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -107,7 +109,7 @@ def test_bad_csv_row_is_reported_by_row_and_skipped(tmp_path, workspace, bad_row
     loaded = load(write_rows(tmp_path / "f.csv", [GOOD, bad_row, GOOD]))
     assert loaded.ids.tolist() == ["row:0", "row:2"]
     assert [p.sample_id for p in loaded.problems] == ["row:1"]
-    assert message in loaded.problems[0].reason and "row 1" in loaded.problems[0].reason
+    assert message in loaded.problems[0].reason and "f.csv line 3: " in loaded.problems[0].reason
 
 
 def test_missing_csv_column_names_the_file(tmp_path, workspace):
@@ -171,3 +173,153 @@ def test_fast_jpeg_decoder_matches_pil_on_real_images(real_data):
         reference, _ = _decode_with_pil(data)
         np.testing.assert_array_equal(fast, reference)
         assert not converted
+
+
+# ---- odd files in an image tree: listed as unreadable or skipped, never a crash or a silent skip --
+
+def image_tree(root, images=("train/happy/Training_1.jpg", "train/sad/Training_2.jpg", "test/happy/PrivateTest_3.jpg")):
+    """A tiny image-folder tree with one real-looking 48×48 JPEG per path."""
+    for index, name in enumerate(images):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((48, 48), 40 + index, np.uint8)).save(path)
+    return root
+
+
+def reasons(items) -> dict[str, str]:
+    return {item.sample_id: item.reason for item in items}
+
+
+def test_symlink_loops_are_listed_as_unreadable(tmp_path, workspace):
+    root = image_tree(tmp_path / "d")
+    (root / "train" / "happy" / "x.jpg").symlink_to("x.jpg")  # ln -s x.jpg x.jpg
+    (root / "train" / "angry").symlink_to("angry")  # an emotion folder linked to itself
+    loaded = load(root)
+    assert len(loaded) == 3
+    unreadable = reasons(loaded.problems)
+    assert set(unreadable) == {"train/happy/x.jpg", "train/angry"}
+    assert all("symlink loop" in reason for reason in unreadable.values())
+
+
+def test_non_images_are_listed_as_skipped_with_a_reason(tmp_path, workspace):
+    root = image_tree(tmp_path / "d")
+    happy = root / "train" / "happy"
+    (happy / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    os.mkfifo(happy / "fifo.jpg")  # never opened: reading a FIFO with no writer blocks forever
+    (happy / "notes.txt").write_text("not an image")
+    (happy / "x.jpg").mkdir()
+    (root / "train" / "stray.jpg").write_bytes(b"")
+    (root / "training").mkdir()
+    (root / "README.md").write_text("documentation beside the splits is not data")
+    loaded = load(root)
+    assert len(loaded) == 3 and loaded.problems == ()
+    skipped = reasons(loaded.skipped)
+    assert set(skipped) == {"train/happy/gone.jpg", "train/happy/fifo.jpg", "train/happy/notes.txt",
+                            "train/happy/x.jpg", "train/stray.jpg", "training"}
+    assert "dangling symlink" in skipped["train/happy/gone.jpg"]
+    assert "FIFO" in skipped["train/happy/fifo.jpg"]
+    assert "not an image file name" in skipped["train/happy/notes.txt"]
+    assert "folder" in skipped["train/happy/x.jpg"]
+    assert "not in an emotion folder" in skipped["train/stray.jpg"]
+    assert "not a split folder" in skipped["training"]
+
+
+def test_skipped_list_comes_back_from_the_cache_and_a_new_odd_file_is_seen(tmp_path, workspace):
+    root = image_tree(tmp_path / "d")
+    (root / "train" / "happy" / "notes.txt").write_text("x")
+    first = load(root)
+    again = load(root)
+    assert reasons(again.skipped) == reasons(first.skipped) and len(again.skipped) == 1
+    (root / "train" / "sad" / "more.txt").write_text("x")
+    assert {item.sample_id for item in load(root).skipped} == {"train/happy/notes.txt", "train/sad/more.txt"}
+
+
+@pytest.mark.parametrize("alias, target", [("val", "train"), ("train/sad", "happy")])
+def test_a_folder_linked_to_another_is_refused_not_counted_twice(tmp_path, workspace, alias, target):
+    root = image_tree(tmp_path / "d")
+    link = root / alias
+    if link.exists():
+        import shutil
+
+        shutil.rmtree(link)
+    link.symlink_to(target)
+    with pytest.raises(ValueError, match=f"{alias} is the same folder as .*counted twice") as error:
+        load(root)
+    assert "\n" not in str(error.value)
+
+
+def test_not_an_image_says_so_without_object_reprs(tmp_path, workspace):
+    root = image_tree(tmp_path / "d")
+    (root / "train" / "happy" / "Training_9.jpg").write_text("hello")
+    (root / "train" / "happy" / "Training_10.jpg").write_bytes(b"")
+    loaded = load(root)
+    unreadable = reasons(loaded.problems)
+    assert unreadable["train/happy/Training_9.jpg"] == "unreadable image: not an image (or an unsupported format)"
+    assert "empty file" in unreadable["train/happy/Training_10.jpg"]
+    assert not any("0x" in reason or "BytesIO" in reason for reason in unreadable.values())
+
+
+def test_a_fifo_given_as_the_csv_is_refused_without_opening_it(tmp_path, workspace):
+    import threading
+
+    os.mkfifo(tmp_path / "f.csv")
+    outcome = []
+
+    def try_load():
+        try:
+            load(tmp_path / "f.csv")
+        except ValueError as error:
+            outcome.append(str(error))
+
+    # A daemon thread, so that a loader that opens the FIFO (and blocks) fails this test instead of hanging it.
+    worker = threading.Thread(target=try_load, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive(), "load opened the FIFO and blocked"
+    assert len(outcome) == 1 and "not a regular file" in outcome[0]
+
+
+# ---- CSV: one bad row is skipped and listed by its file line number --------------------------
+
+def test_csv_row_with_an_extra_unquoted_field_is_skipped_and_listed(tmp_path, workspace):
+    loaded = load(write_rows(tmp_path / "f.csv", [GOOD, GOOD.replace(",Training", ",1,Training"), GOOD]))
+    assert loaded.ids.tolist() == ["row:0", "row:2"]
+    assert reasons(loaded.problems) == {"row:1": "f.csv line 3: 4 fields, expected 3 (emotion,pixels,Usage)"}
+
+
+def test_csv_row_with_a_latin1_byte_is_skipped_and_listed(tmp_path, workspace):
+    path = tmp_path / "f.csv"
+    path.write_bytes(("emotion,pixels,Usage\n" + "\n".join([GOOD, GOOD, GOOD]) + "\n").encode()
+                     .replace(b"Training", b"Tr\xe9ining", 2).replace(b"Tr\xe9ining", b"Training", 1))
+    loaded = load(path)
+    assert loaded.ids.tolist() == ["row:0", "row:2"]
+    assert reasons(loaded.problems) == {"row:1": "f.csv line 3: not UTF-8 text (byte 0xe9)"}
+
+
+def test_csv_quoted_fields_bom_crlf_and_blank_lines_still_load(tmp_path, workspace):
+    path = tmp_path / "f.csv"
+    quoted = '3,"' + " ".join(["7"] * 2304) + '","Training"'
+    path.write_bytes(("\ufeffemotion,pixels,Usage\r\n" + quoted + "\r\n\r\n" + GOOD + "\r\n").encode())
+    loaded = load(path)
+    assert loaded.ids.tolist() == ["row:0", "row:1"] and loaded.problems == ()
+    assert loaded.usages.tolist() == ["Training", "Training"]
+
+
+# ---- the decoded cache: numpy files only; a damaged or planted one is recomputed -------------
+
+@pytest.mark.parametrize("damage", ["truncate pixels", "garbage index", "wrong pixel shape"])
+def test_damaged_pixel_cache_is_recomputed(synthetic, tmp_path, workspace, damage):
+    path = write_csv(synthetic, tmp_path / "fer2013.csv")
+    first = load(path)
+    [index] = (workspace / "cache").glob("pixels-*.npz")
+    pixels = index.with_suffix(".npy")
+    if damage == "truncate pixels":
+        pixels.write_bytes(pixels.read_bytes()[:1000])
+    elif damage == "garbage index":
+        index.write_bytes(b"PK\x03\x04 not a zip")
+    else:
+        np.save(pixels, np.zeros((len(first), 10), np.uint8))
+    again = load(path)
+    assert again.pixels.shape == first.pixels.shape
+    assert_same_content(again, first)
+    assert load(path).fingerprint == first.fingerprint  # and the cache was written whole again
