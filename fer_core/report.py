@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
-from . import results
-from . import views
+from . import figures, results, views
 from .audit import AuditReport
+from .curation import RELABEL, REVIEW_OK, UNDO, Edit, count_edits_in_effect, find_active_edits, find_edits_in_effect, replay_edits
 from .dataset import Dataset
-from .edits import DROP, RELABEL, REVIEW_OK, UNDO, Edit, database_path, find_active_edits, read_curation, replay_edits
+from .edits import database_path, read_curation
 from .export import count_samples
 from .files import write_text_atomically
 from .labels import EMOTIONS, TRAINING, USAGES
@@ -73,6 +73,7 @@ class ReportInputs:
     runs: list["RunRecord"]
     workspace: Path
     data_path: str
+    mislabels: Any = None  # mislabels.MislabelResult of the curated data (or of the data as loaded), when computed
     generated_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
@@ -124,13 +125,33 @@ def gather_inputs(audit: AuditReport, workspace: str | os.PathLike | None = None
     table = views.annotate(audit, replay_edits(log))
     runs = choose_runs(read_finished_runs(home), run_ids)
     return ReportInputs(audit=audit, table=table, edit_log=log, curated=curated, runs=runs, workspace=home,
-                        data_path=str(data_path if data_path is not None else audit.dataset.source))
+                        data_path=str(data_path if data_path is not None else audit.dataset.source),
+                        mislabels=read_mislabels(curated, audit.dataset, home))
+
+
+def read_mislabels(curated: Dataset, raw: Dataset, workspace: Path) -> Any:
+    """The cached suspected-mislabel result (default settings, as `python -m fer_core mislabels` computes it)
+    for the curated data, else for the data as loaded; None when neither was computed. Never computes."""
+    try:
+        from .mislabels import MislabelConfig, cache_key, read_cached_result
+    except ImportError:
+        return None
+    for dataset in dict.fromkeys((curated, raw)):
+        result = read_cached_result(cache_key(dataset, MislabelConfig()), workspace)
+        if result is not None:
+            return result
+    return None
 
 
 def build_report(audit: AuditReport, workspace: str | os.PathLike | None = None, run_ids: Sequence[str] = (),
                  data_path: str | os.PathLike | None = None, settings: ReportSettings = ReportSettings()) -> str:
     """The whole report as one HTML string."""
     return render_report(gather_inputs(audit, workspace, run_ids, data_path), settings)
+
+
+def download_name(audit: AuditReport) -> str:
+    """A file name for the report of this data: `fer_audit_report_<fingerprint>.html`."""
+    return f"fer_audit_report_{audit.dataset.fingerprint[:12]}.html"
 
 
 def write_report(text: str, out: str | os.PathLike) -> Path:
@@ -232,7 +253,7 @@ def render_report(inputs: ReportInputs, settings: ReportSettings = ReportSetting
     import plotly.offline
 
     dataset = inputs.audit.dataset
-    summary = views.curated_summary(inputs.audit, inputs.table, len(inputs.edit_log))
+    summary = views.curated_summary(inputs.audit, inputs.table, count_edits_in_effect(inputs.edit_log))
     body = "".join([
         headline_section(inputs, summary),
         evidence_section(inputs, settings),
@@ -299,9 +320,18 @@ def headline_section(inputs: ReportInputs, summary: dict) -> str:
 
 def mislabel_card(inputs: ReportInputs) -> tuple[str, str, str, str, str]:
     """Suspected mislabels when the detector has been run on this data; "not computed" otherwise."""
-    why = ("A wrong label trains the model toward the wrong answer and counts its right answers as errors.")
-    command = f"python -m fer_core mislabels {shlex.quote(inputs.data_path)}"
-    return ("Suspected mislabels", "not computed", f"run {command} to compute them", why, "")
+    why = "A wrong label trains the model toward the wrong answer and counts its right answers as errors."
+    result = inputs.mislabels
+    if result is None:
+        command = f"python -m fer_core mislabels {shlex.quote(inputs.data_path)} --out mislabels"
+        return ("Suspected mislabels", "not computed", f"run {command} to compute them", why, "")
+    summary = result.summary
+    settings = summary.get("settings", {})
+    on = ("the curated data" if summary.get("fingerprint") == inputs.curated.fingerprint and inputs.edit_log
+          else "the data as loaded")
+    return ("Suspected mislabels", count_text(summary["flagged"]),
+            f"images whose filed emotion a {settings.get('folds')}-fold cross-validated {settings.get('model')} "
+            f"model disputes (Confident Learning), of {summary['images']:,} scored", why, f"computed on {on}")
 
 
 def evidence_section(inputs: ReportInputs, settings: ReportSettings) -> str:
@@ -313,12 +343,14 @@ def evidence_section(inputs: ReportInputs, settings: ReportSettings) -> str:
         leak_examples(inputs, settings),
         "<h3>The least face-like images (highest outlier score)</h3>",
         outlier_examples(inputs, settings),
+        "<h3>Suspected mislabels</h3>",
+        mislabel_examples(inputs, settings),
         "<h3>Average pixel value per emotion</h3>",
         paragraph("The original study's figure: one box per emotion (whiskers at 1.5 × the interquartile range); "
                   "the dots are images beyond their emotion's whiskers, red when the outlier score also flags them. "
                   "Blank and very dark or light frames sit at the ends; most other non-faces hide inside the boxes, "
                   "which is why the outlier score adds texture and eigenface signals."),
-        figure_html(views.box_plot_figure(inputs.table)),
+        figure_html(figures.box_plot_figure(inputs.table)),
     ]
     return section("evidence", "Evidence", "".join(parts))
 
@@ -450,6 +482,29 @@ def pick_outliers(table: pd.DataFrame, count: int) -> np.ndarray:
     return ranked[~repeated][:count]
 
 
+def mislabel_examples(inputs: ReportInputs, settings: ReportSettings) -> str:
+    """The most suspect labels, one per duplicate group, with the emotion the models suggest instead."""
+    result = inputs.mislabels
+    if result is None:
+        return paragraph("Not computed: run the mislabel detector (command in the headline) and build the report again.")
+    suspected = result.suspected()
+    if "group" in suspected.columns:
+        groups = suspected["group"].to_numpy(dtype=np.float64, na_value=np.nan)
+        suspected = suspected[~(pd.Series(groups).duplicated().to_numpy() & (groups >= 0))]
+    suspected = suspected.head(settings.outliers)
+    if not len(suspected):
+        return paragraph("The detector flags no label.")
+    dataset = inputs.audit.dataset
+    tiles = [thumbnail(dataset.pixels[dataset.index_of(row.id)],
+                       [f"filed {row.label} → {row.suggested_label} ({row.suggested_confidence:.0%})",
+                        f"{row.usage} {views.short_id(row.id)}"], settings.thumbnail_factor)
+             for row in suspected.itertuples()]
+    return (paragraph(f"{len(tiles)} of {result.summary['flagged']:,} suspected mislabels, most suspect first, one per "
+                      f"duplicate group; caption: the emotion as filed → the one the cross-validated models suggest "
+                      f"(their probability), split and file number.")
+            + f'<div class="thumbs">{"".join(tiles)}</div>')
+
+
 def done_section(inputs: ReportInputs) -> str:
     """The edits in effect by action and reason, who and when, and the data before → after."""
     log = inputs.edit_log
@@ -457,17 +512,18 @@ def done_section(inputs: ReportInputs) -> str:
         return section("done", "What was done", paragraph(
             "No edit has been made in this workspace: the data below is the data as loaded.")
             + counts_table_html(inputs))
-    active = [edit for edit in find_active_edits(log) if edit.action != UNDO]
-    undone = len([edit for edit in log if edit.action != UNDO]) - len(active)
+    decisions = [edit for edit in find_active_edits(log) if edit.action != UNDO]  # edits in effect + review marks
+    undone = sum(1 for edit in log if edit.action != UNDO) - len(decisions)
     state = replay_edits(log)
-    facts = (f"The edit log holds {len(log):,} rows; {len(active):,} edits are in effect "
-             f"(images relabeled: {len(state.labels):,}; dropped: {len(state.dropped):,}; "
-             f"marked reviewed: {len(state.reviewed):,}); undone: {undone:,}. Source files are never changed: "
-             f"the curated data is the loaded data with these edits applied.")
-    parts = [paragraph(escape(facts)), "<h3>Edits in effect, by action and reason</h3>",
-             html_table(edits_by_reason(active), numeric=("images",)),
+    facts = (f"The edit log holds {len(log):,} rows. Edits in effect (relabels, drops and restores not undone): "
+             f"{len(find_edits_in_effect(log)):,}; they leave {len(state.labels):,} images relabeled and "
+             f"{len(state.dropped):,} dropped. Images reviewed and kept as they are: {len(state.reviewed):,}. "
+             f"Rows undone: {undone:,}. Source files are never changed: the curated data is the loaded data with "
+             f"these edits applied.")
+    parts = [paragraph(escape(facts)), "<h3>Decisions in effect, by action and reason</h3>",
+             html_table(edits_by_reason(decisions), numeric=("images",)),
              "<h3>Images per emotion and split, before → after</h3>", counts_table_html(inputs),
-             figure_html(views.counts_figure(inputs.table, curated=True))]
+             figure_html(figures.counts_figure(inputs.table, curated=True))]
     return section("done", "What was done", "".join(parts))
 
 

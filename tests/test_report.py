@@ -23,6 +23,7 @@ from fer_core.audit import audit_source
 from fer_core.cli import main
 from fer_core.dataset import load
 from fer_core.jobs import RunRecord
+from fer_core.labels import EMOTIONS
 from synthetic import make_synthetic, write_folders
 
 HTML_REASON = '<b>bold</b> & <script>alert("x")</script>'
@@ -224,3 +225,47 @@ def test_real_subset_report_shows_each_kind_of_evidence(real_data, real_cache, t
     assert f"{training_before:,} → {training_before - len(leaked):,} ({-len(leaked):+,})" in done
     headline = text[text.index('<section id="headline">'):text.index('<section id="evidence">')]
     assert "after the edits: 0 leaked test images" in headline
+
+
+def test_mislabels_show_when_computed(synthetic_data, workspace, tmp_path):
+    """A cached mislabel result (as `python -m fer_core mislabels` stores it) fills the headline card and the
+    evidence; the probabilities here are chosen so exactly three labels are disputed."""
+    mislabels = pytest.importorskip("fer_core.mislabels")
+    curated = edits.curated_dataset(load(synthetic_data), workspace)
+    config = mislabels.MislabelConfig()
+    disputed = [0, 10, 20]
+    probabilities = np.full((len(curated), 7), 0.01)
+    probabilities[np.arange(len(curated)), curated.labels] = 0.94
+    for row in disputed:
+        probabilities[row] = 0.01
+        probabilities[row, (curated.labels[row] + 1) % 7] = 0.94
+    no_group = np.full(len(curated), mislabels.NO_GROUP)
+    table = mislabels.rank_label_issues(curated, probabilities, no_group, config)
+    summary = mislabels.summarize(table, config, curated, probabilities, [], 0.0)
+    mislabels.write_cached_result(mislabels.cache_key(curated, config), mislabels.MislabelResult(table, summary),
+                                  workspace)
+
+    text = build_cli(synthetic_data, tmp_path / "report.html")
+    headline = text[text.index('<section id="headline">'):text.index('<section id="evidence">')]
+    assert re.findall(r'<div class="value">([^<]*)</div>', headline)[-1] == str(summary["flagged"])
+    assert "computed on the curated data" in headline
+    evidence = text[text.index("<h3>Suspected mislabels</h3>"):text.index("<h3>Average pixel value")]
+    captions = re.findall(r"filed (\w+) → (\w+) \((\d+)%\)", evidence)
+    assert len(captions) == summary["flagged"] and all(given != suggested for given, suggested, _ in captions)
+    assert sorted(captions) == sorted((EMOTIONS[curated.labels[row]], EMOTIONS[(curated.labels[row] + 1) % 7], "94")
+                                      for row in disputed)
+
+
+def test_report_page_offers_the_file_and_a_preview(synthetic_data, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("FER_DATA", str(synthetic_data))
+    app = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=120)
+    app.switch_page("pages/6_Report.py")
+    app.run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert "No finished training run yet" in "".join(str(element.value) for element in app.info)
+    downloads = app.get("download_button")
+    assert len(downloads) == 1 and downloads[0].proto.label == "Download the report (HTML)"
+    frames = app.get("iframe")
+    assert len(frames) == 1 and "&lt;b&gt;bold&lt;/b&gt;" in str(frames[0].proto)
