@@ -197,6 +197,8 @@ def summarize(dataset: Dataset, detectors: tuple[Detector, ...], results: dict[s
     summary.update({
         "unreadable": [problem.sample_id for problem in dataset.problems],
         "unreadable_reasons": {problem.sample_id: problem.reason for problem in dataset.problems},
+        "skipped": [item.sample_id for item in dataset.skipped],  # in an image tree, not images
+        "skipped_reasons": {item.sample_id: item.reason for item in dataset.skipped},
         "converted": dataset.converted,
         "seconds": round(seconds, 3),
         "seconds_by_stage": dict(seconds_by_stage),

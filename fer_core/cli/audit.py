@@ -7,6 +7,7 @@ import sys
 
 from ..audit import AuditConfig, audit_source, write_report
 from ..duplicates import DEFAULT_NEAR_THRESHOLD
+from ..paths import check_output_folder, check_workspace
 from ..progress import TerminalProgress
 
 
@@ -23,6 +24,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = AuditConfig(near_threshold=args.near_threshold)
+    check_output_folder(args.out, "--out")  # before the audit, not after it
+    check_workspace(args.workspace)
     progress = TerminalProgress(enabled=not args.quiet and sys.stderr.isatty())
     report = audit_source(args.data, config, workspace=args.workspace, progress=progress)
     progress.close()
@@ -51,6 +54,8 @@ def format_summary(summary: dict) -> str:
     ]
     if summary["unreadable"]:
         lines.append(f"unreadable: {len(summary['unreadable']):,} (listed in summary.json)")
+    if summary.get("skipped"):
+        lines.append(f"skipped (not images): {len(summary['skipped']):,} (listed in summary.json)")
     if summary["converted"]:
         lines.append(f"converted to 48×48 grayscale: {summary['converted']:,}")
     stages = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in summary["seconds_by_stage"].items())
