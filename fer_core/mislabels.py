@@ -39,7 +39,7 @@ from .dataset import Dataset
 from .duplicates import DEFAULT_NEAR_THRESHOLD, NO_GROUP, group_exact, group_near
 from .files import remove_path, replace_atomically, write_atomically, write_json_atomically
 from .labels import EMOTIONS, TRAINING
-from .training import TrainConfig
+from .train_config import TrainConfig
 from .workspace import cache_dir
 
 # Bump when the method changes, so stale cached results are not reused.
@@ -211,14 +211,27 @@ def _check_trainable(dataset: Dataset, training_rows: np.ndarray, folds: int) ->
 
 
 def find_pooling_groups(dataset: Dataset, config: MislabelConfig) -> np.ndarray:
-    """Group id per row of the copies that share one suggestion (the audit's near or exact groups)."""
+    """Group id per row of the copies that share one suggestion (the audit's near or exact groups).
+
+    Near groups are chains of close pairs, and on FER-2013 a few chains link distinct faces (the
+    largest, 24 images, holds a dozen people). A near group is pooled only when every pair of its
+    members is within the threshold; a chained one falls back to its exact groups.
+    """
     if config.pooling == "none":
         return np.full(len(dataset), NO_GROUP, dtype=np.int64)
+    exact_of = group_exact(dataset.pixels)
     if config.pooling == "exact":
-        return group_exact(dataset.pixels)
-    from .hashing import phash_batch
+        return exact_of
+    from .hashing import hamming_distance, phash_batch
 
-    return group_near(phash_batch(dataset.pixels), config.near_threshold)
+    hashes = phash_batch(dataset.pixels)
+    near_of = group_near(hashes, config.near_threshold)
+    group_of = near_of.copy()
+    for group in np.unique(near_of[near_of != NO_GROUP]):
+        members = np.flatnonzero(near_of == group)
+        if hamming_distance(hashes[members][:, None], hashes[members][None, :]).max() > config.near_threshold:
+            group_of[members] = np.where(exact_of[members] == NO_GROUP, NO_GROUP, exact_of[members] + len(dataset))
+    return group_of
 
 
 def assign_folds(labels: np.ndarray, group_of: np.ndarray, folds: int, seed: int) -> np.ndarray:

@@ -193,3 +193,24 @@ def test_pooling_averages_within_each_group_and_leaves_the_rest():
     np.testing.assert_allclose(pooled[[0, 2, 4]], np.tile((np.eye(7)[0] + np.eye(7)[2] + np.eye(7)[4]) / 3, (3, 1)))
     np.testing.assert_allclose(pooled[[3, 5]], np.tile((np.eye(7)[3] + np.eye(7)[5]) / 2, (2, 1)))
     np.testing.assert_allclose(pooled[1], np.eye(7)[1])
+
+
+def test_near_groups_pool_only_when_every_pair_is_close(monkeypatch):
+    """A chain A–B–C (A and C too far apart) falls back to exact copies; a tight pair stays pooled."""
+    from fer_core import hashing
+    from fer_core.mislabels import find_pooling_groups
+
+    data = texture_dataset(per_class=1, per_class_test=0)  # 7 distinct images
+    pixels = data.pixels.copy()
+    pixels[1] = pixels[0]  # rows 0 and 1: exact copies
+    data = Dataset(ids=data.ids, pixels=pixels, labels=data.labels, usages=data.usages)
+    chain = [0, 0, 0b111111, 0b111111111111]  # rows 0,1 (copies) – 2 – 3: 6 bits per link, 12 end to end
+    tight = [0xFFFF000000000000, 0xFFFF000000000003]  # rows 4, 5: 2 bits apart, far from the rest
+    hashes = np.array(chain + tight + [0xFFFFFFFFFFFFFFFF], dtype=np.uint64)
+    monkeypatch.setattr(hashing, "phash_batch", lambda pixels: hashes)
+
+    group_of = find_pooling_groups(data, MislabelConfig(pooling="near", near_threshold=6))
+
+    assert group_of[0] == group_of[1] != -1  # the exact copies inside the chain still pool
+    assert group_of[2] == -1 and group_of[3] == -1 and group_of[6] == -1
+    assert group_of[4] == group_of[5] != -1 and group_of[4] != group_of[0]
