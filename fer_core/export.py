@@ -22,6 +22,7 @@ from .dataset import Dataset
 from .edits import DROP, RELABEL, RESTORE, Edit, find_active_edits, read_curation
 from .files import replace_atomically as _replace_atomically
 from .labels import EMOTIONS, USAGES
+from .paths import check_output_file, check_output_folder
 
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "folders")
 SPLIT_FOLDERS = {"Training": "train", "PublicTest": "test", "PrivateTest": "test"}
@@ -46,13 +47,8 @@ def export_curated(dataset: Dataset, out: str | os.PathLike, export_format: str,
 
     The manifest is `<out>/manifest.json` for folders and `<out stem>.manifest.json` beside a CSV.
     """
-    if export_format not in EXPORT_FORMATS:
-        raise ValueError(f"unknown export format {export_format!r}; expected one of {', '.join(EXPORT_FORMATS)}")
-    out = Path(out)
+    out = check_destination(out, export_format, overwrite, source=dataset.source)
     manifest_path = out / MANIFEST_NAME if export_format == "folders" else csv_manifest_path(out)
-    _check_destination(dataset, out, export_format, overwrite)
-    if export_format == "csv" and _is_nonempty(manifest_path) and not overwrite:
-        raise ValueError(f"{manifest_path} exists and is not empty; pass overwrite (--overwrite) to replace it")
     curated, edits = read_curation(dataset, workspace)
     manifest = build_manifest(dataset, curated, edits, export_format)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -177,15 +173,29 @@ def export_file_names(dataset: Dataset) -> list[str]:
 # Safety
 
 
-def _check_destination(dataset: Dataset, out: Path, export_format: str, overwrite: bool) -> None:
-    if export_format == "csv" and out.suffix.lower() != ".csv":
-        raise ValueError(f"{out}: a CSV export needs a path ending in .csv")
-    if dataset.source:
-        source, target = Path(dataset.source).resolve(), out.resolve()
-        if target == source or source in target.parents or target in source.parents:
-            raise ValueError(f"{out}: would write into or over the source data {dataset.source}; choose another --out")
-    if _is_nonempty(out) and not overwrite:
-        raise ValueError(f"{out} exists and is not empty; pass overwrite (--overwrite) to replace it")
+def check_destination(out: str | os.PathLike, export_format: str, overwrite: bool = False,
+                      source: str | os.PathLike | None = None) -> Path:
+    """`out` as a Path, or ValueError when an export must not or cannot go there; only looks, so a
+    command calls it before loading anything. Refused: a CSV path that is a folder (or not .csv), a
+    folders path that is a file, a path under a file or in an unwritable folder, the source data or
+    a path inside it, and an existing non-empty output (or CSV manifest) unless `overwrite`."""
+    if export_format not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {export_format!r}; expected one of {', '.join(EXPORT_FORMATS)}")
+    out = Path(out)
+    if export_format == "csv":
+        if out.suffix.lower() != ".csv":
+            raise ValueError(f"{out}: a CSV export needs a path ending in .csv")
+        check_output_file(out, "--out")
+    else:
+        check_output_folder(out, "--out")
+    if source:
+        source_path, target = Path(source).resolve(), out.resolve()
+        if target == source_path or source_path in target.parents or target in source_path.parents:
+            raise ValueError(f"{out}: would write into or over the source data {source}; choose another --out")
+    for path in (out, csv_manifest_path(out)) if export_format == "csv" else (out,):
+        if _is_nonempty(path) and not overwrite:
+            raise ValueError(f"{path} exists and is not empty; pass overwrite (--overwrite) to replace it")
+    return out
 
 
 def _is_nonempty(path: Path) -> bool:

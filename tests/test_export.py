@@ -181,3 +181,37 @@ def test_real_data_csv_round_trip_is_exact(real_dataset, workspace, tmp_path):
     curated, back = edits.curated_dataset(dataset), load(result.path, use_cache=False)
     assert np.array_equal(back.pixels, curated.pixels) and np.array_equal(back.labels, curated.labels)
     assert back.usages.tolist() == curated.usages.tolist() and len(back) == 2997
+
+
+# ---------------------------------------------------------------------------------------------
+# The export command on bad paths: one error line (exit 2) before the data is loaded
+
+
+@pytest.mark.parametrize("export_format, out, extra, message", [
+    ("folders", "FILE", [], "--out FILE is a file, not a folder"),
+    ("csv", "FILE/x.csv", [], "--out FILE/x.csv lies under FILE, which is a file, not a folder"),
+    ("csv", "DIR/x.csv", [], "--out DIR/x.csv is a folder, not a file"),
+    ("csv", "OUT/x.csv", ["--workspace", "FILE"], "--workspace FILE is a file, not a folder"),
+])
+def test_cli_export_bad_paths_fail_in_one_line_before_loading(tmp_path, workspace, capsys, export_format, out,
+                                                              extra, message):
+    from fer_core.cli import main
+    from test_dataset import image_tree
+
+    root = image_tree(tmp_path / "data")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("keep me")
+    (tmp_path / "a-dir" / "x.csv").mkdir(parents=True)
+    names = {"FILE": str(blocker), "DIR": str(tmp_path / "a-dir"), "OUT": str(tmp_path / "out")}
+
+    def fill(text: str) -> str:
+        for name, value in names.items():
+            text = text.replace(name, value)
+        return text
+
+    code = main(["export", str(root), "--format", export_format, "--out", fill(out), *map(fill, extra)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.splitlines() == [f"error: {fill(message)}"]
+    assert blocker.read_text() == "keep me"
+    assert not (workspace / "cache").exists(), "the data was loaded before the paths were checked"

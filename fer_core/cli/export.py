@@ -6,7 +6,8 @@ import argparse
 import time
 
 from ..dataset import load
-from ..export import EXPORT_FORMATS, export_curated
+from ..export import EXPORT_FORMATS, check_destination, export_curated
+from ..paths import check_workspace
 from .edit import workspace_options
 
 
@@ -22,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    check_workspace(args.workspace)  # the paths first: a bad one is one line, not a traceback after the load
+    check_destination(args.out, args.export_format, args.overwrite, source=args.data)
     dataset = load(args.data, workspace=args.workspace)
     result = export_curated(dataset, args.out, args.export_format, workspace=args.workspace, overwrite=args.overwrite)
     print(f"exported {result.samples} of {len(dataset)} samples as {result.export_format} to {result.path} "
