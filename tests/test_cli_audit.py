@@ -52,3 +52,15 @@ def test_bad_output_paths_fail_in_one_line_before_any_work(tmp_path, workspace, 
     assert blocker.read_text() == "keep me"
     assert not (workspace / "cache").exists(), "the data was loaded before the paths were checked"
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv", [["edit", "history"], ["jobs", "list"]])
+def test_a_workspace_that_is_a_file_is_one_line_in_every_command(tmp_path, workspace, capsys, argv):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("keep me")
+    for path, message in ((blocker, f"workspace {blocker} is a file, not a folder"),
+                          (blocker / "sub", f"workspace {blocker / 'sub'} lies under {blocker}, which is a file")):
+        code, _, err = run(capsys, *argv, "--workspace", path)
+        assert code == 2
+        assert len(err.splitlines()) == 1 and message in err
+    assert blocker.read_text() == "keep me"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ..dataset import load
 from ..labels import EMOTIONS
 from ..mislabels import MislabelConfig, MislabelProgress, run_mislabels, write_outputs
 from ..models import MODEL_NAMES, SIZES
+from ..paths import check_output_folder, check_workspace
 
 DEFAULTS = MislabelConfig()
 
@@ -36,9 +36,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = MislabelConfig(folds=args.folds, model=args.model, size=args.size, epochs=args.epochs)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a folder")
+    out = check_output_folder(args.out, "--out")  # before hours of training, not after them
+    check_workspace(args.workspace)
     dataset = load(args.data, workspace=args.workspace)
     report = None if args.quiet else print_progress
     result = run_mislabels(dataset, config, workspace=args.workspace, on_progress=report)
