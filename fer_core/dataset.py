@@ -227,6 +227,9 @@ def scan_folders(root: Path) -> FolderScan:
                 skipped.append(LoadProblem(rel_folder, "not in an emotion folder"))
             if not found:
                 continue
+            if emotion_dir.name.startswith("."):  # .ipynb_checkpoints and the like, not a misspelt emotion
+                skipped.append(LoadProblem(rel_folder, "a hidden folder, not an emotion folder"))
+                continue
             if emotion_dir.name.lower() not in EMOTIONS:
                 raise ValueError(f"{emotion_dir.path}: unknown emotion folder {emotion_dir.name!r}; "
                                  f"expected one of {', '.join(EMOTIONS)}")

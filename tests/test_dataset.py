@@ -161,7 +161,7 @@ def test_real_data_counts(real_data, real_cache):
     dataset = load(real_data, workspace=real_cache)
     assert len(dataset) == 35887
     assert dataset.count_by_usage() == {"Training": 28709, "PublicTest": 3589, "PrivateTest": 3589}
-    assert dataset.problems == ()
+    assert dataset.problems == () and dataset.skipped == ()
 
 
 def test_fast_jpeg_decoder_matches_pil_on_real_images(real_data):
@@ -208,6 +208,7 @@ def test_non_images_are_listed_as_skipped_with_a_reason(tmp_path, workspace):
     os.mkfifo(happy / "fifo.jpg")  # never opened: reading a FIFO with no writer blocks forever
     (happy / "notes.txt").write_text("not an image")
     (happy / "x.jpg").mkdir()
+    (root / "train" / ".ipynb_checkpoints").mkdir()  # a hidden folder is not a misspelt emotion
     (root / "train" / "stray.jpg").write_bytes(b"")
     (root / "training").mkdir()
     (root / "README.md").write_text("documentation beside the splits is not data")
@@ -215,13 +216,14 @@ def test_non_images_are_listed_as_skipped_with_a_reason(tmp_path, workspace):
     assert len(loaded) == 3 and loaded.problems == ()
     skipped = reasons(loaded.skipped)
     assert set(skipped) == {"train/happy/gone.jpg", "train/happy/fifo.jpg", "train/happy/notes.txt",
-                            "train/happy/x.jpg", "train/stray.jpg", "training"}
+                            "train/happy/x.jpg", "train/stray.jpg", "training", "train/.ipynb_checkpoints"}
     assert "dangling symlink" in skipped["train/happy/gone.jpg"]
     assert "FIFO" in skipped["train/happy/fifo.jpg"]
     assert "not an image file name" in skipped["train/happy/notes.txt"]
     assert "folder" in skipped["train/happy/x.jpg"]
     assert "not in an emotion folder" in skipped["train/stray.jpg"]
     assert "not a split folder" in skipped["training"]
+    assert "hidden folder" in skipped["train/.ipynb_checkpoints"]
 
 
 def test_skipped_list_comes_back_from_the_cache_and_a_new_odd_file_is_seen(tmp_path, workspace):
