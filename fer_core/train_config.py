@@ -66,11 +66,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Every field by name (plain JSON types)."""
-        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        return config_to_dict(self)
 
     def to_json(self) -> str:
         """The config's one serialization: a JSON object of every field, keys sorted."""
-        return json.dumps(self.to_dict(), sort_keys=True)
+        return config_to_json(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
@@ -84,6 +84,16 @@ class TrainConfig:
 
 
 ConfigType = typing.TypeVar("ConfigType")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """Every field of a config dataclass by name."""
+    return {field.name: getattr(config, field.name) for field in dataclasses.fields(config)}
+
+
+def config_to_json(config: Any) -> str:
+    """A config dataclass as a JSON object of every field, keys sorted (read back by `config_from_json`)."""
+    return json.dumps(config_to_dict(config), sort_keys=True)
 
 
 def config_from_dict(config_class: type[ConfigType], data: Any) -> ConfigType:

@@ -102,6 +102,34 @@ def test_undone_relabel_and_restore(workspace):
     assert len(curated) == len(dataset) and curated.labels[0] == 3
 
 
+def test_edits_in_effect_leave_out_undone_edits_undo_rows_and_review_marks(workspace):
+    from fer_core.curation import count_edits_in_effect, find_undoable_batches
+
+    dataset = make_dataset()
+    [relabel] = edits.relabel(dataset, dataset.ids[0], "happy", "smiling")
+    [drop] = edits.drop(dataset, [dataset.ids[1]], "blurry")
+    edits.mark_group_reviewed(dataset, dataset.ids[2:4], "fine")
+    undo = edits.undo(drop.edit_id, "wrong call")
+    log = edits.read_edits()
+    assert len(log) == 5 and count_edits_in_effect(log) == 1
+    review_batch = log[2].batch_id
+    assert find_undoable_batches(log) == [review_batch, relabel.batch_id]  # newest first; the undone drop is gone
+    edits.undo(undo.edit_id, "redo the drop")
+    assert count_edits_in_effect(edits.read_edits()) == 2
+
+
+def test_a_reason_over_1000_characters_is_refused_and_nothing_is_written(workspace):
+    dataset = make_dataset()
+    edits.relabel(dataset, dataset.ids[0], "happy", "x" * edits.MAX_REASON_CHARACTERS)
+    for call in (lambda reason: edits.drop(dataset, [dataset.ids[1]], reason),
+                 lambda reason: edits.restore(dataset, [dataset.ids[0]], reason),
+                 lambda reason: edits.undo(1, reason),
+                 lambda reason: edits.resolve_group(dataset, dataset.ids[:2], "drop_all", reason)):
+        with pytest.raises(ValueError, match="reason is 10,000,000 characters long; at most 1,000"):
+            call("y" * 10_000_000)
+    assert len(edits.read_edits()) == 1
+
+
 def test_apply_edits_is_pure_and_returns_the_same_dataset_without_edits():
     dataset = make_dataset()
     assert edits.apply_edits(dataset, []) is dataset
@@ -292,8 +320,17 @@ def test_a_writer_killed_mid_batch_leaves_none_of_it(workspace, tmp_path):
     start.touch()
     dataset = make_dataset(4000)
     edits.relabel(dataset, dataset.ids[0], "sad", "before the crash")
-    body = "edits.drop(dataset, dataset.ids[1:].tolist(), 'bulk')"
-    child = spawn(body, 4000, start, {edits.TEST_PAUSE_ENV: str(paused)})
+    # The child writes half of its batch inside the transaction, announces it, and stalls there.
+    body = textwrap.dedent(f"""
+        from fer_core import edit_log
+        original = edit_log.insert_edits
+        def insert_half_then_stall(connection, planned):
+            original(connection, planned[:len(planned) // 2])
+            open({str(paused)!r}, "w").close()
+            time.sleep(120)
+        edit_log.insert_edits = insert_half_then_stall
+        edits.drop(dataset, dataset.ids[1:].tolist(), 'bulk')""")
+    child = spawn(body, 4000, start)
     deadline = time.monotonic() + 60
     while not paused.exists() and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -338,9 +375,11 @@ def test_another_applications_database_is_refused_and_left_as_it_is(workspace):
 
 
 def test_tables_of_other_fer_audit_modules_are_welcome(workspace):
-    with sqlite3.connect(db_file(workspace)) as connection:
-        connection.execute("CREATE TABLE runs (run_id TEXT PRIMARY KEY)")
-    connection.close()
+    from fer_core import store
+
+    other = store.Schema("other", ("runs",), "CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY)")
+    with store.writing(workspace, other):
+        pass
     dataset = make_dataset()
     assert edits.read_edits() == []
     edits.drop(dataset, [dataset.ids[0]], "r")

@@ -25,7 +25,7 @@ def data_path(tmp_path_factory):
 
 
 def raw_states(workspace) -> dict[str, str]:
-    """Run states read straight from SQLite: reading through jobs.* would itself start queued runs."""
+    """Run states read straight from SQLite, as another program would."""
     with sqlite3.connect(workspace / "fer_audit.db") as connection:
         return dict(connection.execute("SELECT run_id, state FROM runs"))
 
@@ -81,7 +81,7 @@ def test_cancel_queued_and_running_runs(data_path, workspace):
     assert jobs.cancel(queued, workspace).state == jobs.CANCELLED
     record = wait_for(lambda: (r := jobs.get_run(running, workspace)).pid and r)
     assert jobs.cancel(running, workspace).state == jobs.CANCELLED
-    wait_for(lambda: not jobs._process_alive(record.pid, None), timeout=30)
+    wait_for(lambda: not jobs.process_alive(record.pid, None), timeout=30)
     assert raw_states(workspace) == {running: jobs.CANCELLED, queued: jobs.CANCELLED}
 
 
@@ -89,7 +89,9 @@ def test_worker_killed_with_sigkill_becomes_failed(data_path, workspace):
     run_id = jobs.submit(LONG, data_path, workspace)
     record = wait_for(lambda: (r := jobs.get_run(run_id, workspace)).pid and r)
     os.kill(record.pid, signal.SIGKILL)
-    wait_for(lambda: not jobs._process_alive(record.pid, None), timeout=30)
+    wait_for(lambda: not jobs.process_alive(record.pid, None), timeout=30)
+    assert jobs.get_run(run_id, workspace).state == jobs.RUNNING  # a read changes nothing ...
+    jobs.drain(workspace)  # ... the app's poll (or `jobs list`) notices the dead worker
     failed = jobs.get_run(run_id, workspace)
     assert failed.state == jobs.FAILED
     assert "killed or out of memory" in failed.error
@@ -148,3 +150,101 @@ def test_run_outlives_the_process_that_submitted_it(data_path, workspace):
     submitter.wait()
     wait_for(lambda: raw_states(workspace)[run_id] in jobs.FINISHED)
     assert jobs.get_run(run_id, workspace).state == jobs.SUCCEEDED
+
+
+def test_listing_runs_starts_nothing(data_path, workspace, capsys):
+    from fer_core.cli import main
+    from fer_core.jobs import records
+
+    run_id = "20260101-000000-queued"
+    records.insert_runs(workspace.resolve(), [{
+        "run_id": run_id, "kind": "train", "backend": jobs.LOCAL, "data_path": str(data_path),
+        "config_json": QUICK.to_json(), "out_dir": str(workspace / "runs" / run_id)}])
+    (workspace / "runs" / run_id).mkdir(parents=True)
+    assert [record.state for record in jobs.list_runs(workspace)] == [jobs.QUEUED]
+    assert jobs.get_run(run_id, workspace).pid is None
+    assert main(["jobs", "list", "--workspace", str(workspace)]) == 0
+    assert main(["jobs", "show", run_id, "--workspace", str(workspace)]) == 0
+    capsys.readouterr()
+    time.sleep(1)
+    record = jobs.get_run(run_id, workspace)
+    assert (record.state, record.pid, record.started_at) == (jobs.QUEUED, None, None)
+    assert not (workspace / "runs" / run_id / "log.txt").exists()  # no worker ever wrote there
+    assert jobs.drain(workspace) == [run_id]  # the explicit call does start it
+    finished = wait_for(lambda: (r := jobs.get_run(run_id, workspace)).finished and r)
+    assert finished.state == jobs.SUCCEEDED, finished.error
+
+
+def test_every_config_field_reaches_the_local_worker(data_path, workspace):
+    from test_train_config import non_default_config
+
+    config = non_default_config(epochs=1, limit=40, batch_size=8, sampling="ros")
+    run_id = jobs.submit(config, data_path, workspace)
+    record = wait_for(lambda: (r := jobs.get_run(run_id, workspace)).finished and r)
+    assert record.state == jobs.SUCCEEDED, record.error
+    assert TrainConfig.from_dict(record.config) == config
+    # what the worker actually trained with, as it wrote it into metrics.json
+    assert {name: record.metrics[name] for name in config.to_dict()} == config.to_dict()
+
+
+def test_a_worker_that_cannot_start_keeps_the_whole_last_line_of_its_error(workspace, monkeypatch):
+    from fer_core.jobs import local, records
+
+    message = "RuntimeError: " + "could not start because the interpreter is misconfigured " * 12
+    monkeypatch.setattr(local.sys, "executable", sys.executable)
+    home = workspace.resolve()
+    records.insert_runs(home, [{"run_id": "r1", "kind": "train", "backend": jobs.LOCAL, "data_path": "/data",
+                                "config_json": QUICK.to_json(), "out_dir": str(home / "runs" / "r1")}])
+    failing = subprocess.CompletedProcess([], 1, stdout="", stderr=f"Traceback (most recent call last):\n  ...\n{message}\n")
+    monkeypatch.setattr(local.subprocess, "run", lambda *args, **kwargs: failing)
+    local.launch_worker(home, "r1")
+    record = jobs.get_run("r1", workspace)
+    assert record.state == jobs.FAILED
+    assert record.error == f"could not start the worker: {message.strip()}"
+
+
+def test_a_sweep_queues_one_experiment_whose_grid_has_every_cell(data_path, workspace, capsys, monkeypatch):
+    from fer_core.cli import main
+    from fer_core.jobs import experiments
+
+    monkeypatch.setenv(jobs.MAX_RUNS_ENV, "2")
+    assert main(["jobs", "sweep", str(data_path), "--models", "cnn", "--samplings", "none,ros", "--data", "raw,curated",
+                 "--epochs", "1", "--size", "tiny", "--batch-size", "16", "--limit", "40", "--learning-rate", "0.002",
+                 "--workspace", str(workspace)]) == 0
+    experiment_id, *run_ids = capsys.readouterr().out.split()
+    assert experiment_id.startswith("exp-") and len(run_ids) == 4
+    wait_for(lambda: all(jobs.get_run(run_id, workspace).finished for run_id in run_ids), timeout=400)
+
+    assert main(["jobs", "grid", experiment_id, "--json", "--workspace", str(workspace)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert all(list(row) == list(experiments.GRID_COLUMNS) for row in rows)
+    assert [(row["sampling"], row["data"]) for row in rows] == [("none", "raw"), ("none", "curated"),
+                                                                ("ros", "raw"), ("ros", "curated")]
+    for row in rows:
+        assert row["state"] == jobs.SUCCEEDED and row["model"] == "cnn"
+        assert all(0 <= row[name] <= 1 for name in ("accuracy", "macro_f1", "leak_free_accuracy"))
+    swept = jobs.get_run(rows[1]["run_id"], workspace)
+    submitted = TrainConfig(model="cnn", sampling="none", epochs=1, size="tiny", batch_size=16, limit=40,
+                            learning_rate=0.002, raw=False)
+    assert TrainConfig.from_dict(swept.config) == submitted
+    given = {name: value for name, value in submitted.to_dict().items() if value is not None}  # None: resolved
+    assert {name: swept.metrics[name] for name in given} == given
+
+    table = experiments.grid_table(jobs.list_runs(workspace, experiment_id=experiment_id))
+    assert table.shape == (1, 4) and not table.isna().any().any()
+    assert main(["jobs", "grid", experiment_id, "--workspace", str(workspace)]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 5  # header + four runs
+    assert main(["jobs", "grid", "exp-nope", "--workspace", str(workspace)]) == 2
+    assert "unknown experiment id 'exp-nope'" in capsys.readouterr().err
+
+
+def test_a_sweep_with_one_bad_value_queues_nothing(data_path, workspace, capsys):
+    from fer_core.cli import main
+
+    assert main(["jobs", "sweep", str(data_path), "--models", "cnn,resnet", "--samplings", "none", "--epochs", "1",
+                 "--workspace", str(workspace)]) == 2
+    assert "unknown model 'resnet'" in capsys.readouterr().err
+    assert main(["jobs", "sweep", str(data_path), "--models", "cnn", "--samplings", "none", "--data", "raw,cooked",
+                 "--epochs", "1", "--workspace", str(workspace)]) == 2
+    assert "unknown data variant 'cooked'" in capsys.readouterr().err
+    assert jobs.list_runs(workspace) == []

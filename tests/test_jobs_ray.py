@@ -39,14 +39,21 @@ def ray_address(tmp_path_factory):
         subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
 
 
+def wait_for_ray(run_id, workspace, timeout=300):
+    """Poll as the app does: drain (pulls Ray's state into the record), then read."""
+    deadline = time.monotonic() + timeout
+    while not (record := jobs.get_run(run_id, workspace)).finished and time.monotonic() < deadline:
+        jobs.drain(workspace)
+        time.sleep(2)
+    return record
+
+
 def test_run_through_ray_jobs_reports_state_progress_and_metrics(ray_address, workspace, tmp_path, monkeypatch):
     monkeypatch.setenv(jobs.RAY_ADDRESS_ENV, ray_address)
     data = write_folders(make_synthetic(seed=4)[0], tmp_path / "data")
     run_id = jobs.submit(TrainConfig(model="cnn", sampling="none", epochs=2, size="tiny", batch_size=16), data,
                          workspace)
-    deadline = time.monotonic() + 300
-    while not (record := jobs.get_run(run_id, workspace)).finished and time.monotonic() < deadline:
-        time.sleep(2)
+    record = wait_for_ray(run_id, workspace)
     assert record.backend == jobs.RAY and record.external_id
     assert record.state == jobs.SUCCEEDED, record.error
     assert [event["epoch"] for event in record.events] == [1, 2]
@@ -62,5 +69,18 @@ def test_cancel_through_ray(ray_address, workspace, tmp_path, monkeypatch):
     jobs.cancel(run_id, workspace)
     deadline = time.monotonic() + 120
     while (record := jobs.get_run(run_id, workspace)).state != jobs.CANCELLED and time.monotonic() < deadline:
+        jobs.drain(workspace)
         time.sleep(2)
     assert record.state == jobs.CANCELLED
+
+
+def test_every_config_field_reaches_the_ray_job(ray_address, workspace, tmp_path, monkeypatch):
+    from test_train_config import non_default_config
+
+    monkeypatch.setenv(jobs.RAY_ADDRESS_ENV, ray_address)
+    data = write_folders(make_synthetic(seed=4)[0], tmp_path / "data")
+    config = non_default_config(epochs=1, limit=40, batch_size=8, sampling="ros")
+    run_id = jobs.submit(config, data, workspace)
+    record = wait_for_ray(run_id, workspace)
+    assert record.state == jobs.SUCCEEDED, record.error
+    assert {name: record.metrics[name] for name in config.to_dict()} == config.to_dict()

@@ -7,6 +7,8 @@ prints one line per epoch and writes RUN_DIR/metrics.json, history.json and mode
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import typing
 
 from ..dataset import load
 from ..models import MODEL_NAMES, SIZES
@@ -25,24 +27,52 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
-    """DATA and the training options, shared by `train` and `jobs submit`."""
+    """DATA and the training options, shared by `train`, `jobs submit` and `jobs sweep`.
+
+    Every TrainConfig field is an option: the ones below with their help, any other field
+    (added later) as `--field-name` typed from its annotation, so a new field needs no edit here.
+    """
     parser.add_argument("data", metavar="DATA", help="fer2013.csv or an image-folder tree (train/, test/)")
     parser.add_argument("--model", required=True, help=f"one of {', '.join(MODEL_NAMES)}")
     parser.add_argument("--sampling", required=True, help=f"one of {', '.join(SAMPLING_NAMES)}")
-    parser.add_argument("--epochs", type=int, required=True, help="maximum epochs (early stopping may end sooner)")
-    parser.add_argument("--size", default=TrainConfig.size, help=f"model size preset: {', '.join(SIZES)}")
-    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    parser.add_argument("--limit", type=int, default=None,
-                        help="train on a stratified subset of about N samples (quick runs)")
-    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
-    parser.add_argument("--raw", action="store_true", help="ignore the workspace's edits (train on the raw data)")
+    add_config_options(parser)
     parser.add_argument("--workspace", default=None, help="workspace folder (default $FER_AUDIT_HOME or ./workspace)")
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
+def add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ("model", "sampling")) -> None:
+    """The TrainConfig options other than `skip` (those a caller declares itself)."""
+    explained = {
+        "epochs": dict(type=int, required=True, help="maximum epochs (early stopping may end sooner)"),
+        "size": dict(default=TrainConfig.size, help=f"model size preset: {', '.join(SIZES)}"),
+        "batch_size": dict(type=int, default=TrainConfig.batch_size),
+        "limit": dict(type=int, default=None, help="train on a stratified subset of about N samples (quick runs)"),
+        "seed": dict(type=int, default=TrainConfig.seed),
+        "raw": dict(action="store_true", help="ignore the workspace's edits (train on the raw data)"),
+        "near_threshold": dict(type=int, default=None,
+                               help="pHash bits that make a test image leaked (default: the audit's threshold)"),
+        "learning_rate": dict(type=float, default=TrainConfig.learning_rate),
+        "patience": dict(type=int, default=TrainConfig.patience, help="epochs without improvement before stopping"),
+    }
+    hints = typing.get_type_hints(TrainConfig)
+    for field in dataclasses.fields(TrainConfig):
+        if field.name in skip:
+            continue
+        option = "--" + field.name.replace("_", "-")
+        if field.name in explained:
+            parser.add_argument(option, **explained[field.name])
+        elif hints[field.name] is bool:
+            parser.add_argument(option, action="store_true", default=field.default)
+        else:
+            kinds = [kind for kind in typing.get_args(hints[field.name]) or (hints[field.name],) if kind is not type(None)]
+            parser.add_argument(option, type=kinds[0] if len(kinds) == 1 and kinds[0] in (int, float, str) else str,
+                                default=field.default)
+
+
+def config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
     """The validated TrainConfig of parsed training options (ValueError on a bad one)."""
-    return TrainConfig(model=args.model, sampling=args.sampling, epochs=args.epochs, size=args.size,
-                       batch_size=args.batch_size, seed=args.seed, limit=args.limit, raw=args.raw)
+    values = {field.name: getattr(args, field.name) for field in dataclasses.fields(TrainConfig)
+              if hasattr(args, field.name)}
+    return TrainConfig(**{**values, **overrides})
 
 
 def run_train(args: argparse.Namespace) -> int:
