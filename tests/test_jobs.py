@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+from dataclasses import dataclass
+
 import pytest
 
 from fer_core import jobs
@@ -248,3 +250,31 @@ def test_a_sweep_with_one_bad_value_queues_nothing(data_path, workspace, capsys)
                  "--epochs", "1", "--workspace", str(workspace)]) == 2
     assert "unknown data variant 'cooked'" in capsys.readouterr().err
     assert jobs.list_runs(workspace) == []
+
+
+@dataclass(frozen=True)
+class EchoConfig:
+    """A second job kind's config, for the registry test."""
+
+    word: str = "hello"
+    repeat: int = 1
+
+
+def echo_entry(data_path, config, context):
+    context.set_stage("echoing")
+    return {"echo": config.word * config.repeat, "data": data_path}
+
+
+def test_a_job_kind_is_one_registration(tmp_path, monkeypatch, capsys):
+    from fer_core.jobs import kinds, ray_runner
+
+    monkeypatch.setitem(kinds.JOB_KINDS, "echo", kinds.JobKind("echo", "test_jobs:EchoConfig", "test_jobs:echo_entry"))
+    assert kinds.kind_of_config(EchoConfig()).name == "echo"
+    out = tmp_path / "out"
+    assert ray_runner.run_entry("echo", '{"word": "ab", "repeat": 2}', "/data", str(out), str(tmp_path)) == 0
+    assert json.loads((out / "metrics.json").read_text()) == {"echo": "abab", "data": "/data"}
+    assert "stage: echoing" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="unknown EchoConfig field.*'colour'"):
+        kinds.job_kind("echo").read_config('{"colour": 1}')
+    with pytest.raises(ValueError, match="unknown job kind 'nope'; expected one of train"):
+        kinds.job_kind("nope")

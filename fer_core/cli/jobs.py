@@ -143,13 +143,19 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 
 def describe(record: jobs.RunRecord) -> str:
+    """One line per run: id, state, what it runs, its progress or its headline figures."""
     config = record.config
-    line = f"{record.run_id}  {record.state:<9}  {config['model']}/{config['sampling']} {config['size']}"
+    if record.kind == "train":
+        what = f"{config.get('model')}/{config.get('sampling')} {config.get('size')}"
+    else:
+        what = record.kind
+    line = f"{record.run_id}  {record.state:<9}  {what}"
     if record.events and not record.finished:
         last = record.events[-1]
         line += f"  epoch {last['epoch']}/{last['epochs']}"
-    if record.metrics:
-        line += f"  accuracy {record.metrics['accuracy']:.4f}"
-        if record.metrics.get("leak_free_accuracy") is not None:
-            line += f", leak-free {record.metrics['leak_free_accuracy']:.4f}"
+    metrics = record.metrics or {}
+    if metrics.get("accuracy") is not None:
+        line += f"  accuracy {metrics['accuracy']:.4f}"
+        if metrics.get("leak_free_accuracy") is not None:
+            line += f", leak-free {metrics['leak_free_accuracy']:.4f}"
     return line
