@@ -1,10 +1,12 @@
-"""Keras 3 Functional-API models for 48×48 grayscale faces: cnn, cnn_lstm, vit, cnn_attention.
+"""Keras 3 Functional-API models for 48×48 grayscale faces: cnn, cnn_lstm, vit, cnn_attention, xception.
 
 Small block functions feed one builder per model; each builder takes its hyperparameters as
 keyword arguments (defaults = the `full` size) and returns an uncompiled `keras.Model`, whose
 last Dense layer is float32 so mixed precision never reaches the softmax. Compile and fit live
-in training.py. Augmentation (flip, shift, rotation, zoom) is the first block of every model:
-fit runs it, evaluate and predict do not. Call a model directly with `training=False`: Keras
+in training.py. One registry (`MODELS`) holds each family's builder, its size presets (`tiny`
+for tests, `fast` for a CPU, `full` for a GPU) and its named variants (the study's CNN-LSTM
+variations). Augmentation (flip and shift; `standard` adds rotation and zoom) is the first
+block of every model: fit runs it, evaluate and predict do not. Call a model directly with `training=False`: Keras
 augmentation layers default to training=True in a bare `model(x)` call.
 Keras is imported inside the functions, so importing this module (for MODEL_NAMES, to
 validate a TrainConfig in the app) does not import TensorFlow.
@@ -13,7 +15,9 @@ validate a TrainConfig in the app) does not import TensorFlow.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from .labels import EMOTIONS, IMAGE_SIDE
@@ -21,48 +25,41 @@ from .labels import EMOTIONS, IMAGE_SIDE
 if TYPE_CHECKING:
     import keras
 
-MODEL_NAMES: tuple[str, ...] = ("cnn", "cnn_lstm", "vit", "cnn_attention")
-SIZES: tuple[str, ...] = ("tiny", "full")
+SIZES: tuple[str, ...] = ("tiny", "fast", "full")
+AUGMENTATIONS: tuple[str, ...] = ("none", "light", "standard")
 INPUT_SHAPE = (IMAGE_SIDE, IMAGE_SIDE, 1)
-
-# `full` is each builder's defaults; `tiny` shrinks the model so tests build and fit in seconds.
-# The tiny cnn has no dropout: 0.5 dropout on 16 units kept it at chance on small learnable test
-# sets (tests that need a model to learn, e.g. the mislabel detector's planted flips).
-TINY_HYPERPARAMETERS: dict[str, dict[str, Any]] = {
-    "cnn": {"filters": (8, 16), "convs_per_block": 1, "dense_units": 16, "conv_dropout_rate": 0.0,
-            "dense_dropout_rate": 0.0},
-    "cnn_lstm": {"filters": (8, 16), "convs_per_block": 1, "lstm_units": 8, "dense_units": 16},
-    "vit": {"patch_size": 12, "projection_dim": 16, "num_layers": 1, "num_heads": 2, "mlp_units": 32,
-            "head_units": 16},
-    "cnn_attention": {"filters": (8, 16), "convs_per_block": 1, "dense_units": 16},
-}
 
 
 # ---------------------------------------------------------------------------------------------
 # Blocks
 
 
-def input_block(augment: bool, seed: int) -> tuple["keras.KerasTensor", "keras.KerasTensor"]:
+def input_block(augmentation: str, seed: int) -> tuple["keras.KerasTensor", "keras.KerasTensor"]:
     """The model input (raw pixels 0..255, 48×48×1) and its augmented, rescaled view."""
     import keras
     from keras import layers
 
+    if augmentation not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation {augmentation!r}; expected one of {', '.join(AUGMENTATIONS)}")
     inputs = keras.Input(shape=INPUT_SHAPE, name="pixels")
-    x = augmentation_block(inputs, seed) if augment else inputs
+    x = inputs if augmentation == "none" else augmentation_block(inputs, seed, heavy=augmentation == "standard")
     return inputs, layers.Rescaling(1.0 / 255, name="rescale")(x)
 
 
-def augmentation_block(x: "keras.KerasTensor", seed: int, shift_factor: float = 0.1,
+def augmentation_block(x: "keras.KerasTensor", seed: int, heavy: bool = True, shift_factor: float = 0.1,
                        rotation_factor: float = 0.04, zoom_factor: float = 0.1) -> "keras.KerasTensor":
-    """Random horizontal flip, small shift, rotation (fraction of a full turn) and zoom; training only.
+    """Random horizontal flip and small shift, plus (heavy) rotation (fraction of a full turn) and zoom; training only.
 
-    Kept in float32 so that mixed precision does not round the interpolated pixels.
+    Kept in float32 so that mixed precision does not round the interpolated pixels. Rotation and
+    zoom each cost about as much CPU as a small network's step, so the `fast` sizes leave them out.
     """
     from keras import layers
 
     x = layers.RandomFlip("horizontal", seed=seed, dtype="float32", name="random_flip")(x)
     x = layers.RandomTranslation(shift_factor, shift_factor, fill_mode="nearest", seed=seed + 1,
                                  dtype="float32", name="random_shift")(x)
+    if not heavy:
+        return x
     x = layers.RandomRotation(rotation_factor, fill_mode="nearest", seed=seed + 2, dtype="float32",
                               name="random_rotation")(x)
     return layers.RandomZoom(zoom_factor, fill_mode="nearest", seed=seed + 3, dtype="float32",
@@ -82,12 +79,36 @@ def conv_block(x: "keras.KerasTensor", filters: int, convs: int, dropout_rate: f
     return layers.Dropout(dropout_rate, seed=seed, name=f"{name}_dropout")(x)
 
 
-def conv_backbone(x: "keras.KerasTensor", filters: tuple[int, ...], convs_per_block: int,
+def conv_backbone(x: "keras.KerasTensor", filters: tuple[int, ...], convs_per_block: int | tuple[int, ...],
                   dropout_rate: float, seed: int) -> "keras.KerasTensor":
-    """Stacked VGG stages; each halves the side (48 → 24 → 12 → 6 → 3)."""
-    for stage, stage_filters in enumerate(filters):
-        x = conv_block(x, stage_filters, convs_per_block, dropout_rate, seed + stage, name=f"block{stage + 1}")
+    """Stacked VGG stages; each halves the side (48 → 24 → 12 → 6 → 3).
+
+    `convs_per_block` is one count for every stage or one per stage: the `fast` sizes give the
+    first stage (48×48, the costliest pixels) a single convolution and the middle stages two.
+    """
+    counts = (convs_per_block,) * len(filters) if isinstance(convs_per_block, int) else tuple(convs_per_block)
+    if len(counts) != len(filters):
+        raise ValueError(f"convs_per_block {convs_per_block!r} must be one count or one per stage of {filters!r}")
+    for stage, (stage_filters, convs) in enumerate(zip(filters, counts)):
+        x = conv_block(x, stage_filters, convs, dropout_rate, seed + stage, name=f"block{stage + 1}")
     return x
+
+
+def separable_residual_block(x: "keras.KerasTensor", filters: int, name: str) -> "keras.KerasTensor":
+    """Xception module: 2 × (depthwise-separable 3×3 conv, batch norm), 3×3/2 max pooling,
+    plus a strided 1×1 convolution of the input as the residual (ReLU between the two convs)."""
+    from keras import layers
+
+    residual = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False, name=f"{name}_shortcut")(x)
+    residual = layers.BatchNormalization(name=f"{name}_shortcut_bn")(residual)
+    x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_sepconv1")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn1")(x)
+    x = layers.Activation("relu", name=f"{name}_relu1")(x)
+    x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_sepconv2")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn2")(x)
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_pool")(x)
+    x = layers.Add(name=f"{name}_add")([x, residual])
+    return layers.Activation("relu", name=f"{name}_out")(x)
 
 
 def classifier_head(x: "keras.KerasTensor", dense_units: int, dropout_rate: float,
@@ -152,42 +173,53 @@ def position_embedding_class() -> type:
 # Builders (defaults are the `full` size)
 
 
-def build_cnn(*, filters: tuple[int, ...] = (32, 64, 128, 256), convs_per_block: int = 2,
+def build_cnn(*, filters: tuple[int, ...] = (32, 64, 128, 256), convs_per_block: int | tuple[int, ...] = 2,
               conv_dropout_rate: float = 0.25, dense_units: int = 256, dense_dropout_rate: float = 0.5,
-              augment: bool = True, seed: int = 0) -> "keras.Model":
+              augmentation: str = "standard", seed: int = 0) -> "keras.Model":
     """VGG-style CNN: stages of 3×3 conv + batch norm, pooling and dropout, then a dense classifier."""
     import keras
     from keras import layers
 
-    inputs, x = input_block(augment, seed)
+    inputs, x = input_block(augmentation, seed)
     x = conv_backbone(x, filters, convs_per_block, conv_dropout_rate, seed)
     x = layers.Flatten(name="flatten")(x)
     return keras.Model(inputs, classifier_head(x, dense_units, dense_dropout_rate, seed), name="cnn")
 
 
-def build_cnn_lstm(*, filters: tuple[int, ...] = (32, 64, 128), convs_per_block: int = 2,
+def build_cnn_lstm(*, filters: tuple[int, ...] = (32, 64, 128), convs_per_block: int | tuple[int, ...] = 2,
                    conv_dropout_rate: float = 0.25, lstm_units: int = 128, bidirectional: bool = True,
-                   dense_units: int = 128, dense_dropout_rate: float = 0.5, augment: bool = True,
-                   seed: int = 0) -> "keras.Model":
-    """CNN features read row by row (top to bottom of the face) by a (bidirectional) LSTM."""
+                   read_along: str = "rows", recurrent_layers: int = 1, dense_units: int = 128,
+                   dense_dropout_rate: float = 0.5, augmentation: str = "standard", seed: int = 0) -> "keras.Model":
+    """CNN features read as a sequence by (bidirectional) LSTM layers: feature rows top to bottom of
+    the face (`read_along="rows"`) or columns left to right (`"columns"`)."""
     import keras
     from keras import layers
 
-    inputs, x = input_block(augment, seed)
+    if read_along not in ("rows", "columns"):
+        raise ValueError(f"cnn_lstm: read_along must be 'rows' or 'columns', got {read_along!r}")
+    if recurrent_layers not in (1, 2):
+        raise ValueError(f"cnn_lstm: recurrent_layers must be 1 or 2, got {recurrent_layers!r}")
+    inputs, x = input_block(augmentation, seed)
     x = conv_backbone(x, filters, convs_per_block, conv_dropout_rate, seed)
     rows, columns, channels = x.shape[1:]
-    if rows < 2:
-        raise ValueError(f"cnn_lstm: {len(filters)} pooling stages leave {rows} feature row(s); "
-                         "use fewer filters stages so the LSTM reads a sequence of at least 2 rows")
-    x = layers.Reshape((rows, columns * channels), name="rows_to_sequence")(x)
-    lstm = layers.LSTM(lstm_units, seed=seed, name="lstm")
-    x = layers.Bidirectional(lstm, name="bidirectional_lstm")(x) if bidirectional else lstm(x)
+    if min(rows, columns) < 2:
+        raise ValueError(f"cnn_lstm: {len(filters)} pooling stages leave a {rows}×{columns} feature map; "
+                         "use fewer filters stages so the LSTM reads a sequence of at least 2 steps")
+    if read_along == "columns":
+        x = layers.Permute((2, 1, 3), name="columns_first")(x)
+        rows, columns = columns, rows
+    x = layers.Reshape((rows, columns * channels), name=f"{read_along}_to_sequence")(x)
+    for index in range(recurrent_layers):
+        last = index == recurrent_layers - 1
+        suffix = "" if recurrent_layers == 1 else str(index + 1)
+        lstm = layers.LSTM(lstm_units, return_sequences=not last, seed=seed + index, name=f"lstm{suffix}")
+        x = layers.Bidirectional(lstm, name=f"bidirectional_lstm{suffix}")(x) if bidirectional else lstm(x)
     return keras.Model(inputs, classifier_head(x, dense_units, dense_dropout_rate, seed), name="cnn_lstm")
 
 
 def build_vit(*, patch_size: int = 6, projection_dim: int = 64, num_layers: int = 6, num_heads: int = 4,
               mlp_units: int = 128, dropout_rate: float = 0.1, head_units: int = 128,
-              head_dropout_rate: float = 0.3, augment: bool = True, seed: int = 0) -> "keras.Model":
+              head_dropout_rate: float = 0.3, augmentation: str = "standard", seed: int = 0) -> "keras.Model":
     """Vision Transformer: patch embedding, learned position embedding, encoder blocks, pooled tokens."""
     import keras
     from keras import layers
@@ -195,7 +227,7 @@ def build_vit(*, patch_size: int = 6, projection_dim: int = 64, num_layers: int 
     if patch_size < 1 or IMAGE_SIDE % patch_size:
         raise ValueError(f"vit: patch_size {patch_size} must divide the image side {IMAGE_SIDE}")
     num_patches = (IMAGE_SIDE // patch_size) ** 2
-    inputs, x = input_block(augment, seed)
+    inputs, x = input_block(augmentation, seed)
     x = layers.Conv2D(projection_dim, patch_size, strides=patch_size, name="patch_embedding")(x)
     x = layers.Reshape((num_patches, projection_dim), name="patches_to_tokens")(x)
     x = position_embedding_class()(seed=seed, name="position_embedding")(x)
@@ -212,12 +244,12 @@ def build_vit(*, patch_size: int = 6, projection_dim: int = 64, num_layers: int 
 def build_cnn_attention(*, filters: tuple[int, ...] = (32, 64, 128), convs_per_block: int = 2,
                         conv_dropout_rate: float = 0.25, num_heads: int = 8, key_dim: int = 8,
                         attention_dropout_rate: float = 0.1, dense_units: int = 128,
-                        dense_dropout_rate: float = 0.5, augment: bool = True, seed: int = 0) -> "keras.Model":
+                        dense_dropout_rate: float = 0.5, augmentation: str = "standard", seed: int = 0) -> "keras.Model":
     """CNN backbone whose feature-map positions become tokens for multi-head self-attention."""
     import keras
     from keras import layers
 
-    inputs, x = input_block(augment, seed)
+    inputs, x = input_block(augmentation, seed)
     x = conv_backbone(x, filters, convs_per_block, conv_dropout_rate, seed)
     rows, columns, channels = x.shape[1:]
     tokens = layers.Reshape((rows * columns, channels), name="positions_to_tokens")(x)
@@ -229,30 +261,128 @@ def build_cnn_attention(*, filters: tuple[int, ...] = (32, 64, 128), convs_per_b
     return keras.Model(inputs, classifier_head(x, dense_units, dense_dropout_rate, seed), name="cnn_attention")
 
 
+def build_xception(*, stem_filters: tuple[int, ...] = (32, 64), module_filters: tuple[int, ...] = (128, 256, 512),
+                   dense_units: int = 256, dropout_rate: float = 0.5, augmentation: str = "standard",
+                   seed: int = 0) -> "keras.Model":
+    """Xception-style CNN: a plain 3×3 conv stem, then residual modules of depthwise-separable convolutions
+    (each halves the side), global average pooling and a dense classifier (mini-Xception family)."""
+    import keras
+    from keras import layers
+
+    inputs, x = input_block(augmentation, seed)
+    for index, filters in enumerate(stem_filters):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"stem_conv{index + 1}")(x)
+        x = layers.BatchNormalization(name=f"stem_bn{index + 1}")(x)
+        x = layers.Activation("relu", name=f"stem_relu{index + 1}")(x)
+    for index, filters in enumerate(module_filters):
+        x = separable_residual_block(x, filters, name=f"module{index + 1}")
+    x = layers.GlobalAveragePooling2D(name="feature_pool")(x)
+    return keras.Model(inputs, classifier_head(x, dense_units, dropout_rate, seed), name="xception")
+
+
 # ---------------------------------------------------------------------------------------------
-# Registry
+# Registry: one entry per family (builder, size presets, variants)
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """A model family: its builder (defaults = `full`), the keyword arguments of its smaller sizes,
+    and its named variants (keyword arguments too; the first one is the default)."""
+
+    builder: Callable[..., "keras.Model"]
+    sizes: dict[str, dict[str, Any]]
+    variants: dict[str, dict[str, Any]] = field(default_factory=lambda: {"standard": {}})
+
+
+def cnn_lstm_variants() -> dict[str, dict[str, Any]]:
+    """The study's CNN-LSTM variations: LSTM or bidirectional, reading rows or columns, one or two layers.
+
+    Named `{lstm|bilstm}_{rows|columns}` plus `_2layers` for two stacked recurrent layers;
+    `bilstm_rows` (one bidirectional layer over the feature rows) is the default.
+    """
+    variants = {}
+    for bidirectional, read_along, layer_count in itertools.product((True, False), ("rows", "columns"), (1, 2)):
+        name = f"{'bilstm' if bidirectional else 'lstm'}_{read_along}{'_2layers' if layer_count == 2 else ''}"
+        variants[name] = {"bidirectional": bidirectional, "read_along": read_along, "recurrent_layers": layer_count}
+    return variants
+
+
+# `fast`: sized for a 2-core CPU (tens of millions of multiply-adds per image, light augmentation):
+# one convolution at 48×48, where a layer costs four times what it costs at 24×24.
+MODELS: dict[str, ModelFamily] = {
+    "cnn": ModelFamily(build_cnn, {
+        "tiny": {"filters": (8, 16), "convs_per_block": 1, "dense_units": 16},
+        "fast": {"filters": (32, 64, 128, 256), "convs_per_block": (1, 2, 2, 1), "conv_dropout_rate": 0.1,
+                 "dense_units": 256, "dense_dropout_rate": 0.4, "augmentation": "light"},
+    }),
+    "cnn_lstm": ModelFamily(build_cnn_lstm, {
+        "tiny": {"filters": (8, 16), "convs_per_block": 1, "lstm_units": 8, "dense_units": 16},
+        "fast": {"filters": (32, 64, 128), "convs_per_block": (1, 2, 2), "conv_dropout_rate": 0.1,
+                 "lstm_units": 64, "dense_units": 128, "dense_dropout_rate": 0.4, "augmentation": "light"},
+    }, cnn_lstm_variants()),
+    "vit": ModelFamily(build_vit, {
+        "tiny": {"patch_size": 12, "projection_dim": 16, "num_layers": 1, "num_heads": 2, "mlp_units": 32,
+                 "head_units": 16},
+        "fast": {"patch_size": 6, "projection_dim": 64, "num_layers": 3, "num_heads": 4, "mlp_units": 128,
+                 "head_units": 128, "augmentation": "light"},
+    }),
+    "cnn_attention": ModelFamily(build_cnn_attention, {
+        "tiny": {"filters": (8, 16), "convs_per_block": 1, "dense_units": 16},
+        "fast": {"filters": (32, 64, 128), "convs_per_block": (1, 2, 2), "conv_dropout_rate": 0.1,
+                 "num_heads": 4, "key_dim": 16, "dense_units": 128, "dense_dropout_rate": 0.4,
+                 "augmentation": "light"},
+    }),
+    "xception": ModelFamily(build_xception, {
+        "tiny": {"stem_filters": (8,), "module_filters": (16, 32), "dense_units": 16},
+        "fast": {"stem_filters": (32,), "module_filters": (64, 128, 256), "dense_units": 128,
+                 "dropout_rate": 0.4, "augmentation": "light"},
+    }),
+}
+MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
+
+
+def model_family(name: str) -> ModelFamily:
+    """The registry entry of a model name; ValueError naming the allowed names otherwise."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
+    return MODELS[name]
 
 
 def model_builder(name: str) -> Callable[..., "keras.Model"]:
     """The builder function of a model name; ValueError naming the allowed names otherwise."""
-    builders = {"cnn": build_cnn, "cnn_lstm": build_cnn_lstm, "vit": build_vit,
-                "cnn_attention": build_cnn_attention}
-    if name not in builders:
-        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
-    return builders[name]
+    return model_family(name).builder
+
+
+def model_variants(name: str) -> tuple[str, ...]:
+    """The variant names of a model family, the default first."""
+    return tuple(model_family(name).variants)
+
+
+def default_variant(name: str) -> str:
+    return model_variants(name)[0]
+
+
+def validate_variant(name: str, variant: str | None) -> None:
+    """ValueError naming the allowed variants when `variant` is not one of model `name`'s (None: the default)."""
+    if variant is not None and variant not in model_family(name).variants:
+        raise ValueError(f"unknown variant {variant!r} for model {name}; expected one of "
+                         f"{', '.join(model_variants(name))}")
 
 
 def size_hyperparameters(name: str, size: str) -> dict[str, Any]:
     """The keyword arguments a size preset gives the builder of `name` (empty for `full`)."""
-    model_builder(name)
+    family = model_family(name)
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; expected one of {', '.join(SIZES)}")
-    return dict(TINY_HYPERPARAMETERS[name]) if size == "tiny" else {}
+    return dict(family.sizes.get(size, {}))
 
 
-def build_model(name: str, size: str = "full", **overrides: Any) -> "keras.Model":
-    """Build model `name` at a size preset; keyword overrides (e.g. seed=, augment=) win over the preset."""
-    return model_builder(name)(**{**size_hyperparameters(name, size), **overrides})
+def build_model(name: str, size: str = "full", variant: str | None = None, **overrides: Any) -> "keras.Model":
+    """Build model `name` at a size preset and variant (None: the default one); keyword overrides
+    (e.g. seed=, augmentation=) win over both."""
+    validate_variant(name, variant)
+    variant_arguments = model_family(name).variants[variant or default_variant(name)]
+    return model_builder(name)(**{**size_hyperparameters(name, size), **variant_arguments, **overrides})
 
 
 def load_trained_model(path: str | os.PathLike) -> "keras.Model":

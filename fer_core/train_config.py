@@ -18,7 +18,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .models import MODEL_NAMES, SIZES
+from .models import MODEL_NAMES, SIZES, validate_variant
 from .sampling import validate_sampling
 
 MAX_HAMMING_DISTANCE = 64  # 64-bit perceptual hashes
@@ -28,6 +28,9 @@ MAX_EPOCHS = 10_000
 MAX_BATCH_SIZE = 8192
 MAX_LIMIT = 10_000_000
 MAX_SEED = 2**32 - 1  # numpy's and Keras's seed range
+# Epochs when a config leaves them out: what each size needs to converge on its device (the `fast`
+# recipe's warm-up + cosine schedule is laid out over exactly these epochs; `full` is for a GPU).
+DEFAULT_EPOCHS = {"tiny": 3, "fast": 12, "full": 40}
 
 
 @dataclass(frozen=True)
@@ -36,15 +39,17 @@ class TrainConfig:
 
     model: str = "cnn"
     sampling: str = "none"
-    epochs: int = 30
+    epochs: int | None = None  # None: the size's default (DEFAULT_EPOCHS)
     size: str = "full"
-    batch_size: int = 64
+    batch_size: int = 128
     seed: int = 0
     limit: int | None = None
     raw: bool = False
     near_threshold: int | None = None  # None: duplicates.DEFAULT_NEAR_THRESHOLD, the audit's threshold
     learning_rate: float = 1e-3
     patience: int = 5
+    variant: str | None = None  # None: the model's default variant (models.model_variants)
+    deterministic: bool = False  # op determinism: bit-identical reruns, at a cost in CPU speed
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -53,7 +58,9 @@ class TrainConfig:
         validate_sampling(self.sampling)
         if self.size not in SIZES:
             raise ValueError(f"unknown size {self.size!r}; expected one of {', '.join(SIZES)}")
-        check_range("epochs", self.epochs, 1, MAX_EPOCHS)
+        validate_variant(self.model, self.variant)
+        if self.epochs is not None:
+            check_range("epochs", self.epochs, 1, MAX_EPOCHS)
         check_range("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
         check_range("patience", self.patience, 1, MAX_EPOCHS)
         check_range("seed", self.seed, 0, MAX_SEED)
@@ -63,6 +70,11 @@ class TrainConfig:
             check_range("near_threshold", self.near_threshold, 0, MAX_HAMMING_DISTANCE, unit=" bits")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be positive (and finite), got {self.learning_rate!r}")
+
+    @property
+    def epochs_to_run(self) -> int:
+        """The epochs a run trains for: `epochs`, else the default of its size."""
+        return self.epochs if self.epochs is not None else DEFAULT_EPOCHS[self.size]
 
     def to_dict(self) -> dict[str, Any]:
         """Every field by name (plain JSON types)."""

@@ -71,7 +71,7 @@ def test_augmentation_runs_in_training_only():
     # augmentation layers default to training=True).
     np.testing.assert_array_equal(model.predict(images, verbose=0), model.predict(images, verbose=0))
     np.testing.assert_array_equal(np.asarray(model(images, training=False)), np.asarray(model(images, training=False)))
-    assert "random_flip" not in [layer.name for layer in build_model("cnn", "tiny", augment=False).layers]
+    assert "random_flip" not in [layer.name for layer in build_model("cnn", "tiny", augmentation="none").layers]
 
 
 def test_final_layer_stays_float32_under_mixed_precision():
@@ -86,9 +86,9 @@ def test_final_layer_stays_float32_under_mixed_precision():
 
 
 def test_registry_validates_names_and_lets_overrides_win():
-    with pytest.raises(ValueError, match="unknown model 'resnet'; expected one of cnn, cnn_lstm, vit, cnn_attention"):
+    with pytest.raises(ValueError, match="unknown model 'resnet'; expected one of cnn, cnn_lstm, vit, cnn_attention, xception"):
         build_model("resnet", "tiny")
-    with pytest.raises(ValueError, match="unknown size 'huge'; expected one of tiny, full"):
+    with pytest.raises(ValueError, match="unknown size 'huge'; expected one of tiny, fast, full"):
         build_model("cnn", "huge")
     assert size_hyperparameters("cnn", "full") == {}
     model = build_model("cnn", "tiny", filters=(4, 8, 16))
