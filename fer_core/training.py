@@ -194,7 +194,7 @@ def fit_model(model: "keras.Model", training: TrainingSet, validation: Dataset, 
     def report_epoch(epoch: int, logs: dict[str, float]) -> None:
         epoch_seconds.append(time.perf_counter() - epoch_started[-1])
         if on_epoch is not None:
-            on_epoch(EpochProgress(epoch=epoch + 1, epochs=config.epochs, loss=float(logs["loss"]),
+            on_epoch(EpochProgress(epoch=epoch + 1, epochs=config.epochs_to_run, loss=float(logs["loss"]),
                                    accuracy=float(logs["accuracy"]), val_loss=float(logs["val_loss"]),
                                    val_accuracy=float(logs["val_accuracy"]), seconds=round(epoch_seconds[-1], 2)))
 
@@ -207,7 +207,7 @@ def fit_model(model: "keras.Model", training: TrainingSet, validation: Dataset, 
     started = time.perf_counter()
     result = model.fit(make_pipeline(training.pixels, training.labels, config.batch_size, shuffle_seed=config.seed),
                        validation_data=make_pipeline(validation.pixels, validation.labels, config.batch_size),
-                       epochs=config.epochs, class_weight=training.class_weight, callbacks=callbacks, shuffle=False,
+                       epochs=config.epochs_to_run, class_weight=training.class_weight, callbacks=callbacks, shuffle=False,
                        verbose=0)
     seconds = time.perf_counter() - started
     history = {key: [float(value) for value in values] for key, values in result.history.items()}
