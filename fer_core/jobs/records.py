@@ -1,7 +1,7 @@
 """Run records in the workspace database: the `runs` and `run_events` tables and every read and write of them.
 
-Reads here never start, stop or reconcile anything (scheduler.drain does that); writes are one
-short store transaction each.
+Reads here never start, stop or reconcile anything (scheduler.drain does that); every write is
+one short `store.transaction`, the same policy as the edit log's.
 """
 
 from __future__ import annotations
@@ -189,27 +189,27 @@ def claim_next_queued(home: Path, max_running: int) -> str | None:
 def update_run(home: Path, run_id: str, **values: Any) -> None:
     """Set columns of one run (stage, pid, pid_started, external_id, ...)."""
     assignments = ", ".join(f"{column} = ?" for column in values)
-    with writing(home) as connection:
+    with writing(home) as connection, store.transaction(connection):
         connection.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", (*values.values(), run_id))
 
 
 def mark_running(home: Path, run_id: str) -> None:
     """A run another system started (Ray) is now running."""
-    with writing(home) as connection:
+    with writing(home) as connection, store.transaction(connection):
         connection.execute("UPDATE runs SET state = ?, started_at = ? WHERE run_id = ? AND state = ?",
                            (RUNNING, now(), run_id, QUEUED))
 
 
 def finish(home: Path, run_id: str, state: str, metrics: dict | None = None, error: str | None = None) -> None:
     """Record the end of a run, unless it already ended (a cancel wins over a late success)."""
-    with writing(home) as connection:
+    with writing(home) as connection, store.transaction(connection):
         connection.execute(
             "UPDATE runs SET state = ?, finished_at = ?, error = ?, metrics_json = ? WHERE run_id = ? AND state IN (?, ?)",
             (state, now(), error, json.dumps(metrics) if metrics else None, run_id, QUEUED, RUNNING))
 
 
 def insert_event(home: Path, run_id: str, progress: EpochProgress) -> None:
-    with writing(home) as connection:
+    with writing(home) as connection, store.transaction(connection):
         connection.execute(
             "INSERT OR REPLACE INTO run_events (run_id, epoch, epochs, loss, accuracy, val_loss, val_accuracy, "
             "seconds, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
