@@ -165,6 +165,22 @@ def run_mislabels(dataset: Dataset, config: MislabelConfig = MislabelConfig(), *
     return result
 
 
+def run_mislabels_job(data_path: str, config: MislabelConfig, context: Any) -> dict[str, Any]:
+    """The `mislabels` job kind: the curated data's suspected mislabels, cached in the workspace
+    (where the app finds them) and written to the run folder; progress per fold as the run's stage.
+
+    Cancelling the job stops its worker mid-fold; finished folds stay cached, so a new job resumes.
+    """
+    from .dataset import load
+
+    context.set_stage("loading data")
+    dataset = load(data_path, workspace=context.workspace)
+    result = run_mislabels(dataset, config, workspace=context.workspace,
+                           on_progress=lambda progress: context.set_stage(progress.describe()))
+    write_outputs(result, context.out_dir)
+    return result.summary
+
+
 def find_mislabels(dataset: Dataset, config: MislabelConfig = MislabelConfig(), *,
                    group_of: np.ndarray | None = None, on_progress: ProgressCallback | None = None,
                    should_stop: StopCheck | None = None, folds_dir: Path | None = None) -> MislabelResult:
@@ -461,6 +477,72 @@ def find_cached_result(dataset: Dataset, config: MislabelConfig = MislabelConfig
     """The stored result for the current curation of `dataset` and these settings, if computed."""
     data = _curated(dataset, workspace) if curated else dataset
     return read_cached_result(cache_key(data, config), workspace)
+
+
+def latest_result(dataset: Dataset, workspace: str | os.PathLike | None = None) -> MislabelResult | None:
+    """The newest stored result computed from `dataset` (the raw data), whatever the curation was then.
+
+    Accepting a suggestion changes the curation and so the cache key; the review queue keeps
+    working from this result (see `review_queue`) until a new one is computed.
+    """
+    candidates = []
+    for summary_path in _cache_root(workspace).glob("*/summary.json"):
+        try:
+            summary = json.loads(summary_path.read_text())
+        except (OSError, ValueError):
+            continue
+        if summary.get("raw_fingerprint") == dataset.fingerprint:
+            candidates.append((summary.get("created_at", ""), summary_path.parent.name))
+    for _, key in sorted(candidates, reverse=True):
+        result = read_cached_result(key, workspace)
+        if result is not None:
+            return result
+    return None
+
+
+def review_queue(result: MislabelResult, dataset: Dataset, state: Any) -> pd.DataFrame:
+    """The flagged images still to decide, most suspect first (RESULT_COLUMNS and `group`).
+
+    Left out: images dropped or marked reviewed since, images relabeled since (their label is no
+    longer the one the model judged), images not in `dataset`, and flags whose suggestion is the
+    given label (nothing to accept). `state` is the edit log's CurationState.
+    """
+    flagged = result.suspected()
+
+    def still_open(sample_id: str, label: str, suggested: str) -> bool:
+        if not dataset.has_id(sample_id) or sample_id in state.dropped or sample_id in state.reviewed:
+            return False
+        return EMOTIONS[state.label_of(dataset, sample_id)] == label != suggested
+
+    keep = [still_open(*row) for row in zip(flagged["id"], flagged["label"], flagged["suggested_label"])]
+    return flagged.loc[keep, [*RESULT_COLUMNS, "group"]].reset_index(drop=True)
+
+
+def suggestion_reason(score: float) -> str:
+    """The edit-log reason of an accepted suggestion."""
+    return f"suggested by model (score {score:.2f})"
+
+
+def accept_suggestions(dataset: Dataset, rows: pd.DataFrame, *, workspace: str | os.PathLike | None = None,
+                       author: str | None = None) -> list[Any]:
+    """Relabel each row's image to its suggestion: one relabel edit per image, each with its score in the
+    reason (so each can be undone on its own). `rows` are review-queue rows."""
+    from .edits import relabel
+
+    written = []
+    for sample_id, suggested, score in zip(rows["id"], rows["suggested_label"], rows["mislabel_score"]):
+        written += relabel(dataset, sample_id, suggested, suggestion_reason(float(score)), author=author,
+                           workspace=workspace)
+    return written
+
+
+def reject_suggestions(dataset: Dataset, sample_ids: list[str], *, workspace: str | os.PathLike | None = None,
+                       author: str | None = None) -> list[Any]:
+    """Keep the given labels: mark the images reviewed-OK, which takes them out of the queue."""
+    from .edits import mark_group_reviewed
+
+    return mark_group_reviewed(dataset, sample_ids, "suggested relabel rejected: given label kept", author=author,
+                               workspace=workspace)
 
 
 def write_outputs(result: MislabelResult, out_dir: str | os.PathLike) -> tuple[Path, Path]:

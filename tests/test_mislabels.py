@@ -214,3 +214,51 @@ def test_near_groups_pool_only_when_every_pair_is_close(monkeypatch):
     assert group_of[0] == group_of[1] != -1  # the exact copies inside the chain still pool
     assert group_of[2] == -1 and group_of[3] == -1 and group_of[6] == -1
     assert group_of[4] == group_of[5] != -1 and group_of[4] != group_of[0]
+
+
+def stored_result(dataset: Dataset, probabilities: np.ndarray, workspace) -> "MislabelResult":
+    """A result as run_mislabels stores it, from given probabilities (no training)."""
+    from fer_core.mislabels import MislabelResult, rank_label_issues, summarize, write_cached_result
+
+    config = MislabelConfig()
+    table = rank_label_issues(dataset, probabilities, np.full(len(dataset), -1), config)
+    summary = summarize(table, config, dataset, probabilities, [], 0.0)
+    summary.update(raw_fingerprint=dataset.fingerprint, created_at="2026-01-01T00:00:00+00:00")
+    result = MislabelResult(table, summary)
+    write_cached_result(cache_key(dataset, config), result, workspace)
+    return result
+
+
+def test_review_queue_accept_writes_one_relabel_undo_brings_it_back_reject_removes_it(workspace):
+    from fer_core.mislabels import accept_suggestions, latest_result, reject_suggestions, review_queue
+
+    data = texture_dataset(per_class=4, per_class_test=1)
+    probabilities = np.full((len(data), 7), 0.02)
+    probabilities[np.arange(len(data)), data.labels] = 0.88
+    suspects = {"Training_0": 3, "Training_5": 6}  # confidently another emotion, the first more so
+    for sample_id, emotion in suspects.items():
+        row = data.index_of(sample_id)
+        probabilities[row] = 0.01
+        probabilities[row, emotion] = 0.94 if sample_id == "Training_0" else 0.90
+    stored_result(data, probabilities / probabilities.sum(axis=1, keepdims=True), workspace)
+
+    result = latest_result(data, workspace)
+    queue = review_queue(result, data, edits.read_state(workspace))
+    assert queue["id"].tolist() == ["Training_0", "Training_5"]
+    assert queue["suggested_label"].tolist() == ["happy", "neutral"]
+
+    written = accept_suggestions(data, queue.head(1), workspace=workspace)
+    assert len(written) == 1 and written[0].action == "relabel" and written[0].new_label == "happy"
+    assert written[0].reason == f"suggested by model (score {queue['mislabel_score'].iloc[0]:.2f})"
+    relabels = [edit for edit in edits.read_edits(workspace) if edit.action == "relabel"]
+    assert len(relabels) == 1
+    assert latest_result(data, workspace) is not None  # still served after the curation changed
+    assert review_queue(result, data, edits.read_state(workspace))["id"].tolist() == ["Training_5"]
+
+    edits.undo(written[0].edit_id, workspace=workspace)
+    assert edits.curated_dataset(data, workspace).labels[0] == data.labels[0]
+    assert review_queue(result, data, edits.read_state(workspace))["id"].tolist() == ["Training_0", "Training_5"]
+
+    reject_suggestions(data, ["Training_5"], workspace=workspace)
+    assert review_queue(result, data, edits.read_state(workspace))["id"].tolist() == ["Training_0"]
+    assert latest_result(texture_dataset(per_class=4, per_class_test=1, seed=9), workspace) is None
