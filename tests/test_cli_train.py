@@ -83,9 +83,10 @@ def test_every_model_and_sampling_trains_from_the_cli(tmp_path, real_data, train
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--model", "resnet", "error: unknown model 'resnet'; expected one of cnn, cnn_lstm, vit, cnn_attention"),
+    ("--model", "resnet", f"error: unknown model 'resnet'; expected one of {', '.join(MODEL_NAMES)}"),
     ("--sampling", "adasyn", "error: unknown sampling 'adasyn'; expected one of none, class_weight, ros, smote"),
     ("--epochs", "0", "error: epochs must be a positive integer, got 0"),
+    ("--epochs", "99999999999999999999", "error: epochs must be at most 10,000, got 99999999999999999999"),
 ])
 def test_invalid_argument_prints_one_line_and_writes_nothing(tmp_path, capsys, option, value, message):
     arguments = ["train", str(tmp_path / "data"), "--model", "cnn", "--sampling", "none", "--epochs", "1",
@@ -95,3 +96,21 @@ def test_invalid_argument_prints_one_line_and_writes_nothing(tmp_path, capsys, o
     captured = capsys.readouterr()
     assert captured.err.strip() == message and captured.out == ""
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["train"], ["jobs", "submit"]])
+def test_every_config_field_is_an_option(command):
+    """A TrainConfig field added later becomes `--field-name` with no edit to the CLI."""
+    import dataclasses
+
+    from fer_core.cli import build_parser
+    from fer_core.cli.train import config_from_args
+    from test_train_config import non_default_config
+
+    config = non_default_config()
+    arguments = [*command, "DATA"] + (["--out", "RUN"] if command == ["train"] else [])
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        option = "--" + field.name.replace("_", "-")
+        arguments += [option] if value is True else [option, str(value)]
+    assert config_from_args(build_parser().parse_args(arguments)) == config
