@@ -22,3 +22,33 @@ def cache_dir(workspace: str | os.PathLike | None = None) -> Path:
     folder = resolve_workspace(workspace) / "cache"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+DATA_ROOT_ENV = "FER_AUDIT_DATA_ROOT"
+
+
+def data_root() -> Path:
+    """The folder that paths typed in the browser must lie under (the CLI takes any path).
+
+    $FER_AUDIT_DATA_ROOT, else the folder holding $FER_DATA, else the working directory.
+    """
+    if os.environ.get(DATA_ROOT_ENV):
+        return Path(os.environ[DATA_ROOT_ENV]).expanduser().resolve()
+    if os.environ.get("FER_DATA"):
+        return Path(os.environ["FER_DATA"]).expanduser().resolve().parent
+    return Path.cwd().resolve()
+
+
+def check_under_data_root(path: str | os.PathLike, root: Path) -> Path:
+    """`path` resolved (links followed, relative to `root`), or ValueError when it lies outside `root`.
+
+    Checked before the path is looked at, so the browser learns nothing about files outside the root.
+    """
+    text = str(path).strip()
+    if not text:
+        raise ValueError("no data path given")
+    resolved = (root / Path(text).expanduser()).resolve()  # an absolute path replaces `root`
+    if resolved != root and root not in resolved.parents:
+        raise ValueError(f"{text} is outside the data folder {root}; the app opens data under it only "
+                         f"(start it with {DATA_ROOT_ENV}=/another/folder to change that)")
+    return resolved

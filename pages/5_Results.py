@@ -3,18 +3,13 @@ two runs compared (e.g. raw data before cleaning, curated after); metrics as CSV
 
 import streamlit as st
 
-from fer_core import edits, jobs, results, ui
+from fer_app import session
+from fer_app.runs import CHANGES, LABELS, SCORES
+from fer_core import edits, jobs, results
 
-SCORES = {name: st.column_config.NumberColumn(label, format="percent") for name, label in (
-    ("accuracy", "accuracy"), ("leak_free_accuracy", "leak-free acc."), ("macro_f1", "macro-F1"),
-    ("precision", "precision"), ("recall", "recall"), ("f1", "F1"), ("recall_before", "recall before"),
-    ("recall_after", "recall after"))}
-LABELS = {"train_images": "train images", "run": st.column_config.TextColumn("run", width="small")}
-CHANGES = {name: st.column_config.NumberColumn(label, format="%+.3f")
-           for name, label in (("recall_change", "Δ recall"), ("f1_change", "Δ F1"))}
-
-ui.setup("Results")
-records = jobs.list_runs()
+session.setup("Results")
+with session.stop_on_error("Cannot read the runs"):
+    records = jobs.list_runs()
 finished = results.finished_with_metrics(records)
 if not finished:
     st.info("No finished run yet. Launch one on the Train page; its results appear here when it ends.")

@@ -1,5 +1,4 @@
 import json
-import pickle
 import subprocess
 import sys
 
@@ -87,8 +86,8 @@ def test_a_damaged_or_planted_cache_is_recomputed_never_executed(synthetic, work
             path.write_bytes(path.read_bytes()[:200])
         elif damage == "garbage":
             path.write_bytes(b"PAR1 not a parquet file")
-        elif damage == "pickle":  # a pickle that would run code when loaded with pickle/pd.read_pickle
-            path.write_bytes(pickle.dumps(PlantedPayload(str(marker))))
+        elif damage == "pickle":  # a pickle (protocol 0) that creates `marker` if anything unpickles it
+            path.write_bytes(b"cbuiltins\nopen\n(V" + str(marker).encode() + b"\nVw\ntR.")
         else:
             write_cached_result(path, DetectorResult(pd.DataFrame({"phash": np.zeros(3, np.uint64)})))
     report = run_audit(dataset, workspace=workspace)
@@ -97,14 +96,6 @@ def test_a_damaged_or_planted_cache_is_recomputed_never_executed(synthetic, work
     pd.testing.assert_frame_equal(report.samples, expected)
     again = run_audit(dataset, workspace=workspace)  # and the cache was repaired
     assert "phash (cache)" in again.summary["seconds_by_stage"]
-
-
-class PlantedPayload:
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
 
 
 def test_a_registered_detector_adds_its_columns_summary_and_flags(synthetic, workspace):

@@ -1,4 +1,5 @@
-"""Pure helpers behind the app's pages: the curated view of the audit tables, filters, pages, figures.
+"""Pure tables and Plotly figures for the app's pages and the report: the curated view of the audit,
+filters, pages, figures.
 
 Pages stay thin: they pick widgets and call these functions, which take the audit report and the
 edit log's state and return small tables or Plotly figures. Nothing here imports streamlit, so
@@ -9,47 +10,28 @@ the full FER-2013 (35,887 rows, 1,500+ groups) costs milliseconds.
 from __future__ import annotations
 
 import math
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .audit import AuditReport
-from .edits import CurationState
+from .curation import CurationState
+from .dataset import Dataset
+from .detectors import flag_mask, registered_flags
 from .hashing import hamming_distance
 from .labels import EMOTIONS, TEST_USAGES, TRAINING, USAGES
+from .outliers import OutlierConfig, tail_scaled
 
-FLAGS: tuple[str, ...] = ("duplicate", "conflict", "leak", "outlier", "edited")
+CURATION_FLAGS: tuple[str, ...] = ("edited",)  # flags of the edit log; the detectors declare theirs
 GROUP_KINDS: tuple[str, ...] = ("near", "exact")
 UPSCALE_FACTOR = 3  # 48 px → 144 px, nearest neighbour, so the pixels stay crisp
-USAGE_COLORS = {"Training": "#4C78A8", "PublicTest": "#F58518", "PrivateTest": "#54A24B"}
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
 def escape_markdown(text: object) -> str:
     """Text shown verbatim where Streamlit renders Markdown (captions, messages): no links, no emphasis."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
-
-
-def source_signature(path: str | os.PathLike) -> str:
-    """A cheap key for "has this data source changed": sizes and mtimes of the file or its folders.
-
-    Adding, removing or renaming an image changes its folder's mtime, so the two folder levels of
-    a FER tree (split/emotion) suffice; the loader's own cache checks every file.
-    """
-    source = Path(path).expanduser()
-    if not source.exists():
-        return "missing"
-    stat = source.stat()
-    parts = [str(source.resolve()), f"{stat.st_size}:{stat.st_mtime_ns}"]
-    if source.is_dir():
-        for split in sorted(p for p in source.iterdir() if p.is_dir()):
-            parts.append(f"{split.name}:{split.stat().st_mtime_ns}")
-            parts.extend(f"{split.name}/{sub.name}:{sub.stat().st_mtime_ns}"
-                         for sub in sorted(q for q in split.iterdir() if q.is_dir()))
-    return "|".join(parts)
 
 
 def short_id(sample_id: str) -> str:
@@ -71,10 +53,9 @@ def upscale(image: np.ndarray, factor: int = UPSCALE_FACTOR) -> np.ndarray:
 
 
 def annotate(report: AuditReport, state: CurationState) -> pd.DataFrame:
-    """The audit's sample table plus the edit log: current_label, dropped, reviewed, edited."""
-    samples = report.samples
-    table = samples[["id", "label", "usage", "mean", "exact_group", "near_group", "conflicting", "cross_split",
-                     "leak", "outlier_score", "outlier", "box_outlier_emotion"]].copy()
+    """The audit's sample table plus the edit log: current_label, dropped, reviewed, edited, and one
+    `flag:<name>` column per flag as it stands after the edits (see `curated_flags`)."""
+    table = report.samples.copy()
     table["current_label"] = table["label"]
     if state.labels:
         relabeled = table["id"].map(state.labels)
@@ -84,7 +65,57 @@ def annotate(report: AuditReport, state: CurationState) -> pd.DataFrame:
     table["dropped"] = table["id"].isin(state.dropped) if state.dropped else False
     table["reviewed"] = table["id"].isin(state.reviewed) if state.reviewed else False
     table["edited"] = table["dropped"] | table["reviewed"] | (table["current_label"] != table["label"])
+    for name, mask in curated_flags(report, table).items():
+        table[f"flag:{name}"] = mask
     return table
+
+
+def flag_names() -> tuple[str, ...]:
+    """Every flag the Review page filters by: the detectors' (declared with them), then the log's."""
+    return tuple(flag.name for flag in registered_flags()) + CURATION_FLAGS
+
+
+def curated_flags(report: AuditReport, table: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each flag after the edits: a duplicate or conflict flag only while its group is still open
+    (two or more live members, not marked reviewed; a conflict also needs two live labels), a leak
+    only while both images of a leak pair are live, any other detector flag only on live images not
+    marked reviewed. Dropped images carry no detector flag."""
+    live = ~table["dropped"].to_numpy(dtype=bool)
+    settled = ~live | table["reviewed"].to_numpy(dtype=bool)
+    masks = {flag.name: flag_mask(table, flag) & ~settled for flag in registered_flags()}
+    open_in = {}
+    for kind in GROUP_KINDS:
+        status = group_status(table, kind)
+        groups = table[_group_column(kind)].to_numpy(dtype=np.float64, na_value=-1).astype(np.int64)
+        grouped = groups >= 0
+        is_open = np.zeros(len(table), dtype=bool)
+        is_open[grouped] = unresolved(status).to_numpy()[groups[grouped]]
+        conflicting = np.zeros(len(table), dtype=bool)
+        conflicting[grouped] = (status["live_labels"] > 1).to_numpy()[groups[grouped]]
+        open_in[kind] = (is_open & live, conflicting & is_open & live)
+    if "duplicate" in masks:
+        masks["duplicate"] = open_in["exact"][0] | open_in["near"][0]
+    if "conflict" in masks:
+        masks["conflict"] = open_in["near"][1]
+    if "leak" in masks:
+        leaks = report.leaks
+        pair_live = live[leaks.train_rows] & live[leaks.test_rows]
+        leaking = np.zeros(len(table), dtype=bool)
+        leaking[leaks.train_rows[pair_live]] = True
+        leaking[leaks.test_rows[pair_live]] = True
+        masks["leak"] = leaking
+    masks["edited"] = table["edited"].to_numpy(dtype=bool)
+    return masks
+
+
+def test_ids(dataset: Dataset, sample_ids) -> list[str]:
+    """The PublicTest/PrivateTest ones among `sample_ids`."""
+    return [sample_id for sample_id in sample_ids if dataset.usages[dataset.index_of(sample_id)] in TEST_USAGES]
+
+
+def count_test_images(dataset: Dataset, sample_ids) -> int:
+    """How many of `sample_ids` are PublicTest/PrivateTest images."""
+    return len(test_ids(dataset, sample_ids))
 
 
 def group_status(table: pd.DataFrame, kind: str) -> pd.DataFrame:
@@ -119,13 +150,20 @@ def unresolved(status: pd.DataFrame) -> pd.Series:
     return (status["live"] >= 2) & ~status["reviewed"]
 
 
-def curated_summary(report: AuditReport, table: pd.DataFrame, edit_count: int) -> dict:
-    """The Overview's numbers: what the audit found, and what is left after the edits."""
+def curated_summary(report: AuditReport, table: pd.DataFrame, edits_in_effect: int) -> dict:
+    """The Overview's numbers: what the audit found, and what is left after the edits.
+
+    `edits_in_effect`: relabels, drops and restores not undone (curation.count_edits_in_effect).
+    """
     live = ~table["dropped"].to_numpy()
     near, exact = group_status(table, "near"), group_status(table, "exact")
     open_near, open_exact = unresolved(near), unresolved(exact)
     leaks = report.leaks
     live_pairs = live[leaks.train_rows] & live[leaks.test_rows]
+
+    def conflicting(groups: pd.DataFrame) -> int:
+        return int(groups["conflicting"].sum()) if len(groups) else 0
+
     return {
         "images": len(table),
         "images_after": int(live.sum()),
@@ -133,13 +171,18 @@ def curated_summary(report: AuditReport, table: pd.DataFrame, edit_count: int) -
         "exact_groups_after": int(open_exact.sum()),
         "near_groups": len(report.near_groups),
         "near_groups_after": int(open_near.sum()),
-        "conflicting_groups": int(report.near_groups["conflicting"].sum()) if len(report.near_groups) else 0,
+        "exact_conflicting_groups": conflicting(report.exact_groups),
+        "exact_conflicting_groups_after": int((open_exact & (exact["live_labels"] > 1)).sum()),
+        "conflicting_groups": conflicting(report.near_groups),
         "conflicting_groups_after": int((open_near & (near["live_labels"] > 1)).sum()),
         "leaked_test_images": int(len(leaks.leaked_test_rows())),
         "leaked_test_images_after": int(len(np.unique(leaks.test_rows[live_pairs]))),
+        "training_copies": int(len(leaks.training_copy_rows())),
+        "training_copies_after": int(len(np.unique(leaks.train_rows[live_pairs]))),
+        "threshold": report.config.near_threshold,
         "outliers": int(table["outlier"].sum()),
         "outliers_after": int((table["outlier"] & live & ~table["reviewed"]).sum()),
-        "edits": edit_count,
+        "edits": edits_in_effect,
         "relabeled": int((table["current_label"] != table["label"]).sum()),
         "dropped": int(table["dropped"].sum()),
     }
@@ -151,13 +194,17 @@ def curated_summary(report: AuditReport, table: pd.DataFrame, edit_count: int) -
 
 def filter_groups(report: AuditReport, table: pd.DataFrame, kind: str, *, conflicting_only: bool = False,
                   cross_split_only: bool = False, emotions: tuple[str, ...] = (), usages: tuple[str, ...] = (),
-                  open_only: bool = True) -> pd.DataFrame:
-    """The duplicate groups to show, in group order, judged on the curated view (live members, current labels)."""
+                  open_only: bool = True, keep: frozenset[int] = frozenset()) -> pd.DataFrame:
+    """The duplicate groups to show, in group order, judged on the curated view (live members, current labels).
+
+    Groups in `keep` (resolved during this page visit) are shown whatever the filters say, so a
+    resolved group stays in place until the reviewer leaves the page.
+    """
     groups = report.near_groups if kind == "near" else report.exact_groups
     if not len(groups):
         return groups
     status = group_status(table, kind).reindex(groups["group"].to_numpy())
-    keep = np.ones(len(groups), dtype=bool)
+    keep_groups, keep = keep, np.ones(len(groups), dtype=bool)
     if open_only:
         keep &= unresolved(status).to_numpy()
     if conflicting_only:
@@ -170,7 +217,7 @@ def filter_groups(report: AuditReport, table: pd.DataFrame, kind: str, *, confli
         matching = members[(members["current_label"].isin(emotions) if emotions else True)
                            & (members["usage"].isin(usages) if usages else True)]
         keep &= groups["group"].isin(matching[column].astype(np.int64).unique()).to_numpy()
-    return groups[keep]
+    return groups[keep | groups["group"].isin(keep_groups).to_numpy()]
 
 
 def group_members(report: AuditReport, table: pd.DataFrame, group: pd.Series) -> pd.DataFrame:
@@ -181,6 +228,26 @@ def group_members(report: AuditReport, table: pd.DataFrame, group: pd.Series) ->
     members.insert(1, "row", rows)
     members["distance"] = np.asarray(distance, dtype=np.int64)
     return members.reset_index(drop=True)
+
+
+def group_title(group: pd.Series) -> str:
+    """`Group 1 · 3 images · up to 8 bits apart`: groups numbered from 1 for people."""
+    spread = f" · up to {int(group['max_distance'])} bits apart" if "max_distance" in group else ""
+    return f"Group {int(group['group']) + 1} · {int(group['size'])} images{spread}"
+
+
+def group_badges(group: pd.Series) -> str:
+    """Markdown badges for what the audit found in a group (conflicting labels, train and test)."""
+    flags = [name for name, on in (("labels disagree", group["conflicting"]), ("train and test", group["cross_split"]))
+             if on]
+    return "".join(f" · :red[{flag}]" for flag in flags)
+
+
+def chain_note(threshold: int) -> str:
+    """Why a near group can span more bits than the threshold."""
+    return (f"A near group links every pair of images within {threshold} bits and chains them: if A is near B and "
+            f"B near C, all three are one group, so two members can be more than {threshold} bits apart. Each "
+            "image shows its distance to image #1.")
 
 
 def filter_samples(table: pd.DataFrame, *, emotions: tuple[str, ...] = (), usages: tuple[str, ...] = (),
@@ -194,17 +261,10 @@ def filter_samples(table: pd.DataFrame, *, emotions: tuple[str, ...] = (), usage
     if usages:
         keep &= table["usage"].isin(usages).to_numpy()
     if flags:
-        unknown = set(flags) - set(FLAGS)
+        unknown = [flag for flag in flags if f"flag:{flag}" not in table.columns]
         if unknown:
-            raise ValueError(f"unknown flag(s) {sorted(unknown)}; expected {', '.join(FLAGS)}")
-        flagged = {
-            "duplicate": table["exact_group"].notna() | table["near_group"].notna(),
-            "conflict": table["conflicting"],
-            "leak": table["leak"],
-            "outlier": table["outlier"],
-            "edited": table["edited"],
-        }
-        keep &= np.logical_or.reduce([flagged[flag].to_numpy(dtype=bool) for flag in flags])
+            raise ValueError(f"unknown flag(s) {sorted(unknown)}; expected {', '.join(flag_names())}")
+        keep &= np.logical_or.reduce([table[f"flag:{flag}"].to_numpy(dtype=bool) for flag in flags])
     return np.flatnonzero(keep)
 
 
@@ -219,6 +279,35 @@ def rank_outliers(table: pd.DataFrame, *, flagged_only: bool = True, show_droppe
     rows = np.flatnonzero(keep)
     order = np.argsort(-table["outlier_score"].to_numpy()[rows], kind="stable")
     return rows[order]
+
+
+SIGNAL_NAMES = {"flat_fraction": "flat", "reconstruction_error": "unlike a face", "sharp_edge_fraction": "sharp edges"}
+
+
+def outlier_details(table: pd.DataFrame, rows) -> pd.Series:
+    """Per row: `score 3.1 · flat, sharp edges`, the outlier score and the signals that raised it.
+
+    A signal raised it when it lies at or beyond its 99th percentile (its scaled value ≥ 1, see
+    outliers.tail_scaled); otherwise the strongest one is named. Blank frames and placeholders
+    (the same pixels under several emotions) say so.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    config = OutlierConfig()
+    scaled = {name: tail_scaled(table[column].to_numpy(), config.reference_quantile, config.max_iqr_multiple)[rows]
+              for column, name in SIGNAL_NAMES.items() if column in table}
+    details = {}
+    for position, row in enumerate(rows.tolist()):
+        sample = table.iloc[row]
+        if sample.get("std", np.inf) < config.blank_max_std:
+            signals = ["blank"]
+        else:
+            values = {name: values[position] for name, values in scaled.items()}
+            signals = [name for name, value in values.items() if value >= 1] or \
+                      ([max(values, key=values.get)] if values else [])
+            if sample.get("recurring_placeholder", False):
+                signals.append("placeholder")
+        details[row] = f"score {sample['outlier_score']:.1f}" + (f" · {', '.join(signals)}" if signals else "")
+    return pd.Series(details, dtype=object)
 
 
 def page_count(total: int, page_size: int) -> int:
@@ -249,65 +338,6 @@ def _group_column(kind: str) -> str:
     if kind not in GROUP_KINDS:
         raise ValueError(f"unknown group kind {kind!r}; expected one of {', '.join(GROUP_KINDS)}")
     return f"{kind}_group"
-
-
-# ---------------------------------------------------------------------------------------------
-# Figures
-
-
-def counts_figure(table: pd.DataFrame, curated: bool = True):
-    """Images per emotion and usage, as grouped bars (the curated view drops dropped rows)."""
-    import plotly.graph_objects as go
-
-    view = table[~table["dropped"]] if curated else table
-    label_column = "current_label" if curated else "label"
-    usage_codes = pd.Categorical(view["usage"], categories=USAGES).codes.astype(np.int64)
-    cells = np.bincount(usage_codes * len(EMOTIONS) + label_codes(view[label_column]),
-                        minlength=len(USAGES) * len(EMOTIONS)).reshape(len(USAGES), len(EMOTIONS))
-    figure = go.Figure([go.Bar(name=usage, x=list(EMOTIONS), y=cells[i].tolist(),
-                               marker_color=USAGE_COLORS[usage]) for i, usage in enumerate(USAGES)])
-    figure.update_layout(barmode="group", height=360, margin=dict(l=10, r=10, t=30, b=10),
-                         yaxis_title="images", legend_title_text="usage",
-                         title_text="Images per emotion and usage" + (" (curated)" if curated else " (as loaded)"))
-    return figure
-
-
-def box_plot_figure(table: pd.DataFrame, show_all_points: bool = False):
-    """The original study's figure: mean pixel value per emotion as horizontal boxes.
-
-    Boxes carry no points; a scatter trace beside them holds the selectable points (those beyond
-    their emotion's whiskers, or every live image), each with its dataset row as customdata.
-    """
-    import plotly.graph_objects as go
-
-    from .outliers import whiskers
-
-    live = table[~table["dropped"]]
-    figure = go.Figure()
-    for position, emotion in enumerate(EMOTIONS):
-        values = live.loc[live["current_label"] == emotion, "mean"].to_numpy()
-        if not len(values):
-            continue
-        low, high = whiskers(values)
-        q1, median, q3 = np.percentile(values, [25, 50, 75])
-        # Box statistics computed here, so the browser gets seven numbers per emotion, not 35,887 values.
-        figure.add_trace(go.Box(y=[position], q1=[q1], median=[median], q3=[q3], lowerfence=[values[values >= low].min()],
-                                upperfence=[values[values <= high].max()], orientation="h", name=emotion, width=0.5,
-                                marker_color="#4C78A8", showlegend=False, hoverinfo="x"))
-    points = live if show_all_points else live[live["box_outlier_emotion"]]
-    positions = points["current_label"].map({emotion: i for i, emotion in enumerate(EMOTIONS)}).to_numpy()
-    jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(points))
-    flagged = points["outlier"].to_numpy()
-    figure.add_trace(go.Scattergl(
-        x=points["mean"].to_numpy(), y=positions + 0.42 + jitter, mode="markers", name="images",
-        customdata=points.index.tolist(),  # a plain list: plotly.js would hand back typed arrays as dicts
-        marker=dict(size=5, color=np.where(flagged, "#E45756", "#444444"), opacity=0.7),
-        text=points["id"].to_numpy(), hovertemplate="%{text}<br>mean %{x:.1f}<extra></extra>", showlegend=False))
-    figure.update_layout(height=520, margin=dict(l=10, r=10, t=30, b=10), dragmode="select",
-                         xaxis_title="average pixel value", title_text="Average pixel value per emotion",
-                         yaxis=dict(tickvals=list(range(len(EMOTIONS))), ticktext=list(EMOTIONS),
-                                    range=[-0.6, len(EMOTIONS) - 0.2]))
-    return figure
 
 
 def undoable_batches(history: pd.DataFrame, limit: int = 50) -> dict[str, str]:

@@ -1,0 +1,143 @@
+"""The audit in a background thread, once per (data path, source signature, threshold, workspace).
+
+A click during the cold audit (seconds to a minute) does not restart it: the page polls the job
+and shows its progress. Reports are shared across sessions through `st.cache_resource`. Edits
+are read back from the SQLite log on every run (milliseconds); the audit is not re-run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from fer_core import edits, views
+from fer_core.audit import AuditConfig, AuditReport, audit_source
+from fer_core.curation import Edit
+
+from .session import THRESHOLD, checked_data_path, one_line, require_data_path, stop_on_error, workspace
+
+POLL_SECONDS = 0.25
+KEPT_AUDITS = 4  # each report holds its dataset's pixels (~80 MB for FER-2013); older ones are let go
+THRESHOLD_SLIDER = "threshold_slider"
+log = logging.getLogger("fer_app")
+
+
+@dataclass
+class AuditJob:
+    """A background audit; written by its thread, read by pages (never calls st.*)."""
+
+    stage: str = "starting"
+    done: int = 0
+    total: int = 1
+    report: AuditReport | None = None
+    error: str | None = None
+    finished: threading.Event = field(default_factory=threading.Event)
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        self.stage, self.done, self.total = stage, done, max(total, 1)
+
+
+@st.cache_resource(show_spinner=False)
+def _audit_jobs() -> tuple[dict, threading.Lock]:
+    return {}, threading.Lock()
+
+
+def _run_job(job: AuditJob, path: str, threshold: int, workspace_path: str) -> None:
+    try:
+        job.report = audit_source(path, AuditConfig(near_threshold=threshold), workspace_path, job.progress)
+    except Exception as error:  # shown to the reviewer as one line; the traceback goes to the server log only
+        if not isinstance(error, ValueError):
+            log.exception("the audit of %s failed", path)
+        job.error = one_line(error)
+    finally:
+        job.finished.set()
+
+
+def source_signature(path: str | os.PathLike) -> str:
+    """A cheap key for "has this data source changed": sizes and mtimes of the file or its folders.
+
+    Adding, removing or renaming an image changes its folder's mtime, so the two folder levels of
+    a FER tree (split/emotion) suffice; the loader's own cache checks every file.
+    """
+    source = Path(path).expanduser()
+    if not source.exists():
+        return "missing"
+    stat = source.stat()
+    parts = [str(source.resolve()), f"{stat.st_size}:{stat.st_mtime_ns}"]
+    if source.is_dir():
+        for split in sorted(p for p in source.iterdir() if p.is_dir()):
+            parts.append(f"{split.name}:{split.stat().st_mtime_ns}")
+            parts.extend(f"{split.name}/{sub.name}:{sub.stat().st_mtime_ns}"
+                         for sub in sorted(q for q in split.iterdir() if q.is_dir()))
+    return "|".join(parts)
+
+
+def audit_job(path: str, threshold: int, workspace_path: str) -> AuditJob:
+    """The job for these inputs, started on first request; a failed job is retried on the next request."""
+    key = (str(Path(path).expanduser()), source_signature(path), int(threshold), workspace_path)
+    jobs, lock = _audit_jobs()
+    with lock:
+        job = jobs.get(key)
+        if job is None or (job.finished.is_set() and job.error):
+            job = jobs[key] = AuditJob()
+            finished = [other for other, kept in jobs.items() if kept.finished.is_set()]
+            for other in finished[:max(0, len(jobs) - KEPT_AUDITS)]:
+                del jobs[other]
+            threading.Thread(target=_run_job, args=(job, key[0], int(threshold), workspace_path),
+                             name="fer-audit", daemon=True).start()
+    return job
+
+
+def wait_for_audit(path: str) -> AuditReport | None:
+    """The audit of `path` (checked against the data root), with a progress bar while it runs;
+    None (after a one-line message) when it failed."""
+    path = checked_data_path(path)
+    job = audit_job(path, st.session_state[THRESHOLD], workspace())
+    if not job.finished.is_set():
+        bar = st.progress(0.0, text="Auditing…")
+        while not job.finished.wait(POLL_SECONDS):
+            bar.progress(min(job.done / job.total, 1.0), text=f"Auditing: {job.stage} ({job.done:,}/{job.total:,})")
+        bar.empty()
+    if job.error:
+        st.error(f"Cannot audit {views.escape_markdown(path)}: {views.escape_markdown(job.error)}")
+        return None
+    return job.report
+
+
+def require_audit() -> AuditReport:
+    """Guard for the pages: stop with a link home unless a data source is chosen and audits cleanly."""
+    report = wait_for_audit(require_data_path())
+    if report is None:
+        st.page_link("app.py", label="Choose other data", icon=":material/home:")
+        st.stop()
+    return report
+
+
+def curation(report: AuditReport) -> tuple[pd.DataFrame, list[Edit]]:
+    """The annotated sample table and the edit log, read fresh (cheap) on every run; the page stops
+    with one line when the workspace holds edits of another dataset or cannot be read."""
+    with stop_on_error("Cannot read the edit log"):
+        log_rows = edits.read_edits()
+        edits.check_workspace_dataset(report.dataset)
+    return views.annotate(report, edits.replay_edits(log_rows)), log_rows
+
+
+def _copy_threshold() -> None:
+    st.session_state[THRESHOLD] = st.session_state[THRESHOLD_SLIDER]
+
+
+def threshold_slider() -> int:
+    """The near-duplicate threshold; a new value regroups (features are cached, hashes are not recomputed)."""
+    # pHash sets exactly 32 of its 64 bits, so distances are even: odd thresholds would change nothing.
+    st.slider("Near-duplicate threshold (Hamming bits)", 0, 16, value=int(st.session_state[THRESHOLD]), step=2,
+              key=THRESHOLD_SLIDER, on_change=_copy_threshold,
+              help="Images whose 64-bit pHashes differ in at most this many bits are near duplicates. "
+                   "pHash distances are even, so the slider moves in steps of 2; 6 is the default (see README). "
+                   "A group is a chain of such pairs, so two members of one group can differ in more bits.")
+    return int(st.session_state[THRESHOLD])

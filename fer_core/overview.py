@@ -1,0 +1,55 @@
+"""The Overview's figures as cards, each saying what it counts, and the leak figures reconciled in words.
+
+Pure: takes `views.curated_summary`'s dict, so the app and the report word the numbers the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Card:
+    """One Overview figure: what it counts now, its change since the audit, and what it means."""
+
+    label: str
+    value: int
+    change: int
+    help: str
+    neutral: bool = False  # a change that is neither good nor bad (images kept)
+
+
+def overview_cards(summary: dict) -> list[Card]:
+    """The Overview's figures, each saying what it counts; exact and near figures apart."""
+    threshold = summary["threshold"]
+    specs = [
+        ("Images kept", "images", "Images not dropped", True),
+        ("Exact-copy groups open", "exact_groups", "Groups of pixel-identical images still needing a decision", False),
+        ("Near-copy groups open", "near_groups",
+         f"Groups of images within {threshold} pHash bits (exact copies included) still needing a decision", False),
+        ("Exact groups, labels disagree", "exact_conflicting_groups",
+         "Open groups of pixel-identical images filed under two or more emotions", False),
+        ("Near groups, labels disagree", "conflicting_groups",
+         f"Open near-copy groups (≤ {threshold} bits) filed under two or more emotions", False),
+        ("Test images leaked", "leaked_test_images",
+         "PublicTest/PrivateTest images with an exact or near copy in Training", False),
+        ("Outliers to review", "outliers", "Images flagged as unlike a face, not dropped or marked reviewed", False),
+    ]
+    cards = [Card(label, summary[f"{key}_after"], summary[f"{key}_after"] - summary[key],
+                  f"{text}; the audit found {summary[key]:,}.", neutral) for label, key, text, neutral in specs]
+    cards.append(Card("Edits in effect", summary["edits"], 0,
+                      f"Relabels, drops and restores not undone: {summary['relabeled']:,} image(s) relabeled and "
+                      f"{summary['dropped']:,} dropped now.", True))
+    return cards
+
+
+def leak_reconciliation(summary: dict) -> str:
+    """Why the leaked-test-image count and the leak removal's drop count differ, in words."""
+    test, copies = summary["leaked_test_images_after"], summary["training_copies_after"]
+    if not test:
+        return "No test image has a copy in Training any more." if summary["leaked_test_images"] else \
+            "No test image has a copy in Training."
+    return (f"{test:,} test images have at least one exact or near copy in Training; those copies are {copies:,} "
+            f"Training images, because a test image can have several copies there (and one Training image can "
+            f"copy several test images). Removing the leaks (Duplicates page) drops the {copies:,} Training "
+            f"copies and keeps every test image.")

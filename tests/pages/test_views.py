@@ -1,0 +1,203 @@
+"""fer_core.views, figures and overview: the page logic behind the app, on the synthetic dataset with planted defects."""
+
+import numpy as np
+import pytest
+
+from fer_core import edits, figures, overview, views
+from fer_core.curation import count_edits_in_effect
+from fer_core.audit import run_audit
+from synthetic import make_synthetic
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory):
+    dataset, planted = make_synthetic()
+    return run_audit(dataset, workspace=tmp_path_factory.mktemp("review_ws")), planted
+
+
+def table_after(report, workspace):
+    return views.annotate(report, edits.replay_edits(edits.read_edits(workspace)))
+
+
+def test_escape_markdown_shows_text_verbatim():
+    assert views.escape_markdown("[x](http://a) _b_ <i>") == r"\[x\]\(http\://a\) \_b\_ \<i\>"
+    assert views.escape_markdown("plain text") == "plain text"
+
+
+def test_short_id_and_pages():
+    assert views.short_id("train/angry/Training_10118481.jpg") == "10118481"
+    assert views.short_id("row:12") == "row:12"
+    assert views.page_count(0, 10) == 1 and views.page_count(21, 10) == 3
+    assert views.page_slice(21, 3, 10) == slice(20, 21)
+    assert views.page_slice(21, 99, 10) == slice(20, 21)
+    with pytest.raises(ValueError, match="page size"):
+        views.page_slice(5, 1, 0)
+
+
+def test_upscale_is_nearest_neighbour():
+    image = np.arange(4, dtype=np.uint8).reshape(2, 2)
+    big = views.upscale(image, 3)
+    assert big.shape == (6, 6) and (big[:3, :3] == 0).all() and (big[3:, 3:] == 3).all()
+
+
+def test_filters_find_the_planted_groups(audited, workspace):
+    report, planted = audited
+    table = table_after(report, workspace)
+    ids_of = lambda groups: [set(members) for members in groups["members"]]  # noqa: E731
+    assert set(planted.conflicting_copy) in ids_of(views.filter_groups(report, table, "near", conflicting_only=True))
+    assert ids_of(views.filter_groups(report, table, "near", cross_split_only=True)) == [set(planted.cross_split_copy)]
+    assert len(views.filter_groups(report, table, "exact")) == 3
+    assert len(views.filter_groups(report, table, "near", usages=("PrivateTest",))) == 1
+    with pytest.raises(ValueError, match="group kind"):
+        views.filter_groups(report, table, "fuzzy")
+
+
+def test_curated_summary_follows_the_edits(audited, workspace):
+    report, planted = audited
+    dataset = report.dataset
+    before = views.curated_summary(report, table_after(report, workspace), 0)
+    assert before["images_after"] == len(dataset) and before["leaked_test_images_after"] == 1
+    assert before["conflicting_groups_after"] == before["conflicting_groups"] >= 1
+
+    edits.resolve_leaks(dataset, hashes=report.hashes, workspace=workspace)
+    edits.resolve_group(dataset, planted.conflicting_copy, "relabel", "agree", emotion="angry", workspace=workspace)
+    edits.mark_group_reviewed(dataset, planted.exact_copy, "fine", workspace=workspace)
+    after_table = table_after(report, workspace)
+    after = views.curated_summary(report, after_table, count_edits_in_effect(edits.read_edits(workspace)))
+    assert after["images_after"] == len(dataset) - 1 and after["dropped"] == 1
+    assert after["leaked_test_images_after"] == 0
+    assert after["conflicting_groups_after"] == 0 and after["relabeled"] >= 1
+    assert after["exact_groups_after"] == before["exact_groups_after"] - 2  # reviewed and leak-dropped close; relabeled stays open
+    assert views.filter_groups(report, after_table, "near", cross_split_only=True).empty
+    assert len(views.filter_groups(report, after_table, "near", open_only=False, cross_split_only=False)) == len(
+        report.near_groups)
+
+
+def test_filter_samples_by_flag_and_rank_outliers(audited, workspace):
+    report, planted = audited
+    dataset = report.dataset
+    table = table_after(report, workspace)
+    leak_rows = views.filter_samples(table, flags=("leak",))
+    assert set(dataset.ids[leak_rows]) == set(planted.cross_split_copy)
+    assert set(dataset.ids[views.rank_outliers(table)[:2]]) == {planted.blank, planted.text}
+    edits.drop(dataset, [planted.blank], "not a face", workspace=workspace)
+    table = table_after(report, workspace)
+    assert planted.blank not in set(dataset.ids[views.rank_outliers(table)])
+    assert set(dataset.ids[views.filter_samples(table, flags=("edited",), show_dropped=True)]) == {planted.blank}
+    assert len(views.filter_samples(table)) == len(dataset) - 1
+    with pytest.raises(ValueError, match="unknown flag"):
+        views.filter_samples(table, flags=("blurry",))
+
+
+def test_box_plot_points_carry_their_rows(audited, workspace):
+    report, _ = audited
+    table = table_after(report, workspace)
+    figure = figures.box_plot_figure(table, show_all_points=True)
+    points = figure.data[-1]
+    rows = views.selected_rows([{"customdata": row} for row in points.customdata])
+    assert views.selected_rows([{"customdata": [3]}, {"customdata": 3}, {"customdata": {"bdata": "x"}}, {}]) == [3]
+    assert sorted(rows) == list(range(len(table)))
+    assert len(figures.counts_figure(table).data) == 3
+
+
+def test_group_members_distances_and_undoable_batches(audited, workspace):
+    report, planted = audited
+    group = views.filter_groups(report, table_after(report, workspace), "near", cross_split_only=True).iloc[0]
+    members = views.group_members(report, table_after(report, workspace), group)
+    assert members["distance"].iloc[0] == 0 and set(members["id"]) == set(planted.cross_split_copy)
+    edits.drop(report.dataset, [planted.text], "text card", workspace=workspace)
+    batches = views.undoable_batches(edits.history(workspace))
+    assert len(batches) == 1 and "drop × 1" in next(iter(batches.values()))
+
+
+def test_flags_follow_the_curation(audited, workspace):
+    """Issue 9 item 4: a resolved conflicting group is no longer 'conflict' or 'duplicate'; a removed leak
+    no longer 'leak'; a reviewed outlier no longer 'outlier'."""
+    report, planted = audited
+    dataset = report.dataset
+    table = table_after(report, workspace)
+    conflict = set(dataset.ids[views.filter_samples(table, flags=("conflict",))])
+    assert set(planted.conflicting_copy) <= conflict
+    edits.resolve_group(dataset, planted.conflicting_copy, "relabel", "agree", emotion="angry", workspace=workspace)
+    table = table_after(report, workspace)
+    assert not set(planted.conflicting_copy) & set(dataset.ids[views.filter_samples(table, flags=("conflict",))])
+    assert set(planted.conflicting_copy) <= set(dataset.ids[views.filter_samples(table, flags=("duplicate",))])
+    edits.resolve_group(dataset, planted.conflicting_copy, "keep_one", "one is enough", workspace=workspace)
+    table = table_after(report, workspace)
+    assert not set(planted.conflicting_copy) & set(dataset.ids[views.filter_samples(table, flags=("duplicate",))])
+    edits.resolve_leaks(dataset, hashes=report.hashes, workspace=workspace)
+    assert len(views.filter_samples(table_after(report, workspace), flags=("leak",))) == 0
+    edits.mark_group_reviewed(dataset, [planted.text], "fine", workspace=workspace)
+    outliers = set(dataset.ids[views.filter_samples(table_after(report, workspace), flags=("outlier",))])
+    assert planted.text not in outliers and planted.blank in outliers
+    assert views.flag_names() == ("duplicate", "conflict", "leak", "outlier", "edited")
+
+
+def test_edits_in_effect_leave_out_undone_edits(audited, workspace):
+    """Issue 9 item 4: the Overview counts edits in effect, not rows of the log."""
+    report, planted = audited
+    written = edits.drop(report.dataset, [planted.text, planted.blank], "not faces", workspace=workspace)
+    edits.undo_batch(written[0].batch_id, "oops", workspace=workspace)
+    edits.drop(report.dataset, [planted.text], "not a face", workspace=workspace)
+    log = edits.read_edits(workspace)
+    summary = views.curated_summary(report, table_after(report, workspace), count_edits_in_effect(log))
+    assert len(log) == 5 and summary["edits"] == 1 and summary["dropped"] == 1
+    cards = {card.label: card for card in overview.overview_cards(summary)}
+    assert cards["Edits in effect"].value == 1
+
+
+def test_overview_labels_exact_and_near_and_reconciles_leaks(audited, workspace):
+    """Issue 9 item 7."""
+    report, _ = audited
+    summary = views.curated_summary(report, table_after(report, workspace), 0)
+    labels = [card.label for card in overview.overview_cards(summary)]
+    assert "Exact groups, labels disagree" in labels and "Near groups, labels disagree" in labels
+    assert all("xact" in label or "ear" in label for label in labels if "group" in label.lower())
+    text = overview.leak_reconciliation(summary)
+    assert f"{summary['leaked_test_images']:,} test images" in text
+    assert f"{summary['training_copies']:,} Training" in text and "keeps every test image" in text
+
+
+def test_groups_are_numbered_from_one_and_chains_explained(audited, workspace):
+    """Issue 9 item 6."""
+    report, _ = audited
+    group = views.filter_groups(report, table_after(report, workspace), "near").iloc[0]
+    assert views.group_title(group).startswith(f"Group {int(group['group']) + 1} ·")
+    assert "more than 6 bits apart" in views.chain_note(6)
+
+
+def test_resolved_group_can_be_kept_in_view(audited, workspace):
+    report, planted = audited
+    edits.resolve_group(report.dataset, planted.exact_copy, "keep_one", "dup", workspace=workspace)
+    table = table_after(report, workspace)
+    shown = views.filter_groups(report, table, "exact")
+    group = next(g for g, m in zip(report.exact_groups["group"], report.exact_groups["members"])
+                 if set(m) == set(planted.exact_copy))
+    assert group not in set(shown["group"])
+    assert group in set(views.filter_groups(report, table, "exact", keep=frozenset({group}))["group"])
+
+
+def test_outlier_details_name_score_and_signals(audited, workspace):
+    """Issue 9 item 3: each tile says its score and the signals that raised it."""
+    report, planted = audited
+    table = table_after(report, workspace)
+    rows = [report.dataset.index_of(planted.blank), report.dataset.index_of(planted.text)]
+    details = views.outlier_details(table, rows)
+    assert details[rows[0]].startswith("score ") and details[rows[0]].endswith("blank")
+    assert details[rows[1]].startswith("score ") and " · " in details[rows[1]]
+
+
+def test_overall_box_plot_beside_the_per_emotion_one(audited, workspace):
+    """Issue 9 item 3: the study's overall box plot, with selectable points beyond its whiskers."""
+    report, _ = audited
+    table = table_after(report, workspace)
+    figure = figures.overall_box_figure(table, show_all_points=True)
+    assert figure.data[0].type == "box" and len(figure.data[-1].customdata) == len(table)
+    beyond = figures.overall_box_figure(table).data[-1].customdata
+    assert 0 < len(beyond) < len(table)
+
+
+def test_count_test_images(audited):
+    report, planted = audited
+    assert views.count_test_images(report.dataset, planted.cross_split_copy) == 1
+    assert views.test_ids(report.dataset, planted.exact_copy) == []
