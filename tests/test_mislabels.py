@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import json
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -262,3 +264,37 @@ def test_review_queue_accept_writes_one_relabel_undo_brings_it_back_reject_remov
     reject_suggestions(data, ["Training_5"], workspace=workspace)
     assert review_queue(result, data, edits.read_state(workspace))["id"].tolist() == ["Training_0"]
     assert latest_result(texture_dataset(per_class=4, per_class_test=1, seed=9), workspace) is None
+
+
+def wait_for(condition, timeout=180, every=0.3):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s")
+
+
+def test_job_runs_in_the_background_reports_folds_and_can_be_cancelled(tmp_path, workspace):
+    """The `mislabels` job kind: progress per fold as the run's stage, the result cached where the app
+    looks, files in the run folder; a cancelled job stops and is recorded as cancelled."""
+    from fer_core import jobs
+    from fer_core.mislabels import find_cached_result
+
+    source = write_csv(texture_dataset(per_class=10, per_class_test=2), tmp_path / "fer2013.csv")
+    quick = MislabelConfig(folds=2, epochs=1, **FAST)
+    run_id = jobs.submit(quick, source, workspace)
+    record = wait_for(lambda: (r := jobs.get_run(run_id, workspace)).finished and r)
+    assert record.state == jobs.SUCCEEDED, record.error
+    assert record.kind == "mislabels" and record.metrics["settings"]["folds"] == 2
+    assert {"mislabels.csv", "summary.json"} <= {path.name for path in Path(record.out_dir).iterdir()}
+    assert find_cached_result(load(source, workspace=workspace), quick, workspace=workspace) is not None
+
+    slow = MislabelConfig(folds=2, epochs=500, **{**FAST, "patience": 500})
+    running = jobs.submit(slow, source, workspace)
+    # progress per fold: the run's stage reads "fold 1/2, epoch …" while the first fold trains
+    record = wait_for(lambda: (r := jobs.get_run(running, workspace)).stage and r.stage.startswith("fold 1/2") and r)
+    assert jobs.cancel(running, workspace).state == jobs.CANCELLED
+    wait_for(lambda: not jobs.process_alive(record.pid, None), timeout=30)
+    assert jobs.get_run(running, workspace).state == jobs.CANCELLED

@@ -50,6 +50,7 @@ class JobContext:
 
 JOB_KINDS: dict[str, JobKind] = {
     "train": JobKind("train", "fer_core.train_config:TrainConfig", "fer_core.jobs.kinds:run_training"),
+    "mislabels": JobKind("mislabels", "fer_core.mislabels:MislabelConfig", "fer_core.mislabels:run_mislabels_job"),
 }
 
 
