@@ -151,7 +151,10 @@ def load(path: str | os.PathLike, workspace: str | os.PathLike | None = None,
 
     dataset = _load_folders(source, scan, progress) if scan is not None else _load_csv(source, progress)
     if cache_file is not None:
-        _write_cache(cache_file, dataset)
+        try:
+            _write_cache(cache_file, dataset)
+        except OSError:
+            pass  # a read-only workspace: the data loaded fine, it is only not cached for next time
     return dataset
 
 

@@ -325,3 +325,14 @@ def test_damaged_pixel_cache_is_recomputed(synthetic, tmp_path, workspace, damag
     assert again.pixels.shape == first.pixels.shape
     assert_same_content(again, first)
     assert load(path).fingerprint == first.fingerprint  # and the cache was written whole again
+
+
+def test_a_cache_that_cannot_be_written_does_not_fail_the_load(synthetic, tmp_path, workspace, monkeypatch):
+    import fer_core.dataset as dataset_module
+
+    def read_only(*_):
+        raise PermissionError(13, "Read-only file system")
+
+    monkeypatch.setattr(dataset_module, "write_atomically", read_only)
+    loaded = load(write_csv(synthetic, tmp_path / "fer2013.csv"))
+    assert_same_content(loaded, synthetic)
