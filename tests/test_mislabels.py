@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -266,19 +265,11 @@ def test_review_queue_accept_writes_one_relabel_undo_brings_it_back_reject_remov
     assert latest_result(texture_dataset(per_class=4, per_class_test=1, seed=9), workspace) is None
 
 
-def wait_for(condition, timeout=180, every=0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s")
-
-
 def test_job_runs_in_the_background_reports_folds_and_can_be_cancelled(tmp_path, workspace):
     """The `mislabels` job kind: progress per fold as the run's stage, the result cached where the app
     looks, files in the run folder; a cancelled job stops and is recorded as cancelled."""
+    from test_jobs import wait_for
+
     from fer_core import jobs
     from fer_core.mislabels import find_cached_result
 
