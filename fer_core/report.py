@@ -36,7 +36,8 @@ from .dataset import Dataset
 from .edits import database_path, read_curation
 from .export import count_samples
 from .files import write_text_atomically
-from .labels import EMOTIONS, TRAINING, USAGES
+from .labels import EMOTIONS, USAGES
+from .paths import check_output_file
 from .workspace import resolve_workspace
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ class ReportInputs:
     runs: list["RunRecord"]
     workspace: Path
     data_path: str
+    experiment: list["RunRecord"] = field(default_factory=list)  # the runs of one sweep, for the grid
     mislabels: Any = None  # mislabels.MislabelResult of the curated data (or of the data as loaded), when computed
     generated_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
@@ -82,23 +84,29 @@ class ReportInputs:
 
 
 def check_output_path(out: str | os.PathLike) -> Path:
-    """The report's path, checked before any work: ValueError when its folder is missing or it is a folder."""
-    path = Path(out).expanduser()
-    if path.is_dir():
-        raise ValueError(f"--out {path} is a folder; give a file name such as {path / 'report.html'}")
-    if not path.parent.is_dir():
-        raise ValueError(f"--out {path}: folder {path.parent} does not exist")
-    return path
+    """The report's path, checked before any work (one-line ValueError): not a folder, not under a file, writable."""
+    return check_output_file(Path(out).expanduser(), "--out")
 
 
-def read_finished_runs(workspace: str | os.PathLike | None = None) -> list["RunRecord"]:
-    """Succeeded runs with metrics, newest first; none when the workspace has no database (nothing created)."""
+def read_training_runs(workspace: str | os.PathLike | None = None) -> list["RunRecord"]:
+    """Every training run, newest first; none when the workspace has no database (nothing is created)."""
     if not database_path(workspace).exists():
         return []
     from . import jobs
 
-    return [record for record in results.finished_with_metrics(jobs.list_runs(workspace))
-            if getattr(record, "kind", "train") == "train"]  # other job kinds (e.g. mislabel folds) are not runs to compare
+    # Other job kinds (e.g. mislabel folds) are not runs to compare.
+    return [record for record in jobs.list_runs(workspace) if getattr(record, "kind", "train") == "train"]
+
+
+def read_finished_runs(workspace: str | os.PathLike | None = None) -> list["RunRecord"]:
+    """Succeeded training runs with metrics, newest first."""
+    return results.finished_with_metrics(read_training_runs(workspace))
+
+
+def pick_experiment(runs: Sequence["RunRecord"], chosen: Sequence["RunRecord"]) -> list["RunRecord"]:
+    """The runs of the experiment (a model × sampling sweep) the chosen runs belong to, else of the newest one."""
+    ids = [record.experiment_id for record in (*chosen, *runs) if getattr(record, "experiment_id", None)]
+    return [record for record in runs if ids and record.experiment_id == ids[0]]
 
 
 def choose_runs(finished: Sequence["RunRecord"], run_ids: Sequence[str] = ()) -> list["RunRecord"]:
@@ -123,9 +131,11 @@ def gather_inputs(audit: AuditReport, workspace: str | os.PathLike | None = None
     home = resolve_workspace(workspace)
     curated, log = read_curation(audit.dataset, home)
     table = views.annotate(audit, replay_edits(log))
-    runs = choose_runs(read_finished_runs(home), run_ids)
+    every_run = read_training_runs(home)
+    runs = choose_runs(results.finished_with_metrics(every_run), run_ids)
     return ReportInputs(audit=audit, table=table, edit_log=log, curated=curated, runs=runs, workspace=home,
                         data_path=str(data_path if data_path is not None else audit.dataset.source),
+                        experiment=pick_experiment(every_run, runs),
                         mislabels=read_mislabels(curated, audit.dataset, home))
 
 
@@ -155,8 +165,10 @@ def download_name(audit: AuditReport) -> str:
 
 
 def write_report(text: str, out: str | os.PathLike) -> Path:
-    """Write the report atomically (a reader never sees half a file)."""
-    return write_text_atomically(check_output_path(out), text)
+    """Write the report atomically (a reader never sees half a file), creating its folder if needed."""
+    path = check_output_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_text_atomically(path, text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -462,15 +474,25 @@ def outlier_examples(inputs: ReportInputs, settings: ReportSettings) -> str:
     rows = pick_outliers(table, settings.outliers)
     if not len(rows):
         return paragraph("The outlier score flags no image.")
+    kinds = table["outlier_kind"] if "outlier_kind" in table.columns else pd.Series("", index=table.index)
     tiles = [thumbnail(audit.dataset.pixels[row],
                        [f"score {table.at[row, 'outlier_score']:.1f} · {table.at[row, 'label']}",
                         f"{table.at[row, 'usage']} {views.short_id(table.at[row, 'id'])}"]
+                       + ([str(kinds.at[row]).replace("_", " ")] if kinds.at[row] else [])
                        + (["now dropped"] if table.at[row, "dropped"] else []), settings.thumbnail_factor)
              for row in rows]
     return (paragraph(f"{len(rows)} of {int(table['outlier'].sum()):,} flagged images, highest score first, one per "
-                      f"group of identical copies; caption: outlier score (flagged from 2.5), the emotion as filed, "
-                      f"split and file number.")
+                      f"group of identical copies; caption: outlier score (flagged from "
+                      f"{flag_min_score(audit):g}), the emotion as filed, split and file number, and what kind of "
+                      f"non-face it looks like.")
             + f'<div class="thumbs">{"".join(tiles)}</div>')
+
+
+def flag_min_score(audit: AuditReport) -> float:
+    """The outlier score from which an image is flagged, as the audit was configured."""
+    from .outliers import OutlierConfig
+
+    return getattr(audit.config, "outliers", OutlierConfig()).flag_min_score
 
 
 def pick_outliers(table: pd.DataFrame, count: int) -> np.ndarray:
@@ -658,9 +680,26 @@ def leakage_note(inputs: ReportInputs) -> str:
 
 
 def experiment_grid_html(inputs: ReportInputs) -> str:
-    """The model × sampling grid of an experiment, when one exists."""
-    return ("<h3>Model × sampling grid</h3>"
-            + paragraph("Not computed: no experiment (one run per model and sampling) in this workspace."))
+    """The model × sampling grid of an experiment (accuracy and leak-free accuracy), when one exists."""
+    title = "<h3>Model × sampling grid</h3>"
+    if not inputs.experiment:
+        return title + paragraph("Not computed: no experiment (one run per model and sampling, "
+                                 "<code>python -m fer_core jobs sweep</code>) in this workspace.")
+    from .jobs.experiments import grid_table
+
+    runs = inputs.experiment
+    done = sum(1 for record in runs if record.metrics)
+    parts = [title, paragraph(escape(f"Experiment {runs[0].experiment_id}: {done:,} of {len(runs):,} runs finished; "
+                                     f"PrivateTest scores, a dash where a run has no result."))]
+    for metric, label in (("accuracy", "Accuracy"), ("leak_free_accuracy", "Leak-free accuracy")):
+        grid = grid_table(runs, metric)
+        grid.columns = [" · ".join(str(part) for part in column) if isinstance(column, tuple) else str(column)
+                        for column in grid.columns]
+        grid = grid.reset_index()
+        cells = [column for column in grid.columns if column != "model"]
+        parts += [f"<p class=\"caption\">{label} (rows: model; columns: sampling · data)</p>",
+                  html_table(grid, formats=dict.fromkeys(cells, percent_text), numeric=cells)]
+    return "".join(parts)
 
 
 def appendix_section(inputs: ReportInputs, settings: ReportSettings) -> str:
@@ -675,7 +714,8 @@ def appendix_section(inputs: ReportInputs, settings: ReportSettings) -> str:
         ("workspace", str(inputs.workspace)),
         ("edit log rows", f"{len(inputs.edit_log):,}"),
         ("near-duplicate threshold", f"{audit.config.near_threshold} bits of 64 (pHash)"),
-        ("outlier flag", "outlier score ≥ 2.5; box plot whiskers at 1.5 × IQR"),
+        ("outlier flag", f"outlier score ≥ {flag_min_score(audit):g}; box plot whiskers at 1.5 × IQR"
+                         + ("" if getattr(audit.config, "face_stage", True) else "; face detector skipped")),
         ("thumbnails", f"{settings.thumbnail_factor}× nearest-neighbour enlargement of the 48×48 pixels"),
         ("generated", inputs.generated_at),
     ]

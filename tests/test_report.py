@@ -73,7 +73,7 @@ def test_synthetic_report_sections_counts_and_self_contained(synthetic_data, wor
     assert values == [str(summary["images"]), str(summary["exact"]["groups"]), str(summary["near"]["groups"]),
                       str(summary["near"]["conflicting_groups"]), str(summary["leaks"]["test_images_with_training_copy"]),
                       str(summary["outliers"]["flagged"]), "not computed"]
-    assert values[:6] == ["49", "3", "5", "1", "1", "2"]  # what the fixture planted
+    assert values[:5] == ["49", "3", "5", "1", "1"]  # what the fixture planted
     assert "after the edits: 47 images kept" in headline
     assert "No finished training run" in text and "Not computed: no experiment" in text
 
@@ -136,7 +136,8 @@ def test_choose_runs_defaults_to_raw_then_curated_and_names_unknown_ids():
         report.choose_runs(newest_first, ["c2", "nope"])
 
 
-@pytest.mark.parametrize("case", ["missing data", "missing folder", "out is a folder", "unknown run", "other dataset"])
+@pytest.mark.parametrize("case", ["missing data", "out under a file", "out is a folder", "workspace is a file",
+                                  "unknown run", "other dataset"])
 def test_cli_errors_exit_2_with_one_line_and_write_nothing(case, synthetic_data, workspace, tmp_path):
     out = tmp_path / "out" / "report.html"
     out.parent.mkdir()
@@ -144,18 +145,23 @@ def test_cli_errors_exit_2_with_one_line_and_write_nothing(case, synthetic_data,
     extra = []
     if case == "missing data":
         data, expected = tmp_path / "nowhere", "nowhere"
-    elif case == "missing folder":
-        out, expected = tmp_path / "absent" / "report.html", "does not exist"
+    elif case == "out under a file":
+        (out.parent / "file").write_text("x")
+        out, expected = out.parent / "file" / "report.html", "is a file, not a folder"
     elif case == "out is a folder":
         out, expected = out.parent, "is a folder"
+    elif case == "workspace is a file":
+        (out.parent / "ws").write_text("x")
+        extra, expected = ["--workspace", str(out.parent / "ws")], "is a file, not a folder"
     elif case == "unknown run":
         extra, expected = ["--runs", "20260101-000000-abcdef"], "20260101-000000-abcdef"
     else:
         other = write_folders(make_synthetic(seed=5)[0], tmp_path / "other")
         data, expected = other, "another dataset"
     before = sorted(path.name for path in out.parent.iterdir()) if out.parent.is_dir() else None
+    extra = extra if "--workspace" in extra else ["--workspace", str(workspace), *extra]
     result = subprocess.run([sys.executable, "-m", "fer_core", "report", str(data), "--out", str(out), "--quiet",
-                             "--workspace", str(workspace), *extra], capture_output=True, text=True, cwd=PROJECT_ROOT)
+                             *extra], capture_output=True, text=True, cwd=PROJECT_ROOT)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr

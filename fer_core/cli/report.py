@@ -1,7 +1,8 @@
 """`python -m fer_core report DATA --out report.html [--workspace WS] [--runs RUN_ID ...]`: the stakeholder report.
 
-The output path and the run ids are checked before the audit runs; the file is written whole,
-then renamed into place, so a bad argument or a failure leaves nothing behind.
+The output path, the workspace, the run ids and the edit log (made for this data?) are checked
+before the audit runs; the file is written whole, then renamed into place, so a bad argument or a
+failure leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ import argparse
 import sys
 import time
 
-from ..audit import AuditConfig, audit_source
+from ..audit import AuditConfig, run_audit
+from ..dataset import load
+from ..edits import read_curation
 from ..duplicates import DEFAULT_NEAR_THRESHOLD
+from ..paths import check_workspace
 from ..progress import TerminalProgress
 from ..report import build_report, check_output_path, choose_runs, read_finished_runs, write_report
 
@@ -32,10 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_report(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     out = check_output_path(args.out)
+    check_workspace(args.workspace)
     config = AuditConfig(near_threshold=args.near_threshold)
     choose_runs(read_finished_runs(args.workspace), args.runs)  # unknown run ids fail before the audit
     progress = TerminalProgress(enabled=not args.quiet and sys.stderr.isatty())
-    audit = audit_source(args.data, config, workspace=args.workspace, progress=progress)
+    dataset = load(args.data, workspace=args.workspace, progress=progress)
+    read_curation(dataset, args.workspace)  # edits made for other data fail here, before the audit
+    audit = run_audit(dataset, config, workspace=args.workspace, progress=progress)
     progress.close()
     text = build_report(audit, workspace=args.workspace, run_ids=args.runs, data_path=args.data)
     path = write_report(text, out)

@@ -4,7 +4,7 @@ thumbnail decoded, user text shown as text, and print CSS that starts each secti
 
 The report is built by the CLI from a small real subset of FER-2013 (its leaks, conflicting groups and
 non-faces kept) with the leaks removed, a relabel whose reason is HTML, and two real tiny training runs
-(raw and curated) through the jobs queue. Screenshots of each section go to a tmp folder, or to
+(raw and curated) queued as one experiment, so the model × sampling grid shows too. Screenshots of each section go to a tmp folder, or to
 $FER_E2E_SCREENSHOTS when set.
 """
 
@@ -17,7 +17,8 @@ import pytest
 
 from fer_core import edits, jobs
 from fer_core.audit import audit_source
-from fer_core.training import TrainConfig
+from fer_core.jobs.experiments import submit_sweep
+from fer_core.train_config import TrainConfig
 from test_browser import ROOT, browser_page, pytestmark, screenshot_folder  # noqa: F401 (skip mark)
 from test_report import copy_real_subset
 
@@ -36,8 +37,8 @@ def built_report(real_data, real_cache, tmp_path_factory):
     edits.resolve_leaks(dataset, workspace=workspace)
     label = "sad" if dataset.labels[7] != 4 else "happy"
     edits.relabel(dataset, dataset.ids[7], label, HTML_REASON, author="reviewer", workspace=workspace)
-    run_ids = [jobs.submit(TrainConfig(model="cnn", sampling="none", epochs=1, size="tiny", batch_size=32, raw=raw),
-                           subset, workspace) for raw in (True, False)]
+    base = TrainConfig(model="cnn", sampling="none", epochs=1, size="tiny", batch_size=32)
+    _, run_ids = submit_sweep(base, ["cnn"], ["none"], ["raw", "curated"], subset, workspace)
     deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
     while not all(jobs.get_run(run_id, workspace).finished for run_id in run_ids):
         assert time.monotonic() < deadline, "tiny training runs did not finish"
@@ -84,6 +85,14 @@ def test_report_opens_offline_with_every_figure_and_image(built_report, tmp_path
             metrics = record.metrics
             assert f"{metrics['accuracy']:.1%} on all {metrics['test_images']:,} PrivateTest images" in note
             assert f"{metrics['leak_free_accuracy']:.1%} on the {metrics['leak_free_test_images']:,}" in note
+
+        # the experiment's grid: one model row, raw and curated columns, the runs' own accuracies
+        grid = page.locator("section#changed table").nth(2)
+        assert grid.locator("tbody tr").count() == 1
+        headers, cells = grid.locator("thead th").all_inner_texts(), grid.locator("tbody td").all_inner_texts()
+        assert cells[0] == "cnn" and dict(zip(headers[1:], cells[1:])) == {
+            f"none · {'raw' if record.config['raw'] else 'curated'}": f"{record.metrics['accuracy']:.1%}"
+            for record in records}
 
         for section_id in SECTION_IDS:
             page.locator(f"section#{section_id}").screenshot(path=str(shots / f"report_{section_id}.png"))
