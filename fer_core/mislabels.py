@@ -520,22 +520,39 @@ def review_queue(result: MislabelResult, dataset: Dataset, state: Any) -> pd.Dat
     return flagged.loc[keep, [*RESULT_COLUMNS, "group"]].reset_index(drop=True)
 
 
-def suggestion_reason(score: float) -> str:
-    """The edit-log reason of an accepted suggestion."""
-    return f"suggested by model (score {score:.2f})"
+def suggestion_reason(scores: list[float]) -> str:
+    """The edit-log reason of accepted suggestions: the score, or the range of scores of a bulk accept."""
+    low, high = min(scores), max(scores)
+    return f"suggested by model (score {high:.2f})" if round(low, 2) == round(high, 2) else \
+        f"suggested by model (score {low:.2f}–{high:.2f})"
 
 
 def accept_suggestions(dataset: Dataset, rows: pd.DataFrame, *, workspace: str | os.PathLike | None = None,
                        author: str | None = None) -> list[Any]:
-    """Relabel each row's image to its suggestion: one relabel edit per image, each with its score in the
-    reason (so each can be undone on its own). `rows` are review-queue rows."""
-    from .edits import relabel
+    """Relabel each row's image to its suggestion: one relabel edit per image, all in one batch (one undo).
 
-    written = []
-    for sample_id, suggested, score in zip(rows["id"], rows["suggested_label"], rows["mislabel_score"]):
-        written += relabel(dataset, sample_id, suggested, suggestion_reason(float(score)), author=author,
-                           workspace=workspace)
-    return written
+    `rows` are review-queue rows. An image dropped meanwhile is an error (nothing is written); one
+    already carrying its suggested label is skipped.
+    """
+    from .edits import RELABEL, Change, run_plan
+    from .labels import emotion_index
+
+    targets = {str(sample_id): emotion_index(suggested) for sample_id, suggested in zip(rows["id"], rows["suggested_label"])}
+    for sample_id in targets:
+        dataset.index_of(sample_id)  # ValueError naming an unknown id
+
+    def plan(state: Any, _: list[Any]) -> list[Any]:
+        dropped = [sample_id for sample_id in targets if sample_id in state.dropped]
+        if dropped:
+            raise ValueError(f"already dropped (restore first): {', '.join(dropped[:5])}")
+        changes = [(sample_id, state.label_of(dataset, sample_id), target) for sample_id, target in targets.items()]
+        return [Change(sample_id, RELABEL, current, target) for sample_id, current, target in changes
+                if current != target]
+
+    if not targets:
+        return []
+    reason = suggestion_reason([float(score) for score in rows["mislabel_score"]])
+    return run_plan(dataset, plan, reason, author, workspace, False)
 
 
 def reject_suggestions(dataset: Dataset, sample_ids: list[str], *, workspace: str | os.PathLike | None = None,

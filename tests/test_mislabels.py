@@ -240,7 +240,8 @@ def test_review_queue_accept_writes_one_relabel_undo_brings_it_back_reject_remov
     for sample_id, emotion in suspects.items():
         row = data.index_of(sample_id)
         probabilities[row] = 0.01
-        probabilities[row, emotion] = 0.94 if sample_id == "Training_0" else 0.90
+        probabilities[row, data.labels[row]] = 0.03 if sample_id == "Training_0" else 0.06
+        probabilities[row, emotion] = 0.92 if sample_id == "Training_0" else 0.89
     stored_result(data, probabilities / probabilities.sum(axis=1, keepdims=True), workspace)
 
     result = latest_result(data, workspace)
@@ -259,6 +260,15 @@ def test_review_queue_accept_writes_one_relabel_undo_brings_it_back_reject_remov
     edits.undo(written[0].edit_id, workspace=workspace)
     assert edits.curated_dataset(data, workspace).labels[0] == data.labels[0]
     assert review_queue(result, data, edits.read_state(workspace))["id"].tolist() == ["Training_0", "Training_5"]
+
+    both = accept_suggestions(data, queue, workspace=workspace)  # bulk: one batch, one undo
+    assert [(edit.sample_id, edit.new_label) for edit in both] == [("Training_0", "happy"), ("Training_5", "neutral")]
+    assert len({edit.batch_id for edit in both}) == 1
+    low, high = sorted(queue["mislabel_score"])
+    assert both[0].reason == f"suggested by model (score {low:.2f}–{high:.2f})"
+    assert review_queue(result, data, edits.read_state(workspace)).empty
+    edits.undo_batch(both[0].batch_id, workspace=workspace)
+    assert len(review_queue(result, data, edits.read_state(workspace))) == 2
 
     reject_suggestions(data, ["Training_5"], workspace=workspace)
     assert review_queue(result, data, edits.read_state(workspace))["id"].tolist() == ["Training_0"]
