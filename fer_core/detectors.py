@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import outliers
+from . import faces, outliers
 from .dataset import Dataset, Progress
 from .duplicates import (DEFAULT_NEAR_THRESHOLD, NO_GROUP, check_near_threshold, describe_groups, find_leaks,
                          group_exact, group_near)
 from .hashing import exact_digests, phash_batch
+from .faces import FaceConfig
 from .outliers import OutlierConfig
 
 
@@ -33,6 +34,10 @@ class AuditConfig:
 
     near_threshold: int = DEFAULT_NEAR_THRESHOLD
     outliers: OutlierConfig = OutlierConfig()
+    # The face detector takes minutes on a first audit, so callers opt in: the CLI does unless --fast,
+    # the app fills it in after showing the fast stages.
+    face_stage: bool = False
+    faces: FaceConfig = FaceConfig()
 
     def __post_init__(self) -> None:
         check_near_threshold(self.near_threshold)
@@ -100,12 +105,31 @@ def detect_phashes(dataset: Dataset, config: AuditConfig, context: DetectorConte
 
 
 def detect_outliers(dataset: Dataset, config: AuditConfig, context: DetectorContext) -> DetectorResult:
-    """Pixel statistics, the box-plot rule and the outlier score (see fer_core/outliers.py)."""
+    """Pixel statistics, the box-plot rule and the pixel kinds' scores (see fer_core/outliers.py)."""
     exact_of = group_exact(dataset.pixels, digests=context.column("digest"))
     table = outliers.score_outliers(dataset.pixels, dataset.labels, exact_of, config=config.outliers,
                                     progress=context.progress)
-    summary = {"outliers": {"flagged": int(table["outlier"].sum()), "box_plot": int(table["box_outlier"].sum())}}
-    return DetectorResult(table.reset_index(drop=True), summary)
+    return DetectorResult(table.reset_index(drop=True))
+
+
+def detect_faces(dataset: Dataset, config: AuditConfig, context: DetectorContext) -> DetectorResult:
+    """Face found, confidence, roll, box size and offset per image (fer_core/faces.py); empty cells when
+    the face stage is skipped."""
+    if not config.face_stage:
+        return DetectorResult(faces.skipped_table(len(dataset)), {"faces": {"ran": False}})
+    table = faces.find_faces(dataset.pixels, progress=context.progress, config=config.faces)
+    return DetectorResult(table, {"faces": {"ran": True, "found": int(table["face_found"].sum())}})
+
+
+def detect_outlier_kinds(dataset: Dataset, config: AuditConfig, context: DetectorContext) -> DetectorResult:
+    """Outlier kind, the no-face score, the combined outlier score and the flag (fer_core/outliers.py)."""
+    pixel_table = context.results["outliers"].columns
+    face_table = context.results["faces"].columns if config.face_stage else None
+    table = outliers.classify_outliers(pixel_table, face_table, config.outliers)
+    summary = {"outliers": {"flagged": int(table["outlier"].sum()), "box_plot": int(pixel_table["box_outlier"].sum()),
+                            "by_kind": outliers.kind_counts(table["outlier_kind"].to_numpy()),
+                            "face_stage": config.face_stage}}
+    return DetectorResult(table, summary)
 
 
 def detect_duplicates(dataset: Dataset, config: AuditConfig, context: DetectorContext) -> DetectorResult:
@@ -155,7 +179,10 @@ def registered_detectors() -> tuple[Detector, ...]:
             Flag("conflict", "in a near group whose emotions disagree", ("conflicting",)),
             Flag("leak", "a Training image with a test copy, or a test image with a Training copy", ("leak",)))),
         Detector("outliers", detect_outliers, needs=("digests",), cache_key=lambda config: config.outliers,
-                 flags=(Flag("outlier", "flagged as not a face by the outlier score", ("outlier",)),)),
+                 version="2"),
+        Detector("faces", detect_faces, cache_key=lambda config: config.faces if config.face_stage else None),
+        Detector("outlier_kinds", detect_outlier_kinds, needs=("outliers", "faces"), flags=(
+            Flag("outlier", "not a usable face: blank, placeholder, drawing or no upright framed face", ("outlier",)),)),
     )
 
 

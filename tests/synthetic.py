@@ -32,6 +32,7 @@ class Planted:
     cross_split_copy: tuple[str, str]  # (PrivateTest original, Training copy)
     blank: str
     text: str
+    drawing: str  # a flat-shaded cartoon face with pixel-sharp ink lines
 
 
 def draw_face(rng: np.random.Generator) -> np.ndarray:
@@ -70,13 +71,30 @@ def draw_face(rng: np.random.Generator) -> np.ndarray:
 
 
 def draw_text(rng: np.random.Generator) -> np.ndarray:
-    """A white card with a few lines of black text: a typical non-face in FER-2013."""
-    image = Image.new("L", (SIDE * 4, SIDE * 4), color=245)
-    draw = ImageDraw.Draw(image)
-    for line in range(5):
-        words = " ".join("".join(chr(rng.integers(65, 91)) for _ in range(rng.integers(3, 7))) for _ in range(3))
-        draw.text((6, 8 + line * 36), words, fill=10, font_size=30)
-    return np.asarray(image.resize((SIDE, SIDE), Image.Resampling.LANCZOS), dtype=np.uint8)
+    """A light card with a few short lines of small grey text, like FER-2013's 'image unavailable' cards:
+    mostly one flat colour."""
+    card = Image.new("L", (SIDE * 4, SIDE * 4), color=int(rng.integers(235, 252)))
+    pen = ImageDraw.Draw(card)
+    for line in range(6):
+        words = " ".join("".join(chr(rng.integers(97, 123)) for _ in range(rng.integers(2, 6))) for _ in range(3))
+        pen.text((int(rng.integers(8, 40)), 20 + line * 28), words, fill=int(rng.integers(60, 120)), font_size=14)
+    return np.asarray(card.resize((SIDE, SIDE), Image.Resampling.LANCZOS), dtype=np.uint8)
+
+
+def draw_cartoon(rng: np.random.Generator) -> np.ndarray:
+    """A comic-style face drawn straight at 48×48 without smoothing: flat fills, one-pixel ink jumps."""
+    image = Image.new("L", (SIDE, SIDE), color=int(rng.integers(150, 200)))
+    pen = ImageDraw.Draw(image)
+    ink, skin = int(rng.integers(0, 30)), int(rng.integers(215, 250))
+    pen.ellipse([6, 3, 42, 47], fill=skin, outline=ink, width=2)
+    pen.chord([6, 1, 42, 24], 180, 360, fill=ink)  # hair
+    for x in (17, 31):
+        pen.ellipse([x - 4, 18, x + 4, 24], fill=255, outline=ink, width=1)
+        pen.ellipse([x - 1, 19, x + 2, 23], fill=ink)
+        pen.line([x - 5, 14, x + 5, 13], fill=ink, width=2)
+    pen.line([24, 23, 22, 31, 25, 32], fill=ink, width=1)
+    pen.chord([15, 30, 33, 41], 0, 180, fill=ink)  # open mouth
+    return np.asarray(image, dtype=np.uint8)
 
 
 def jpeg_round_trip(pixels: np.ndarray, quality: int = 70) -> np.ndarray:
@@ -122,6 +140,7 @@ def make_synthetic(seed: int = 0, base_faces: int = 42) -> tuple[Dataset, Plante
                           plant("training_copy_of_last", faces[-1], labels[base_faces - 1], "Training")),
         blank=plant("blank", np.full((SIDE, SIDE), 128, np.uint8), 6, "Training"),
         text=plant("text", draw_text(rng), 3, "Training"),
+        drawing=plant("drawing", draw_cartoon(rng), 5, "Training"),
     )
     dataset = Dataset(ids=np.array(ids), pixels=np.stack(pixels), labels=np.array(labels, np.int8),
                       usages=np.array(usages), source=f"synthetic(seed={seed})")

@@ -65,7 +65,7 @@ def test_second_audit_reuses_cached_features(synthetic, workspace):
     assert not {"digests", "phash", "outliers"} & stages.keys()
     pd.testing.assert_frame_equal(first.samples, second.samples)
     cached = sorted(path.name.split("-")[0] for path in (workspace / "cache").glob("*.parquet"))
-    assert cached == ["digests", "outliers", "phash"]
+    assert cached == ["digests", "faces", "outliers", "phash"]
 
 
 def test_a_config_change_misses_only_that_detectors_cache(synthetic, workspace):
@@ -165,7 +165,7 @@ def test_cli_bad_arguments_exit_nonzero_with_one_line(args, message, tmp_path, s
 
 def test_real_data_audit_figures(real_data, real_cache, tmp_path):
     result = subprocess.run([sys.executable, "-m", "fer_core", "audit", str(real_data), "--out", str(tmp_path),
-                             "--workspace", str(real_cache), "--quiet"], capture_output=True, text=True)
+                             "--workspace", str(real_cache), "--quiet", "--fast"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["images"] == 35887

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from fer_core import outliers
+from fer_core.outliers import OutlierConfig
+from synthetic import make_synthetic
 
 SIDE = 48
 
@@ -40,12 +43,13 @@ PLACEHOLDER_LINES = ("This photo is", "no longer", "available.", "Sorry!", "imag
 
 
 def draw_text_card(rng: np.random.Generator) -> np.ndarray:
-    """A light card with lines of dark text, like FER-2013's 'image removed' placeholders."""
+    """A light card with short lines of small text, like FER-2013's 'image removed' placeholders (mostly
+    one flat colour)."""
     card = Image.new("L", (SIDE * 4, SIDE * 4), color=int(rng.integers(225, 250)))
     pen = ImageDraw.Draw(card)
     first = int(rng.integers(0, len(PLACEHOLDER_LINES)))
     lines = [PLACEHOLDER_LINES[(first + step) % len(PLACEHOLDER_LINES)] for step in range(5)]
-    pen.multiline_text((4, 6), "\n".join(lines), fill=int(rng.integers(0, 40)), font_size=32, spacing=4)
+    pen.multiline_text((8, 24), "\n".join(lines), fill=int(rng.integers(0, 80)), font_size=16, spacing=14)
     return np.asarray(card.resize((SIDE, SIDE), Image.Resampling.LANCZOS), dtype=np.uint8)
 
 
@@ -68,6 +72,11 @@ def planted() -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], list[int]]
     groups = np.full(len(images), -1)
     groups[blank_rows] = 0
     return np.stack(images), np.array(labels, dtype=np.int8), groups, blank_rows, text_rows
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return make_synthetic(seed=0)
 
 
 def test_whiskers_and_box_plot_match_hand_computation():
@@ -129,14 +138,72 @@ def test_planted_blank_and_text_rank_on_top_and_are_flagged(planted):
     table = outliers.score_outliers(pixels, labels, groups)
     assert len(table) == len(pixels)
     for column in ("mean", "std", "entropy", "box_outlier", "box_outlier_emotion", "flat_fraction",
-                   "reconstruction_error", "sharp_edge_fraction", "recurring_placeholder", "outlier_score",
-                   "outlier"):
+                   "reconstruction_error", "sharp_edge_fraction", "dominant_fraction", "recurring_placeholder",
+                   "blank_score", "placeholder_score", "drawing_score"):
         assert column in table.columns
-    top = set(table["outlier_score"].sort_values(ascending=False).index[:6])
+    kinds = outliers.classify_outliers(table, None)
+    assert list(kinds.columns) == ["no_face_score", "outlier_kind", "outlier_score", "outlier"]
+    assert kinds["no_face_score"].isna().all()  # no face stage, no evidence either way
+    top = set(kinds["outlier_score"].sort_values(ascending=False).index[:6])
     assert top == set(blank_rows + text_rows)
-    assert table.loc[blank_rows + text_rows, "outlier"].all()
-    assert table["outlier"].sum() <= 6 + len(pixels) // 50  # few faces flagged
+    assert kinds.loc[blank_rows, "outlier_kind"].eq("blank").all()
+    assert kinds.loc[text_rows, "outlier_kind"].eq("placeholder").all()
+    assert kinds["outlier"].equals(kinds["outlier_kind"] != "")
+    assert kinds["outlier"].equals(kinds["outlier_score"] >= OutlierConfig().flag_min_score)
+    assert kinds["outlier"].sum() <= 6 + len(pixels) // 50  # few faces flagged
     assert table["recurring_placeholder"].sum() == 3 and table.loc[blank_rows, "recurring_placeholder"].all()
+
+
+def test_synthetic_fixture_blank_text_and_drawing_get_their_kinds(synthetic):
+    dataset, planted = synthetic
+    table = outliers.score_outliers(dataset.pixels, dataset.labels)
+    kinds = outliers.classify_outliers(table, None).set_index(dataset.ids)
+    assert kinds.loc[planted.blank, "outlier_kind"] == "blank"
+    assert kinds.loc[planted.text, "outlier_kind"] == "placeholder"
+    assert kinds.loc[planted.drawing, "outlier_kind"] == "drawing"
+    assert set(kinds.index[kinds["outlier"]]) == {planted.blank, planted.text, planted.drawing}
+    ranked = kinds["outlier_score"].sort_values(ascending=False).index[:3].tolist()
+    assert ranked == [planted.blank, planted.text, planted.drawing]  # kinds rank blank, placeholder, drawing
+
+
+def test_dominant_fraction_counts_pixels_near_the_commonest_grey():
+    image = np.full((1, 10, 10), 200, np.uint8)
+    image[0, :3] = 100  # 30 % at another level
+    image[0, 3, :5] = 204  # within 4 levels of 200: counts with it
+    assert outliers.dominant_fraction(outliers.grey_histograms(image)).tolist() == [0.7]
+    assert outliers.dominant_fraction(outliers.grey_histograms(image), window=0).tolist() == [0.65]
+
+
+def faces_table(found, confidence, roll, size, offset) -> pd.DataFrame:
+    return pd.DataFrame({"face_found": found, "face_confidence": confidence, "face_roll": roll,
+                         "face_size": size, "face_offset": offset})
+
+
+def test_no_face_score_reaches_one_for_each_reason():
+    config = OutlierConfig()
+    table = faces_table(
+        found=[True, False, True, True, True, True],
+        confidence=[0.99, 0.3, 0.99, 0.99, 0.99, 0.95],
+        roll=[5.0, np.nan, 80.0, 0.0, 0.0, -config.face_max_roll + 1],
+        size=[1.0, np.nan, 1.0, 0.3, 1.0, 1.0],
+        offset=[0.05, np.nan, 0.05, 0.05, 0.4, 0.05])
+    score = outliers.no_face_score(table, config)
+    assert score.round(3).tolist() == [0.5, 1.7, 2.0, round(0.5 / 0.3, 3), 1.6, round(39 / 40, 3)]
+
+
+def test_pixel_kinds_take_precedence_and_rank_above_no_face():
+    pixels_table = pd.DataFrame({"blank_score": [0.1, 0.1, 0.1, 0.1, 2.0],
+                                 "placeholder_score": [0.0, 1.5, 0.0, 0.0, 0.0],
+                                 "drawing_score": [0.2, 0.0, 1.2, 0.0, 0.0]})
+    table = faces_table([True, False, False, False, False], [0.99, 0.0, 0.0, 0.1, 0.0],
+                        [0.0] + [np.nan] * 4, [0.9] + [np.nan] * 4, [0.0] + [np.nan] * 4)
+    kinds = outliers.classify_outliers(pixels_table, table)
+    assert kinds["outlier_kind"].tolist() == ["", "placeholder", "drawing", "no_usable_face", "blank"]
+    assert kinds["outlier_score"].rank(ascending=False).tolist() == [5.0, 2.0, 3.0, 4.0, 1.0]
+    without_faces = outliers.classify_outliers(pixels_table, None)
+    assert without_faces["outlier_kind"].tolist() == ["", "placeholder", "drawing", "", "blank"]
+    assert outliers.kind_counts(kinds["outlier_kind"].to_numpy()) == {
+        "blank": 1, "placeholder": 1, "drawing": 1, "no_usable_face": 1}
 
 
 def test_progress_is_reported(planted):
@@ -148,7 +215,9 @@ def test_progress_is_reported(planted):
 
 def test_empty_input_gives_empty_table():
     table = outliers.score_outliers(np.zeros((0, SIDE, SIDE), np.uint8), np.zeros(0, np.int8))
-    assert len(table) == 0 and "outlier_score" in table.columns
+    assert len(table) == 0 and "drawing_score" in table.columns
+    kinds = outliers.classify_outliers(table, None)
+    assert len(kinds) == 0 and "outlier_kind" in kinds.columns
 
 
 def test_real_blank_frames_rank_first_and_are_flagged(real_data, tmp_path):
@@ -157,9 +226,12 @@ def test_real_blank_frames_rank_first_and_are_flagged(real_data, tmp_path):
 
     dataset = load(real_data, workspace=tmp_path)
     table = outliers.score_outliers(dataset.pixels, dataset.labels, group_exact(dataset.pixels))
+    kinds = outliers.classify_outliers(table, None)
     blank = table["std"].to_numpy() < 1.0
     assert blank.sum() >= 10
-    assert table.loc[blank, "outlier"].all()
-    ranks = table["outlier_score"].rank(ascending=False, method="min")
-    assert ranks[blank].max() <= blank.sum()
-    assert 50 <= table["outlier"].sum() <= 1000
+    assert kinds.loc[blank, "outlier_kind"].eq("blank").all()
+    ranks = kinds["outlier_score"].rank(ascending=False, method="min")
+    assert ranks[blank].max() <= (kinds["outlier_kind"] == "blank").sum()
+    assert 50 <= kinds["outlier"].sum() <= 1000
+    counts = outliers.kind_counts(kinds["outlier_kind"].to_numpy())
+    assert counts["placeholder"] >= 20 and counts["drawing"] >= 50 and counts["no_usable_face"] == 0

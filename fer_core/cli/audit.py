@@ -19,11 +19,13 @@ def register(subparsers) -> None:
                         help=f"max Hamming distance between pHashes of near copies (default {DEFAULT_NEAR_THRESHOLD})")
     parser.add_argument("--workspace", default=None, help="workspace folder (default $FER_AUDIT_HOME or ./workspace)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--fast", action="store_true",
+                        help="skip the face stage (minutes on a first audit); outlier kinds come from pixels only")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = AuditConfig(near_threshold=args.near_threshold)
+    config = AuditConfig(near_threshold=args.near_threshold, face_stage=not args.fast)
     check_output_folder(args.out, "--out")  # before the audit, not after it
     check_workspace(args.workspace)
     progress = TerminalProgress(enabled=not args.quiet and sys.stderr.isatty())
