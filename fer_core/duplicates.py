@@ -1,8 +1,11 @@
 """Duplicate groups (exact and near), their label conflicts and train–test leaks.
 
 Groups are connected components: an image is in a near group with every image it reaches
-through a chain of pairs within the Hamming threshold. Exact copies have identical pixels and
-so identical pHashes, which puts every exact group inside a near group.
+through a chain of near pairs. Near pairs come in two modes: `verified` (the default; pairs
+proposed widely and confirmed on pixels by `near_verify`, each with its kind and similarity)
+and `hash` (pHashes within the Hamming threshold, the original method, kept for comparison).
+Exact copies are always near pairs of kind `exact`, which puts every exact group inside a
+near group.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from scipy.sparse.csgraph import connected_components
 from .dataset import Dataset
 from .hashing import exact_digests, find_close_pairs, find_near_links, hamming_distance, phash_batch
 from .labels import EMOTIONS, TRAINING
+from .near_verify import NearVerifyConfig, VerifiedPairs, find_candidates, verify_pairs
 
 # Chosen from the pair-distance histogram of FER-2013's pHashes (README, "Near-duplicate
 # threshold"): up to 6 bits, pairs are almost all copies (shifted, re-encoded, re-cropped);
@@ -41,6 +45,7 @@ class Leaks:
     train_rows: np.ndarray
     test_rows: np.ndarray
     distances: np.ndarray
+    kinds: np.ndarray | None = None  # verified mode: the kind of each pair (`exact`, `near`, `shifted`, …)
 
     def leaked_test_rows(self) -> np.ndarray:
         return np.unique(self.test_rows)
@@ -154,3 +159,121 @@ def find_leaks(dataset: Dataset, max_hamming_distance: int = DEFAULT_NEAR_THRESH
         empty = np.empty(0, np.int64)
         return Leaks(empty, empty, empty)
     return Leaks(np.concatenate(train_rows), np.concatenate(test_rows), np.concatenate(distances))
+
+
+def find_verified_pairs(pixels: np.ndarray, hashes: np.ndarray, mirror_hashes: np.ndarray,
+                        config: NearVerifyConfig = NearVerifyConfig(),
+                        digests: np.ndarray | None = None) -> VerifiedPairs:
+    """Accepted near pairs between *distinct* images, each image standing for its exact copies.
+
+    Exact copies are collapsed first (one representative row per distinct pixel content, the
+    first), so a clump of identical images is verified once. The pairs returned link
+    representatives; `expand_pairs` lists every member pair.
+    """
+    digests = exact_digests(pixels) if digests is None else digests
+    _, representatives = np.unique(digests, return_index=True)
+    representatives = np.sort(representatives)
+    local_a, local_b = find_candidates(pixels[representatives], hashes[representatives],
+                                       mirror_hashes[representatives], config)
+    scored = verify_pairs(pixels, representatives[local_a], representatives[local_b], config)
+    return scored.select(scored.similarity >= config.min_similarity)
+
+
+def exact_pairs(digests: np.ndarray) -> VerifiedPairs:
+    """(first row, copy) for every image whose pixels equal an earlier row's, as pairs of kind `exact`."""
+    _, first_row, inverse = np.unique(digests, return_index=True, return_inverse=True)
+    rows = np.arange(len(digests))
+    copies = rows[first_row[inverse] != rows]
+    return _exact_pairs(first_row[inverse[copies]], copies)
+
+
+def _exact_pairs(rows_a: np.ndarray, rows_b: np.ndarray) -> VerifiedPairs:
+    count = len(rows_a)
+    return VerifiedPairs(np.asarray(rows_a, np.int64), np.asarray(rows_b, np.int64), np.ones(count, np.float32),
+                         np.zeros(count, np.int8), np.zeros(count, np.int8), np.ones(count, np.float32),
+                         np.zeros(count, bool), np.full(count, "exact", dtype=object))
+
+
+def group_verified(count: int, pairs: VerifiedPairs) -> np.ndarray:
+    """Group id per row from verified pairs (include `exact_pairs` so exact copies join their group)."""
+    return components_from_pairs(count, pairs.rows_a, pairs.rows_b)
+
+
+def expand_pairs(pairs: VerifiedPairs, digests: np.ndarray) -> VerifiedPairs:
+    """Every member pair: each representative pair times the exact copies on both sides, plus the
+    pairs inside each exact group (kind `exact`)."""
+    _, first_row, inverse = np.unique(digests, return_index=True, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    starts = np.searchsorted(inverse[order], np.arange(len(first_row) + 1))
+    sizes = np.diff(starts)
+    group_a, group_b = inverse[pairs.rows_a], inverse[pairs.rows_b]
+    counts = sizes[group_a] * sizes[group_b]
+    pick = np.repeat(np.arange(len(pairs)), counts)
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    right = sizes[group_b][pick]
+    expanded = pairs.select(pick)
+    expanded = VerifiedPairs(order[starts[group_a[pick]] + offsets // right], order[starts[group_b[pick]] + offsets % right],
+                             *(getattr(expanded, name) for name in ("similarity", "shift_x", "shift_y", "scale",
+                                                                    "mirrored", "kind")))
+    # inside each exact group: all pairs of members
+    multi = np.flatnonzero(sizes > 1)
+    inside_a, inside_b = [], []
+    for group in multi:
+        members = order[starts[group]:starts[group + 1]]
+        a, b = np.triu_indices(len(members), 1)
+        inside_a.append(members[a])
+        inside_b.append(members[b])
+    inside = _exact_pairs(np.concatenate(inside_a) if inside_a else np.empty(0, np.int64),
+                          np.concatenate(inside_b) if inside_b else np.empty(0, np.int64))
+    return VerifiedPairs.concatenate([inside, expanded])
+
+
+def leaks_from_pairs(dataset: Dataset, pairs: VerifiedPairs, hashes: np.ndarray) -> Leaks:
+    """Every (Training row, test row) pair among `pairs` (already expanded to every member pair)."""
+    is_train = dataset.usages == TRAINING
+    train_a = is_train[pairs.rows_a] & ~is_train[pairs.rows_b]
+    train_b = is_train[pairs.rows_b] & ~is_train[pairs.rows_a]
+    train_rows = np.concatenate([pairs.rows_a[train_a], pairs.rows_b[train_b]])
+    test_rows = np.concatenate([pairs.rows_b[train_a], pairs.rows_a[train_b]])
+    kinds = np.concatenate([pairs.kind[train_a], pairs.kind[train_b]]).astype(object)
+    order = np.lexsort((test_rows, train_rows))
+    train_rows, test_rows, kinds = train_rows[order], test_rows[order], kinds[order]
+    distances = hamming_distance(hashes[train_rows], hashes[test_rows]).astype(np.int64)
+    return Leaks(train_rows.astype(np.int64), test_rows.astype(np.int64), distances, kinds)
+
+
+def pair_table(dataset: Dataset, pairs: VerifiedPairs, hashes: np.ndarray) -> pd.DataFrame:
+    """One row per near pair: ids, rows, kind, similarity, pHash distance and the transform found."""
+    return pd.DataFrame({
+        "id_a": dataset.ids[pairs.rows_a], "id_b": dataset.ids[pairs.rows_b],
+        "row_a": pairs.rows_a, "row_b": pairs.rows_b,
+        "kind": pairs.kind.astype(str), "similarity": pairs.similarity.round(4),
+        "hamming_distance": hamming_distance(hashes[pairs.rows_a], hashes[pairs.rows_b]).astype(np.int64),
+        "shift_x": pairs.shift_x, "shift_y": pairs.shift_y, "scale": pairs.scale, "mirrored": pairs.mirrored,
+    })
+
+
+def kinds_by_group(group_of: np.ndarray, pairs: VerifiedPairs) -> dict[int, list[str]]:
+    """The kinds of the pairs inside each group (sorted in KINDS order)."""
+    from .near_verify import KINDS
+
+    found: dict[int, set[str]] = {}
+    for group, kind in zip(group_of[pairs.rows_a].tolist(), pairs.kind.tolist()):
+        found.setdefault(group, set()).add(kind)
+    return {group: [kind for kind in KINDS if kind in kinds] for group, kinds in found.items()}
+
+
+def strongest_pair_per_row(count: int, pairs: VerifiedPairs) -> tuple[np.ndarray, np.ndarray]:
+    """(kind, similarity) of each row's most similar pair; '' and NaN for rows in no pair."""
+    kind = np.full(count, "", dtype=object)
+    similarity = np.full(count, np.nan, np.float32)
+    rows = np.concatenate([pairs.rows_a, pairs.rows_b])
+    values = np.concatenate([pairs.similarity, pairs.similarity])
+    kinds = np.concatenate([pairs.kind, pairs.kind])
+    order = np.lexsort((-values, rows))  # per row, the most similar first
+    rows, values, kinds = rows[order], values[order], kinds[order]
+    first = np.ones(len(rows), bool)
+    first[1:] = rows[1:] != rows[:-1]
+    kind[rows[first]] = kinds[first]
+    similarity[rows[first]] = values[first]
+    return kind, similarity

@@ -27,9 +27,20 @@ def exact_digests(pixels: np.ndarray) -> np.ndarray:
 
 def phash_batch(pixels: np.ndarray, chunk_size: int = 8192) -> np.ndarray:
     """pHash of each N×H×W uint8 grayscale image, bit-identical to `imagehash.phash`, as uint64."""
+    return phash_and_mirror_batch(pixels, chunk_size)[0]
+
+
+def phash_and_mirror_batch(pixels: np.ndarray, chunk_size: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    """(pHash of each image, pHash of its left–right mirror), both bit-identical to `imagehash.phash`.
+
+    The mirror's hash costs nothing extra: mirroring commutes with PIL's symmetric resize, and
+    the DCT of a reversed row is the DCT of the row with odd frequencies negated.
+    """
     pixels = np.asarray(pixels, dtype=np.uint8)
-    return np.concatenate([_phash_chunk(pixels[start:start + chunk_size])
-                           for start in range(0, len(pixels), chunk_size)] or [np.empty(0, np.uint64)])
+    parts = [_phash_chunk(pixels[start:start + chunk_size]) for start in range(0, len(pixels), chunk_size)]
+    if not parts:
+        return np.empty(0, np.uint64), np.empty(0, np.uint64)
+    return np.concatenate([part[0] for part in parts]), np.concatenate([part[1] for part in parts])
 
 
 def resize_like_pil(images: np.ndarray, side: int) -> np.ndarray:
@@ -50,13 +61,19 @@ def resize_like_pil(images: np.ndarray, side: int) -> np.ndarray:
     return shortened.reshape(side, count, side).transpose(1, 0, 2)
 
 
-def _phash_chunk(pixels: np.ndarray) -> np.ndarray:
+def _phash_chunk(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     import scipy.fftpack
 
     resized = resize_like_pil(pixels, PHASH_SIZE * PHASH_HIGHFREQ_FACTOR)
     # Only the 8×8 low-frequency corner is used: transform the rows, keep 8, then the columns.
     rows = scipy.fftpack.dct(resized, axis=1)[:, :PHASH_SIZE, :]
-    low = scipy.fftpack.dct(rows, axis=2)[:, :, :PHASH_SIZE].reshape(len(pixels), -1)
+    low = scipy.fftpack.dct(rows, axis=2)[:, :, :PHASH_SIZE]
+    odd_horizontal = np.where(np.arange(PHASH_SIZE) % 2 == 1, -1.0, 1.0)
+    return _bits_above_median(low), _bits_above_median(low * odd_horizontal)
+
+
+def _bits_above_median(low: np.ndarray) -> np.ndarray:
+    low = low.reshape(len(low), -1)
     bits = low > np.median(low, axis=1, keepdims=True)
     return np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64)
 

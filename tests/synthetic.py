@@ -166,3 +166,72 @@ def write_csv(dataset: Dataset, path: Path) -> Path:
         lines.append(f"{label},{' '.join(map(str, image.ravel().tolist()))},{usage}")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+# --- Near duplicates that survive shifts, crops and mirrors (issue 14) -------------------------------
+
+@dataclass(frozen=True)
+class PlantedNear:
+    """Transformed copies, (original id, copy id) keyed by the kind they must be found as, and pairs of
+    different faces whose pHashes are within a few bits (a hash-only search merges them)."""
+
+    copies: dict[str, tuple[str, str]]
+    lookalikes: tuple[tuple[str, str], ...]
+
+
+def shift_pixels(pixels: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """Shift right by dx and down by dy pixels, repeating the edge rows and columns."""
+    height, width = pixels.shape
+    rows = np.clip(np.arange(height) - dy, 0, height - 1)
+    columns = np.clip(np.arange(width) - dx, 0, width - 1)
+    return pixels[rows][:, columns]
+
+
+def crop_and_resize(pixels: np.ndarray, left: int, top: int, right: int, bottom: int) -> np.ndarray:
+    """Cut the given number of pixels off each edge and resize back to the original size."""
+    height, width = pixels.shape
+    cropped = Image.fromarray(pixels[top:height - bottom, left:width - right])
+    return np.asarray(cropped.resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+def find_lookalikes(rng: np.random.Generator, max_distance: int = 6, draws: int = 200) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Pairs of distinct drawn faces whose pHashes are within `max_distance` bits (closest first)."""
+    faces = np.stack([draw_face(rng) for _ in range(draws)])
+    hashes = phash_batch(faces)
+    distance = hamming_distance(hashes[:, None], hashes[None, :]).astype(int)
+    first, second = np.nonzero(np.triu(distance <= max_distance, k=1))
+    order = np.argsort(distance[first, second], kind="stable")
+    return [(faces[a], faces[b]) for a, b in zip(first[order], second[order])]
+
+
+def make_synthetic_near(seed: int = 0, lookalike_pairs: int = 3) -> tuple[Dataset, Planted, PlantedNear]:
+    """`make_synthetic` plus copies shifted by 3 px, cropped by 5 px and resized back, mirrored, and
+    mirrored + shifted + re-encoded; and `lookalike_pairs` pairs of different faces with close pHashes."""
+    base, planted = make_synthetic(seed)
+    rng = np.random.default_rng(seed + 14)
+    ids, pixels = base.ids.tolist(), list(base.pixels)
+    labels, usages = base.labels.tolist(), base.usages.tolist()
+
+    def plant(sample_id: str, image: np.ndarray, label: int) -> str:
+        ids.append(sample_id)
+        pixels.append(image)
+        labels.append(label)
+        usages.append("Training")
+        return sample_id
+
+    originals = {kind: index for kind, index in (("shifted", 10), ("cropped", 11), ("mirrored", 12), ("combined", 13))}
+    face = {kind: base.pixels[index] for kind, index in originals.items()}
+    copies = {
+        "shifted": shift_pixels(face["shifted"], 3, -2),
+        "cropped": crop_and_resize(face["cropped"], 2, 3, 3, 2),
+        "mirrored": np.ascontiguousarray(face["mirrored"][:, ::-1]),
+        "combined": jpeg_round_trip(shift_pixels(np.ascontiguousarray(face["combined"][:, ::-1]), 1, 2), quality=50),
+    }
+    planted_copies = {kind: (ids[index], plant(f"{kind}_copy_of_{index:03d}", copies[kind], labels[index]))
+                      for kind, index in originals.items()}
+    lookalikes = []
+    for number, (first, second) in enumerate(find_lookalikes(rng)[:lookalike_pairs]):
+        lookalikes.append((plant(f"lookalike_{number}_a", first, 0), plant(f"lookalike_{number}_b", second, 3)))
+    dataset = Dataset(ids=np.array(ids), pixels=np.stack(pixels), labels=np.array(labels, np.int8),
+                      usages=np.array(usages), source=f"synthetic_near(seed={seed})")
+    return dataset, planted, PlantedNear(copies=planted_copies, lookalikes=tuple(lookalikes))

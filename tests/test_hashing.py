@@ -97,3 +97,16 @@ def test_near_links_connect_copies_without_quadratic_pairs():
     i, j, d = find_near_links(hashes, 1)
     assert len(i) == 1000  # 999 copy links + one link between the two distinct values
     assert d.max() == 1
+
+
+def test_mirror_phash_is_the_phash_of_the_mirrored_image(real_data):
+    from fer_core.hashing import phash_and_mirror_batch
+
+    paths = sorted((real_data / "train" / "fear").glob("*.jpg"))[:200]
+    images = np.stack([np.asarray(Image.open(path).convert("L")) for path in paths])
+    rng = np.random.default_rng(8)
+    images = np.concatenate([images, np.stack([draw_face(rng) for _ in range(30)])])
+    hashes, mirror_hashes = phash_and_mirror_batch(images)
+    assert hashes.tolist() == phash_batch(images).tolist()
+    theirs = [int(str(imagehash.phash(Image.fromarray(np.ascontiguousarray(image[:, ::-1])))), 16) for image in images]
+    assert mirror_hashes.tolist() == theirs

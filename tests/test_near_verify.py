@@ -1,0 +1,116 @@
+import numpy as np
+import pytest
+
+from fer_core.duplicates import (NO_GROUP, exact_pairs, expand_pairs, find_verified_pairs, group_near,
+                                 group_verified, kinds_by_group, leaks_from_pairs, strongest_pair_per_row)
+from fer_core.hashing import exact_digests, phash_and_mirror_batch
+from fer_core.near_verify import (NearVerifyConfig, VerifiedPairs, brute_force_similarity, find_candidates,
+                                  mirror_descriptors, shape_descriptors, verify_pairs)
+from synthetic import make_synthetic_near
+
+
+@pytest.fixture(scope="module")
+def near_fixture():
+    dataset, planted, near = make_synthetic_near(seed=0)
+    hashes, mirror_hashes = phash_and_mirror_batch(dataset.pixels)
+    digests = exact_digests(dataset.pixels)
+    pairs = find_verified_pairs(dataset.pixels, hashes, mirror_hashes, digests=digests)
+    return dataset, planted, near, hashes, digests, pairs
+
+
+def pair_kinds(dataset, pairs) -> dict[frozenset, str]:
+    return {frozenset((dataset.ids[a], dataset.ids[b])): kind
+            for a, b, kind in zip(pairs.rows_a, pairs.rows_b, pairs.kind)}
+
+
+def test_planted_copies_are_found_with_their_kind(near_fixture):
+    dataset, planted, near, _, _, pairs = near_fixture
+    kinds = pair_kinds(dataset, pairs)
+    assert kinds[frozenset(planted.shifted_copy)] == "shifted"
+    assert kinds[frozenset(planted.jpeg_copy)] == "near"
+    assert kinds[frozenset(near.copies["shifted"])] == "shifted"
+    assert kinds[frozenset(near.copies["cropped"])] == "cropped"
+    assert kinds[frozenset(near.copies["mirrored"])] == "mirrored"
+    assert kinds[frozenset(near.copies["combined"])] == "mirrored"
+
+
+def test_hash_only_mode_misses_what_verification_finds(near_fixture):
+    dataset, _, near, hashes, _, _ = near_fixture
+    group_of = group_near(hashes, 6)
+    index = {sample_id: row for row, sample_id in enumerate(dataset.ids.tolist())}
+    for kind in ("shifted", "mirrored", "combined"):
+        original, copy = (index[sample_id] for sample_id in near.copies[kind])
+        assert group_of[original] == NO_GROUP or group_of[original] != group_of[copy], kind
+
+
+def test_different_faces_sharing_a_hash_neighbourhood_are_rejected(near_fixture):
+    dataset, _, near, hashes, _, pairs = near_fixture
+    index = {sample_id: row for row, sample_id in enumerate(dataset.ids.tolist())}
+    hash_groups = group_near(hashes, 6)
+    accepted = set(pair_kinds(dataset, pairs))
+    for first, second in near.lookalikes:
+        assert hash_groups[index[first]] == hash_groups[index[second]] != NO_GROUP  # the hash alone merges them
+        assert frozenset((first, second)) not in accepted
+    # and they were candidates, so it is the pixels that rejected them
+    a, b = find_candidates(dataset.pixels, hashes, phash_and_mirror_batch(dataset.pixels)[1])
+    candidates = {frozenset((dataset.ids[i], dataset.ids[j])) for i, j in zip(a, b)}
+    assert all(frozenset(pair) in candidates for pair in near.lookalikes)
+
+
+def test_brute_force_verification_agrees_with_the_fast_path(near_fixture):
+    dataset, planted, near, _, _, _ = near_fixture
+    index = {sample_id: row for row, sample_id in enumerate(dataset.ids.tolist())}
+    sample = [planted.shifted_copy, planted.jpeg_copy, *near.copies.values(), *near.lookalikes,
+              ("face_000", "face_001"), ("face_005", "face_030")]
+    rows_a = np.array([index[a] for a, _ in sample])
+    rows_b = np.array([index[b] for _, b in sample])
+    config = NearVerifyConfig(coarse_min_similarity=-1.0)  # every pair gets the full search
+    fast = verify_pairs(dataset.pixels, rows_a, rows_b, config).similarity
+    slow = [brute_force_similarity(dataset.pixels[a], dataset.pixels[b], config) for a, b in zip(rows_a, rows_b)]
+    np.testing.assert_allclose(fast, slow, atol=2e-3)
+
+
+def test_the_coarse_pass_only_skips_pairs_far_below_the_threshold(near_fixture):
+    dataset, *_ = near_fixture
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, len(dataset), 200), rng.integers(0, len(dataset), 200)
+    keep = a != b
+    cascaded = verify_pairs(dataset.pixels, a[keep], b[keep]).similarity
+    full = verify_pairs(dataset.pixels, a[keep], b[keep], NearVerifyConfig(coarse_min_similarity=-1.0)).similarity
+    threshold = NearVerifyConfig().min_similarity
+    assert np.array_equal(cascaded >= threshold, full >= threshold)
+
+
+def test_mirror_descriptors_are_descriptors_of_mirrored_images(near_fixture):
+    dataset, *_ = near_fixture
+    pixels = np.asarray(dataset.pixels[:20])
+    np.testing.assert_allclose(mirror_descriptors(shape_descriptors(pixels)),
+                               shape_descriptors(np.ascontiguousarray(pixels[:, :, ::-1])), atol=1e-5)
+
+
+def test_groups_kinds_and_leaks_from_verified_pairs(near_fixture):
+    dataset, planted, near, hashes, digests, pairs = near_fixture
+    links = VerifiedPairs.concatenate([exact_pairs(digests), pairs])
+    group_of = group_verified(len(dataset), links)
+    index = {sample_id: row for row, sample_id in enumerate(dataset.ids.tolist())}
+    for original, copy in (planted.exact_copy, planted.shifted_copy, *near.copies.values()):
+        assert group_of[index[original]] == group_of[index[copy]] != NO_GROUP
+    kinds = kinds_by_group(group_of, links)
+    assert kinds[group_of[index[planted.exact_copy[0]]]] == ["exact"]
+    assert kinds[group_of[index[near.copies["cropped"][0]]]][-1] == "cropped"
+    kind, similarity = strongest_pair_per_row(len(dataset), links)
+    assert kind[index[near.copies["mirrored"][1]]] == "mirrored" and similarity[index["exact_copy_of_000"]] == 1.0
+    leaks = leaks_from_pairs(dataset, expand_pairs(pairs, digests), hashes)
+    test_id, training_id = planted.cross_split_copy
+    assert dataset.ids[leaks.test_rows].tolist() == [test_id]
+    assert dataset.ids[leaks.train_rows].tolist() == [training_id]
+    assert leaks.kinds.tolist() == ["exact"]
+
+
+def test_config_rejects_values_out_of_range():
+    with pytest.raises(ValueError, match="min_similarity"):
+        NearVerifyConfig(min_similarity=1.5)
+    with pytest.raises(ValueError, match="scales"):
+        NearVerifyConfig(scales=(0.9, 1.1))
+    with pytest.raises(ValueError, match="outside"):
+        NearVerifyConfig(grid_side=24)
