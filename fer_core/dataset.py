@@ -12,13 +12,9 @@ nothing loadable) raise `ValueError` naming the path and what is wrong.
 from __future__ import annotations
 
 import csv
-import errno
 import hashlib
-import io
 import json
 import os
-import re
-import stat as stat_mode
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,25 +23,18 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .files import write_atomically
-from .labels import EMOTIONS, IMAGE_SIDE, TEST_USAGES, TRAINING, USAGES
+from .labels import EMOTIONS, IMAGE_SIDE, TEST_USAGES, USAGES
+from .sources import (CSV_COLUMNS, FolderScan, LoadProblem, csv_row_problem, decode_files,
+                      decode_image, parse_pixels, read_csv_lines, scan_folders, split_csv_line, undecodable_byte,
+                      usage_from_name)
 from .workspace import cache_dir
+
+__all__ = ["Dataset", "LoadProblem", "Progress", "content_fingerprint", "decode_image", "load", "usage_from_name"]
 
 # Bump when decoding changes, so stale caches are not reused.
 LOADER_VERSION = "2"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-SPLIT_FOLDER_USAGE = {"train": TRAINING, "val": "PublicTest", "validation": "PublicTest", "test": "PrivateTest"}
-FILENAME_PREFIX_USAGE = {f"{usage}_": usage for usage in USAGES}
-CSV_COLUMNS = ("emotion", "pixels", "Usage")
 
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True)
-class LoadProblem:
-    """One image or CSV row that could not be loaded, and why."""
-
-    sample_id: str
-    reason: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,209 +151,6 @@ def load(path: str | os.PathLike, workspace: str | os.PathLike | None = None,
 # Image folders
 
 
-@dataclass(frozen=True)
-class FolderScan:
-    """What an image tree holds: image files (id, usage from the folder, size, mtime_ns), entries
-    that could not be read (symlink loops, unlistable folders), and entries that are not images."""
-
-    files: list[tuple[str, str, int, int]]
-    unreadable: list[LoadProblem]
-    skipped: list[LoadProblem]
-
-    def cache_key_parts(self) -> list[str]:
-        """Everything the loaded Dataset depends on, so a cache is never reused after any of it changes."""
-        return ([f"{rel}\t{size}\t{mtime}" for rel, _, size, mtime in self.files]
-                + [f"unreadable\t{item.sample_id}\t{item.reason}" for item in self.unreadable]
-                + [f"skipped\t{item.sample_id}\t{item.reason}" for item in self.skipped])
-
-
-def scan_folders(root: Path) -> FolderScan:
-    """List <root>/<split>/<emotion>/<image>: one stat per entry (the one that gives size and mtime).
-
-    Only split folders (train, val, validation, test) and the emotion folders in them are read;
-    other folders beside the splits are listed as skipped, plain files there (README, LICENSE)
-    are not. Two split or emotion folders that are the same folder (a symlink `val -> train`)
-    are refused: their images would be counted twice, under two usages or two emotions, and
-    which one is meant is the user's call, not ours.
-    """
-    files: list[tuple[str, str, int, int]] = []
-    unreadable: list[LoadProblem] = []
-    skipped: list[LoadProblem] = []
-    seen_folders: dict[tuple[int, int], str] = {}
-
-    def is_folder(entry: os.DirEntry, rel: str) -> bool | None:
-        """True for a folder not seen before, False for something else, None when that was recorded."""
-        status = _stat_entry(entry, rel, unreadable, skipped)
-        if status is None:
-            return None
-        if not stat_mode.S_ISDIR(status.st_mode):
-            return False
-        other = seen_folders.setdefault((status.st_dev, status.st_ino), rel)
-        if other != rel:
-            raise ValueError(f"{root}: {rel} is the same folder as {other} (a symlink), so its images would be "
-                             f"counted twice; remove the link or make {rel} a folder of its own")
-        return True
-
-    split_dirs = []
-    for entry in _list_entries(root, "", unreadable):
-        name = entry.name.lower()
-        if name in SPLIT_FOLDER_USAGE:
-            found = is_folder(entry, entry.name)
-            if found:
-                split_dirs.append(entry)
-            elif found is False:
-                skipped.append(LoadProblem(entry.name, "named like a split folder, but not a folder"))
-        elif _is_dir_quietly(entry):
-            skipped.append(LoadProblem(entry.name, f"not a split folder (expected {', '.join(SPLIT_FOLDER_USAGE)})"))
-        elif name.endswith(IMAGE_EXTENSIONS):
-            skipped.append(LoadProblem(entry.name, "an image outside the split folders"))
-    if not split_dirs:
-        raise ValueError(f"{root}: no split folders; expected some of {', '.join(SPLIT_FOLDER_USAGE)}")
-
-    for split in split_dirs:
-        usage = SPLIT_FOLDER_USAGE[split.name.lower()]
-        for emotion_dir in _list_entries(Path(split.path), split.name, unreadable):
-            rel_folder = f"{split.name}/{emotion_dir.name}"
-            found = is_folder(emotion_dir, rel_folder)
-            if found is False:
-                skipped.append(LoadProblem(rel_folder, "not in an emotion folder"))
-            if not found:
-                continue
-            if emotion_dir.name.startswith("."):  # .ipynb_checkpoints and the like, not a misspelt emotion
-                skipped.append(LoadProblem(rel_folder, "a hidden folder, not an emotion folder"))
-                continue
-            if emotion_dir.name.lower() not in EMOTIONS:
-                raise ValueError(f"{emotion_dir.path}: unknown emotion folder {emotion_dir.name!r}; "
-                                 f"expected one of {', '.join(EMOTIONS)}")
-            for entry in _list_entries(Path(emotion_dir.path), rel_folder, unreadable):
-                rel = f"{rel_folder}/{entry.name}"
-                status = _stat_entry(entry, rel, unreadable, skipped)
-                if status is None:
-                    continue
-                if stat_mode.S_ISDIR(status.st_mode):
-                    skipped.append(LoadProblem(rel, "a folder, not an image file (sub-folders are not read)"))
-                elif not stat_mode.S_ISREG(status.st_mode):
-                    skipped.append(LoadProblem(rel, f"not a regular file ({_file_kind(status.st_mode)})"))
-                elif not entry.name.lower().endswith(IMAGE_EXTENSIONS):
-                    skipped.append(LoadProblem(rel, f"not an image file name (expected {', '.join(IMAGE_EXTENSIONS)})"))
-                else:
-                    files.append((rel, usage, status.st_size, status.st_mtime_ns))
-    if not files:
-        detail = f"; first unreadable: {unreadable[0].sample_id}: {unreadable[0].reason}" if unreadable else ""
-        raise ValueError(f"{root}: empty dataset, no .jpg/.jpeg/.png images under its split folders{detail}")
-    return FolderScan(files, unreadable, skipped)
-
-
-def _list_entries(folder: Path, rel: str, unreadable: list[LoadProblem]) -> list[os.DirEntry]:
-    """A folder's entries by name; a folder that cannot be listed is recorded as unreadable (the root raises)."""
-    try:
-        with os.scandir(folder) as entries:
-            return sorted(entries, key=lambda entry: entry.name)
-    except OSError as error:
-        if not rel:
-            raise ValueError(f"{folder}: cannot list the folder: {error.strerror}") from None
-        unreadable.append(LoadProblem(rel, f"cannot list the folder: {error.strerror}"))
-        return []
-
-
-def _stat_entry(entry: os.DirEntry, rel: str, unreadable: list[LoadProblem],
-                skipped: list[LoadProblem]) -> os.stat_result | None:
-    """The entry's stat, following a symlink (the only stat an image costs); None once the reason
-    there is none is recorded: a loop or no access is unreadable, a dangling link is skipped."""
-    try:
-        return entry.stat()
-    except OSError as error:
-        if error.errno == errno.ENOENT:
-            skipped.append(LoadProblem(rel, "dangling symlink (its target does not exist)"))
-        elif error.errno == errno.ELOOP:
-            unreadable.append(LoadProblem(rel, "symlink loop (the link leads back to itself)"))
-        else:
-            unreadable.append(LoadProblem(rel, f"cannot read: {error.strerror}"))
-        return None
-
-
-def _is_dir_quietly(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_dir()
-    except OSError:  # a looping link beside the splits is not data
-        return False
-
-
-def _file_kind(mode: int) -> str:
-    for test, name in ((stat_mode.S_ISFIFO, "a FIFO"), (stat_mode.S_ISSOCK, "a socket"),
-                       (stat_mode.S_ISCHR, "a character device"), (stat_mode.S_ISBLK, "a block device")):
-        if test(mode):
-            return name
-    return "not a file"
-
-
-def usage_from_name(file_name: str, folder_usage: str) -> str:
-    """The file-name prefix (Training_, PublicTest_, PrivateTest_) wins over the split folder."""
-    for prefix, usage in FILENAME_PREFIX_USAGE.items():
-        if file_name.startswith(prefix):
-            return usage
-    return folder_usage
-
-
-JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
-
-
-def decode_image(data: bytes) -> tuple[np.ndarray, bool]:
-    """Decode image bytes to 48×48 uint8 grayscale; the flag says whether it had to be converted.
-
-    Complete 48×48 grayscale JPEGs (all of FER-2013) go through OpenCV's decoder, 2–3× faster
-    than PIL's and pixel-identical (same libjpeg-turbo; tested). Everything else, and anything
-    OpenCV would half-decode (a JPEG without its end marker is truncated), goes through PIL,
-    which converts what needs converting and raises a clear error on what it cannot read.
-    """
-    if not data:
-        raise ValueError("empty file (0 bytes)")
-    if data.startswith(JPEG_START) and data.rstrip(b"\x00").endswith(JPEG_END):
-        import cv2
-
-        pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-        if pixels is not None and pixels.shape == (IMAGE_SIDE, IMAGE_SIDE) and pixels.dtype == np.uint8:
-            return pixels, False
-    return _decode_with_pil(data)
-
-
-def _decode_with_pil(data: bytes) -> tuple[np.ndarray, bool]:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()
-        converted = image.mode != "L" or image.size != (IMAGE_SIDE, IMAGE_SIDE)
-        if image.mode != "L":
-            image = image.convert("L")
-        if image.size != (IMAGE_SIDE, IMAGE_SIDE):
-            image = image.resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.LANCZOS)
-        return np.asarray(image, dtype=np.uint8), converted
-
-
-def _decode_files(paths: list[str]) -> list[tuple[bytes | None, bool, str]]:
-    """Worker: decode a chunk of files to (pixels bytes or None, converted, error reason)."""
-    results = []
-    for path in paths:
-        try:
-            with open(path, "rb") as handle:
-                pixels, converted = decode_image(handle.read())
-            results.append((pixels.tobytes(), converted, ""))
-        except Exception as error:  # any decoder failure is reported per image, never a crash
-            results.append((None, False, f"unreadable image: {describe_decode_error(error)}"))
-    return results
-
-
-def describe_decode_error(error: Exception) -> str:
-    """Why an image could not be read, in words (no object reprs, no server paths)."""
-    from PIL import UnidentifiedImageError
-
-    if isinstance(error, UnidentifiedImageError):
-        return "not an image (or an unsupported format)"
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror  # "[Errno 13] Permission denied: '/full/path'" → "Permission denied"
-    return str(error) or type(error).__name__
-
-
 def _load_folders(root: Path, scan: FolderScan, progress: Progress | None) -> Dataset:
     files = scan.files
     paths = [str(root / rel) for rel, *_ in files]
@@ -373,10 +159,10 @@ def _load_folders(root: Path, scan: FolderScan, progress: Progress | None) -> Da
     decoded: list[tuple[bytes | None, bool, str]] = []
     workers = max(1, min(len(chunks), os.cpu_count() or 1))
     if workers == 1:
-        mapped: Iterable = map(_decode_files, chunks)
+        mapped: Iterable = map(decode_files, chunks)
     else:
         pool = ProcessPoolExecutor(max_workers=workers)
-        mapped = pool.map(_decode_files, chunks)
+        mapped = pool.map(decode_files, chunks)
     try:
         for results in mapped:
             decoded.extend(results)
@@ -409,11 +195,11 @@ def _load_csv(path: Path, progress: Progress | None) -> Dataset:
     """Parse a fer2013.csv-schema file line by line, so one malformed line (an unquoted comma, a
     byte that is not UTF-8) costs that row only. Sample ids count data rows from 0 (`row:<n>`);
     messages name the file line (the header is line 1)."""
-    lines, undecodable = _read_csv_lines(path)
+    lines, undecodable = read_csv_lines(path)
     header_index = next((index for index, line in enumerate(lines) if line.strip()), None)
     if header_index is None:
         raise ValueError(f"{path}: empty file, expected header emotion,pixels,Usage")
-    header = [name.strip() for name in _split_csv_line(lines[header_index])]
+    header = [name.strip() for name in split_csv_line(lines[header_index])]
     missing = [column for column in CSV_COLUMNS if column not in header]
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; expected header emotion,pixels,Usage")
@@ -429,19 +215,19 @@ def _load_csv(path: Path, progress: Progress | None) -> Dataset:
         row += 1
         sample_id = f"row:{row}"
         values = None
-        reason = _undecodable_byte(line) if undecodable else ""
+        reason = undecodable_byte(line) if undecodable else ""
         if not reason:
             try:
-                fields = _split_csv_line(line)
+                fields = split_csv_line(line)
             except csv.Error as error:
                 fields, reason = [], f"bad quoting: {error}"
         if not reason and len(fields) != len(header):
             reason = f"{len(fields)} fields, expected {len(header)} ({','.join(header)})"
         if not reason:
             emotion, usage = fields[emotion_at], fields[usage_at]
-            reason = _csv_row_problem(emotion, usage)
+            reason = csv_row_problem(emotion, usage)
         if not reason:
-            values, reason = _parse_pixels(fields[pixels_at], expected)
+            values, reason = parse_pixels(fields[pixels_at], expected)
         if reason:
             problems.append(LoadProblem(sample_id, f"{path.name} line {index + 1}: {reason}"))
             continue
@@ -454,59 +240,6 @@ def _load_csv(path: Path, progress: Progress | None) -> Dataset:
     if progress:
         progress("parse", len(lines), len(lines))
     return _assemble(path, ids, pixels, labels, usages, problems, 0)
-
-
-def _read_csv_lines(path: Path) -> tuple[list[str], bool]:
-    """The file's lines (a BOM, CR-LF endings removed) and whether some byte was not UTF-8; such
-    bytes are kept as surrogates (`surrogateescape`) so `_undecodable_byte` can name their row."""
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise ValueError(f"{path}: cannot read: {error.strerror}") from None
-    try:
-        text, undecodable = raw.decode("utf-8-sig"), False
-    except UnicodeDecodeError:
-        text, undecodable = raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="surrogateescape"), True
-    lines = text.split("\n")
-    return [line[:-1] if line.endswith("\r") else line for line in lines], undecodable
-
-
-UNDECODABLE = re.compile("[\udc80-\udcff]")
-
-
-def _undecodable_byte(line: str) -> str:
-    found = UNDECODABLE.search(line)
-    return f"not UTF-8 text (byte 0x{ord(found.group()) - 0xDC00:02x})" if found else ""
-
-
-def _split_csv_line(line: str) -> list[str]:
-    """Fields of one CSV line; the csv module only when there are quotes (FER rows have none)."""
-    if '"' not in line:
-        return line.split(",")
-    return next(csv.reader([line], strict=True))
-
-
-def _csv_row_problem(emotion: str, usage: str) -> str:
-    if emotion.strip() not in {str(i) for i in range(len(EMOTIONS))}:
-        return f"unknown emotion {emotion!r}; expected an integer 0..6 ({', '.join(EMOTIONS)})"
-    if usage.strip() not in USAGES:
-        return f"unknown Usage {usage!r}; expected one of {', '.join(USAGES)}"
-    return ""
-
-
-def _parse_pixels(text: str, expected: int) -> tuple[np.ndarray | None, str]:
-    tokens = text.split()
-    if len(tokens) != expected:
-        return None, f"wrong pixel count {len(tokens)}, expected {expected} (48×48)"
-    try:
-        values = np.array(tokens, dtype=np.int64)
-    except ValueError:
-        bad = next(token for token in tokens if not token.lstrip("-").isdigit())
-        return None, f"pixel value {bad!r} is not an integer"
-    out_of_range = values[(values < 0) | (values > 255)]
-    if out_of_range.size:
-        return None, f"pixel value {int(out_of_range[0])} out of range 0..255"
-    return values, ""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -165,12 +165,12 @@ def test_real_data_counts(real_data, real_cache):
 
 
 def test_fast_jpeg_decoder_matches_pil_on_real_images(real_data):
-    from fer_core.dataset import _decode_with_pil, decode_image
+    from fer_core.sources import decode_image, decode_with_pil
 
     for path in sorted((real_data / "train" / "disgust").glob("*.jpg"))[:200]:
         data = path.read_bytes()
         fast, converted = decode_image(data)
-        reference, _ = _decode_with_pil(data)
+        reference, _ = decode_with_pil(data)
         np.testing.assert_array_equal(fast, reference)
         assert not converted
 
