@@ -331,6 +331,39 @@ def classify_outliers(pixels_table: pd.DataFrame, faces: pd.DataFrame | None,
                          "outlier": kind != ""})
 
 
+def kind_evidence(samples: pd.DataFrame, rows, config: OutlierConfig | None = None) -> list[str]:
+    """Per row of `samples` (the audit's table), its outlier kind and the evidence behind it, in words:
+    `blank · std 0.4`, `placeholder · 82 % one grey`, `drawing · sharp edges 9 %`,
+    `no usable face · turned 63°` (or `none found`, `face 31 % of the frame`, `off-centre`); "" for none."""
+    config = config or OutlierConfig()
+    texts = []
+    for row in np.asarray(rows, dtype=np.int64).tolist():
+        sample = samples.iloc[row]
+        kind = sample.get("outlier_kind", "")
+        if kind == "blank":
+            texts.append(f"blank · std {sample['std']:.1f}")
+        elif kind == "placeholder":
+            recurring = " · same pixels under several emotions" if sample.get("recurring_placeholder", False) else ""
+            texts.append(f"placeholder · {sample['dominant_fraction']:.0%} one grey{recurring}")
+        elif kind == "drawing":
+            texts.append(f"drawing · sharp edges {sample['sharp_edge_fraction']:.0%}")
+        elif kind == "no_usable_face":
+            texts.append(f"no usable face · {_face_evidence(sample, config)}")
+        else:
+            texts.append("")
+    return texts
+
+
+def _face_evidence(sample: pd.Series, config: OutlierConfig) -> str:
+    """Which of the face stage's limits the image broke, the furthest first."""
+    if not sample["face_found"]:
+        return f"none found (detector {sample['face_confidence']:.2f})"
+    reasons = {f"turned {abs(sample['face_roll']):.0f}°": abs(sample["face_roll"]) / config.face_max_roll,
+               f"face {sample['face_size']:.0%} of the frame": config.face_min_size / max(sample["face_size"], 1e-3),
+               f"off-centre by {sample['face_offset']:.0%}": sample["face_offset"] / config.face_max_offset}
+    return ", ".join(text for text, value in sorted(reasons.items(), key=lambda item: -item[1]) if value >= 1)
+
+
 def kind_counts(kinds: np.ndarray) -> dict[str, int]:
     """How many images of each outlier kind (every kind listed, zeros included)."""
     return {kind: int(np.sum(np.asarray(kinds) == kind)) for kind in OUTLIER_KINDS}

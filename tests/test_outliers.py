@@ -235,3 +235,21 @@ def test_real_blank_frames_rank_first_and_are_flagged(real_data, tmp_path):
     assert 50 <= kinds["outlier"].sum() <= 1000
     counts = outliers.kind_counts(kinds["outlier_kind"].to_numpy())
     assert counts["placeholder"] >= 20 and counts["drawing"] >= 50 and counts["no_usable_face"] == 0
+
+
+def test_kind_evidence_says_why_in_words():
+    samples = pd.DataFrame({
+        "outlier_kind": ["blank", "placeholder", "drawing", "no_usable_face", "no_usable_face", ""],
+        "std": [0.4, 30.0, 60.0, 50.0, 50.0, 50.0],
+        "dominant_fraction": [1.0, 0.82, 0.3, 0.1, 0.1, 0.1],
+        "recurring_placeholder": [True, True, False, False, False, False],
+        "sharp_edge_fraction": [0.0, 0.05, 0.09, 0.0, 0.0, 0.0],
+        "face_found": [False, False, False, False, True, True],
+        "face_confidence": [0.0, 0.0, 0.0, 0.12, 0.99, 0.99],
+        "face_roll": [np.nan] * 4 + [70.0, 2.0],
+        "face_size": [np.nan] * 4 + [0.31, 0.9],
+        "face_offset": [np.nan] * 4 + [0.05, 0.05]})
+    assert outliers.kind_evidence(samples, range(6)) == [
+        "blank · std 0.4", "placeholder · 82% one grey · same pixels under several emotions",
+        "drawing · sharp edges 9%", "no usable face · none found (detector 0.12)",
+        "no usable face · turned 70°, face 31% of the frame", ""]
