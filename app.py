@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from fer_app import audit_task, exports, session
+from fer_app import audit_task, exports, mislabels, session
 from fer_core import curation, figures, overview, views
 
 session.setup("FER Audit")
@@ -26,6 +26,7 @@ with st.container(horizontal=True, gap="medium"):
         st.metric(card.label, f"{card.value:,}", delta=f"{card.change:,}" if card.change else None,
                   delta_color="off" if card.neutral else "inverse", help=card.help, border=True, width=190)
 st.markdown(views.escape_markdown(overview.leak_reconciliation(summary)))
+mislabels.overview_card(report, log)
 
 curated = st.toggle("Curated counts (after edits)", value=True, key="overview_curated")
 st.plotly_chart(figures.counts_figure(table, curated=curated), key="overview_counts")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from fer_app import audit_task, forms, gallery, session
+from fer_app import audit_task, forms, gallery, mislabels, session
 from fer_core import edits, views
 from fer_core.labels import EMOTIONS, USAGES
 
@@ -14,16 +14,22 @@ with st.sidebar:
                            help="Flags follow the edits: a resolved group's images are no longer "
                                 "'duplicate' or 'conflict', a removed leak no longer 'leak'.")
     show_dropped = st.checkbox("Show dropped images", key="rev_show_dropped")
+    suspected = st.toggle("Suspected mislabels (model)", key="rev_mislabels",
+                          help="The model's doubts about given emotions, most suspect first: accept its "
+                               "suggestion or keep the label (computed from the Overview).")
     page_size = st.select_slider("Images per page", [12, 24, 48, 96], value=24, key="rev_page_size")
 
 report = audit_task.require_audit()
 table, log = audit_task.curation(report)
 
-rows = views.filter_samples(table, emotions=tuple(emotions), usages=tuple(usages), flags=tuple(flags),
-                            show_dropped=show_dropped)
-st.write(f"**{len(rows):,}** image(s) match.")
-gallery.image_grid(report, table, rows[gallery.pager(len(rows), page_size, key="rev_page")], key="rev")
-gallery.bulk_actions(report, "rev")
+if suspected:
+    mislabels.review_queue(report, table, page_size)
+else:
+    rows = views.filter_samples(table, emotions=tuple(emotions), usages=tuple(usages), flags=tuple(flags),
+                                show_dropped=show_dropped)
+    st.write(f"**{len(rows):,}** image(s) match.")
+    gallery.image_grid(report, table, rows[gallery.pager(len(rows), page_size, key="rev_page")], key="rev")
+    gallery.bulk_actions(report, "rev")
 
 st.subheader("Edit history")
 with session.stop_on_error("Cannot read the edit history"):

@@ -217,10 +217,19 @@ def test_near_groups_pool_only_when_every_pair_is_close(monkeypatch):
     assert group_of[4] == group_of[5] != -1 and group_of[4] != group_of[0]
 
 
-def stored_result(dataset: Dataset, probabilities: np.ndarray, workspace) -> "MislabelResult":
-    """A result as run_mislabels stores it, from given probabilities (no training)."""
+def stored_result(dataset: Dataset, suspects: dict[str, tuple[int, float]], workspace) -> "MislabelResult":
+    """A result as run_mislabels stores it (no training): every image 0.88 likely its given emotion,
+    except `suspects`, id → (the emotion the model prefers, the probability left to the given one)."""
     from fer_core.mislabels import MislabelResult, rank_label_issues, summarize, write_cached_result
 
+    probabilities = np.full((len(dataset), 7), 0.02)
+    probabilities[np.arange(len(dataset)), dataset.labels] = 0.88
+    for sample_id, (emotion, given) in suspects.items():
+        row = dataset.index_of(sample_id)
+        probabilities[row] = 0.01
+        probabilities[row, dataset.labels[row]] = given
+        probabilities[row, emotion] = 0.95 - given
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
     config = MislabelConfig()
     table = rank_label_issues(dataset, probabilities, np.full(len(dataset), -1), config)
     summary = summarize(table, config, dataset, probabilities, [], 0.0)
@@ -234,15 +243,8 @@ def test_review_queue_accept_writes_one_relabel_undo_brings_it_back_reject_remov
     from fer_core.mislabels import accept_suggestions, latest_result, reject_suggestions, review_queue
 
     data = texture_dataset(per_class=4, per_class_test=1)
-    probabilities = np.full((len(data), 7), 0.02)
-    probabilities[np.arange(len(data)), data.labels] = 0.88
-    suspects = {"Training_0": 3, "Training_5": 6}  # confidently another emotion, the first more so
-    for sample_id, emotion in suspects.items():
-        row = data.index_of(sample_id)
-        probabilities[row] = 0.01
-        probabilities[row, data.labels[row]] = 0.03 if sample_id == "Training_0" else 0.06
-        probabilities[row, emotion] = 0.92 if sample_id == "Training_0" else 0.89
-    stored_result(data, probabilities / probabilities.sum(axis=1, keepdims=True), workspace)
+    # confidently another emotion, the first more so
+    stored_result(data, {"Training_0": (3, 0.03), "Training_5": (6, 0.06)}, workspace)
 
     result = latest_result(data, workspace)
     queue = review_queue(result, data, edits.read_state(workspace))

@@ -1,0 +1,137 @@
+"""Suspected mislabels in the app: the Overview card (or the button that computes them as a background
+job, with its progress per fold), and the Review queue (given → suggested emotion, accept or reject).
+
+The detector runs as a `mislabels` job (fer_core.jobs), in its own process: a page only submits it
+and polls its stage. The queue works from the newest result for this data, so accepting one
+suggestion (which changes the curation) does not empty it.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from fer_core import edits, jobs, mislabels, views
+from fer_core.audit import AuditReport
+from fer_core.curation import Edit
+
+from .gallery import clear_picks, image_grid, pager, picked_ids
+from .session import DATA_PATH, apply_edit, call_safely, flash, test_guard, workspace
+
+POLL_SECONDS = 2
+QUEUE = "mis"  # the Review queue's gallery key (picks, pager, form)
+
+
+def _running_job() -> jobs.RunRecord | None:
+    """The newest unfinished mislabels job of this workspace (after bringing run states up to date)."""
+    call_safely(jobs.drain, workspace(), failure="Cannot refresh the background jobs")
+    runs = call_safely(jobs.list_runs, workspace(), failure="Cannot read the background jobs") or []
+    return next((run for run in runs if run.kind == "mislabels" and not run.finished), None)
+
+
+def _submit(data_path: str) -> None:
+    run_id = call_safely(jobs.submit, mislabels.MislabelConfig(), data_path, workspace(),
+                         failure="Cannot start the mislabel detector")
+    if run_id is not None:
+        flash("ok", f"Finding suspected mislabels in the background (run {run_id})")
+
+
+def _cancel(run_id: str) -> None:
+    record = call_safely(jobs.cancel, run_id, workspace(), failure="Cannot cancel")
+    if record is not None:
+        flash("ok", f"Mislabel detection {record.state}; finished folds are kept for the next start")
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _curated_fingerprint(raw_fingerprint: str, edit_ids: tuple[int, ...], _report: AuditReport,
+                         _log: list[Edit]) -> str:
+    """The curated data's fingerprint (what a current result was computed on), per edit-log state."""
+    return edits.apply_edits(_report.dataset, _log).fingerprint
+
+
+def overview_card(report: AuditReport, log: list[Edit]) -> None:
+    """"Suspected mislabels" when a result exists (marked when it predates the latest edits), else a
+    button that computes it; while the job runs, its stage (fold, epoch) refreshes by itself."""
+    running = _running_job()
+
+    @st.fragment(run_every=POLL_SECONDS if running else None)
+    def card() -> None:
+        job = _running_job()
+        if running is not None and job is None:
+            st.rerun()  # it just finished: show the result
+        result = mislabels.latest_result(report.dataset, workspace())
+        if job is not None:
+            with st.container(horizontal=True, vertical_alignment="center"):
+                st.info(f"Finding suspected mislabels: {job.stage or 'starting'}", icon=":material/model_training:")
+                st.button("Cancel", key="mis_cancel", on_click=_cancel, args=(job.run_id,))
+            return
+        edit_ids = tuple(edit.edit_id for edit in log)
+        current = result is not None and result.summary.get("fingerprint") == _curated_fingerprint(
+            report.dataset.fingerprint, edit_ids, report, log)
+        with st.container(horizontal=True, vertical_alignment="center"):
+            if result is not None:
+                flagged = int(result.summary["flagged"])
+                st.metric("Suspected mislabels", f"{flagged:,}", border=True, width=240,
+                          help="Images whose given emotion a cross-validated model doubts (Confident Learning, "
+                               "cleanlab). Review them on the Review page: Suspected mislabels.")
+                st.page_link("pages/3_Review.py", label="Review them", icon=":material/fact_check:")
+                if not current:
+                    st.caption("Computed before the latest edits.")
+            if result is None or not current:
+                settings = mislabels.MislabelConfig()
+                st.button("Find suspected mislabels" if result is None else "Recompute", key="mis_compute",
+                          on_click=_submit, args=(st.session_state[DATA_PATH],),
+                          help=f"Trains {settings.folds} {settings.model} models ({settings.size} size) in the "
+                               "background; on a 2-core CPU this takes a long time (README: Suspected mislabels).")
+
+    card()
+
+
+def _decide(report: AuditReport, queue: pd.DataFrame, accept: bool) -> None:
+    """Callback of the queue's form: accept the picked suggestions (one batch) or keep their labels."""
+    ids = picked_ids(QUEUE)
+    if not ids:
+        flash("error", "Pick one or more images first (click an image to pick it).")
+        return
+    if accept:
+        if not test_guard(report, ids, f"{QUEUE}_confirm_test"):
+            return
+        rows = queue[queue["id"].isin(ids)]
+        written = apply_edit(mislabels.accept_suggestions, report.dataset, rows, workspace=workspace(),
+                             success=f"Relabeled {len(rows)} image(s) to the model's suggestion")
+    else:
+        written = apply_edit(mislabels.reject_suggestions, report.dataset, ids, workspace=workspace(),
+                             success=f"Kept the given label of {len(ids)} image(s)")
+    if written is not None:
+        clear_picks(QUEUE)
+        st.session_state[f"{QUEUE}_confirm_test"] = False
+
+
+def review_queue(report: AuditReport, table: pd.DataFrame, page_size: int) -> None:
+    """The suspected mislabels still to decide, most suspect first; each tile says given → suggested."""
+    result = mislabels.latest_result(report.dataset, workspace())
+    if result is None:
+        st.info("Suspected mislabels have not been computed for this data yet.")
+        st.page_link("app.py", label="Compute them on the Overview", icon=":material/home:")
+        return
+    queue = mislabels.review_queue(result, report.dataset, edits.read_state(workspace()))
+    st.write(f"**{len(queue):,}** suspected mislabel(s) to decide, most suspect first "
+             f"(of {int(result.summary['flagged']):,} flagged).")
+    rows = pd.Series([report.dataset.index_of(sample_id) for sample_id in queue["id"]], dtype="int64")
+    details = pd.Series([f"{given} → {suggested} (model confidence {confidence:.2f})"
+                         for given, suggested, confidence in zip(queue["label"], queue["suggested_label"],
+                                                                 queue["suggested_confidence"])],
+                        index=rows.to_numpy(), dtype="object")
+    image_grid(report, table, rows.to_numpy()[pager(len(rows), page_size, key=f"{QUEUE}_page")], key=QUEUE,
+               details=details)
+    picks = picked_ids(QUEUE)
+    with st.form(f"{QUEUE}_form", border=True):
+        st.write(f"**{len(picks):,}** image(s) picked" + ("" if picks else " (click images above to pick them)"))
+        with st.container(horizontal=True):
+            st.form_submit_button("Accept suggestion", on_click=_decide, args=(report, queue, True),
+                                  disabled=not picks, type="primary")
+            st.form_submit_button("Keep given label", on_click=_decide, args=(report, queue, False),
+                                  disabled=not picks)
+        test_count = views.count_test_images(report.dataset, picks)
+        if test_count:
+            st.checkbox(f"Yes, relabel {test_count:,} PublicTest/PrivateTest image(s) too", key=f"{QUEUE}_confirm_test")

@@ -1,0 +1,54 @@
+"""Suspected mislabels in the app (issue 12): the Overview card or its compute button, the Review
+page's "Suspected mislabels" queue (given → suggested on each tile), accept and reject."""
+
+from fer_core.dataset import load
+from fer_core.edits import read_edits
+from fer_core.labels import EMOTIONS
+
+from test_mislabels import stored_result
+from test_pages import button, metrics, open_page, pick_boxes, sample_id, texts
+
+
+def suspects_of(dataset) -> dict[str, tuple[int, float]]:
+    """Two Training images the stored result doubts: id → (suggested emotion, probability of the given one)."""
+    training = [sample for sample, usage in zip(dataset.ids, dataset.usages) if usage == "Training"][:2]
+    return {sample: ((int(dataset.labels[dataset.index_of(sample)]) + 3) % len(EMOTIONS), given)
+            for sample, given in zip(training, (0.03, 0.06))}
+
+
+def test_without_a_result_the_overview_offers_to_compute_and_review_says_so(app):
+    app = open_page(app, None)
+    assert any(b.label == "Find suspected mislabels" for b in app.button)
+    app = open_page(app, "pages/3_Review.py")
+    app.toggle(key="rev_mislabels").set_value(True).run()
+    assert "have not been computed" in texts(app)
+    assert not pick_boxes(app, "mis")
+
+
+def test_review_queue_shows_given_to_suggested_and_accept_then_reject(app, workspace, synthetic_folder):
+    dataset = load(synthetic_folder, workspace=workspace)
+    suspects = suspects_of(dataset)
+    stored_result(dataset, suspects, workspace)
+
+    app = open_page(app, None)
+    assert metrics(app)["Suspected mislabels"] == "2"
+    app = open_page(app, "pages/3_Review.py")
+    app.toggle(key="rev_mislabels").set_value(True).run()
+    boxes = pick_boxes(app, "mis")
+    assert [sample_id(box) for box in boxes] == list(suspects)  # most suspect first
+    first = list(suspects)[0]
+    given, suggested = EMOTIONS[dataset.labels[dataset.index_of(first)]], EMOTIONS[suspects[first][0]]
+    assert f"{given} → {suggested} (model confidence" in texts(app)
+
+    boxes[0].check().run()
+    button(app, "Accept suggestion", "mis_form").click().run()
+    assert not app.exception and not app.error, [error.value for error in app.error]
+    relabels = [edit for edit in read_edits() if edit.action == "relabel"]
+    assert [(edit.sample_id, edit.new_label) for edit in relabels] == [(first, suggested)]
+    assert relabels[0].reason.startswith("suggested by model (score ")
+    assert [sample_id(box) for box in pick_boxes(app, "mis")] == list(suspects)[1:]
+
+    pick_boxes(app, "mis")[0].check().run()
+    button(app, "Keep given label", "mis_form").click().run()
+    assert [edit.action for edit in read_edits()][-1] == "review_ok"
+    assert not pick_boxes(app, "mis") and "**0** suspected mislabel(s) to decide" in texts(app)
