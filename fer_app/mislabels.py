@@ -59,7 +59,7 @@ def overview_card(report: AuditReport, log: list[Edit]) -> None:
         job = _running_job()
         if running is not None and job is None:
             st.rerun()  # it just finished: show the result
-        result = mislabels.latest_result(report.dataset, workspace())
+        result = latest_result(report)
         if job is not None:
             with st.container(horizontal=True, vertical_alignment="center"):
                 st.info(f"Finding suspected mislabels: {job.stage or 'starting'}", icon=":material/model_training:")
@@ -109,7 +109,7 @@ def _decide(report: AuditReport, queue: pd.DataFrame, accept: bool) -> None:
 
 def review_queue(report: AuditReport, table: pd.DataFrame, page_size: int) -> None:
     """The suspected mislabels still to decide, most suspect first; each tile says given → suggested."""
-    result = mislabels.latest_result(report.dataset, workspace())
+    result = latest_result(report)
     if result is None:
         st.info("Suspected mislabels have not been computed for this data yet.")
         st.page_link("app.py", label="Compute them on the Overview", icon=":material/home:")
@@ -135,3 +135,17 @@ def review_queue(report: AuditReport, table: pd.DataFrame, page_size: int) -> No
         test_count = views.count_test_images(report.dataset, picks)
         if test_count:
             st.checkbox(f"Yes, relabel {test_count:,} PublicTest/PrivateTest image(s) too", key=f"{QUEUE}_confirm_test")
+
+
+def latest_result(report: AuditReport) -> mislabels.MislabelResult | None:
+    """The newest suspected-mislabel result for the audited data, if one was computed."""
+    return mislabels.latest_result(report.dataset, workspace())
+
+
+def group_suggestion_caption(result: mislabels.MislabelResult | None, member_ids: list[str]) -> None:
+    """Under a conflicting duplicate group: the emotion the model suggests for the photo."""
+    suggestion = mislabels.group_suggestion(result, member_ids) if result is not None else None
+    if suggestion is not None:
+        emotion, confidence = suggestion
+        st.caption(f"Model suggests **{emotion}** for this photo (confidence {confidence:.2f}; suspected mislabels, "
+                   "computed from the Overview).")

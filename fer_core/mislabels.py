@@ -520,6 +520,16 @@ def review_queue(result: MislabelResult, dataset: Dataset, state: Any) -> pd.Dat
     return flagged.loc[keep, [*RESULT_COLUMNS, "group"]].reset_index(drop=True)
 
 
+def group_suggestion(result: MislabelResult, sample_ids: list[str]) -> tuple[str, float] | None:
+    """The model's emotion for a duplicate group (its members' mean probabilities) and its confidence;
+    None when no member is in the result."""
+    members = result.table[result.table["id"].isin(sample_ids)]
+    if members.empty:
+        return None
+    mean = members[list(PROBABILITY_COLUMNS)].to_numpy(dtype=np.float64).mean(axis=0)
+    return EMOTIONS[int(mean.argmax())], float(mean.max())
+
+
 def suggestion_reason(scores: list[float]) -> str:
     """The edit-log reason of accepted suggestions: the score, or the range of scores of a bulk accept."""
     low, high = min(scores), max(scores)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from fer_app import audit_task, forms, gallery, session
+from fer_app import audit_task, forms, gallery, mislabels, session
 from fer_core import views
 from fer_core.labels import EMOTIONS, USAGES
 
@@ -33,12 +33,15 @@ st.write(f"**{len(groups):,}** {kind}-duplicate group(s) match "
          f"(of {len(report.near_groups if kind == 'near' else report.exact_groups):,}).")
 if kind == "near":
     st.caption(views.chain_note(report.config.near_threshold))
+suspected = mislabels.latest_result(report)
 for _, group in groups.iloc[gallery.pager(len(groups), page_size, key="dup_page")].iterrows():
     key = f"group_{kind}_{group['group']}"
     members = views.group_members(report, table, group)
     with st.container(border=True, key=f"box_{key}"):
         st.markdown(views.escape_markdown(views.group_title(group)) + views.group_badges(group))
         gallery.member_strip(report, members, table)
+        if group["conflicting"]:
+            mislabels.group_suggestion_caption(suspected, members["id"].tolist())
         resolved = forms.resolved_batch(key)
         if resolved:
             forms.resolved_marker(key, resolved)

@@ -52,3 +52,14 @@ def test_review_queue_shows_given_to_suggested_and_accept_then_reject(app, works
     button(app, "Keep given label", "mis_form").click().run()
     assert [edit.action for edit in read_edits()][-1] == "review_ok"
     assert not pick_boxes(app, "mis") and "**0** suspected mislabel(s) to decide" in texts(app)
+
+
+def test_conflicting_duplicate_groups_show_the_model_suggestion(app, workspace, synthetic_folder):
+    app.session_state["dup_conflicting"] = True
+    app = open_page(app, "pages/1_Duplicates.py")
+    assert "Model suggests" not in texts(app)  # nothing computed yet
+
+    dataset = load(synthetic_folder, workspace=workspace)
+    stored_result(dataset, suspects_of(dataset), workspace)
+    app.run()
+    assert "Model suggests **" in texts(app) and "for this photo (confidence 0." in texts(app)
