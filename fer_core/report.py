@@ -361,7 +361,7 @@ def evidence_section(inputs: ReportInputs, settings: ReportSettings) -> str:
         paragraph("The original study's figure: one box per emotion (whiskers at 1.5 × the interquartile range); "
                   "the dots are images beyond their emotion's whiskers, red when the outlier score also flags them. "
                   "Blank and very dark or light frames sit at the ends; most other non-faces hide inside the boxes, "
-                  "which is why the outlier score adds texture and eigenface signals."),
+                  "which is why the outlier score looks at more than brightness."),
         figure_html(figures.box_plot_figure(inputs.table)),
     ]
     return section("evidence", "Evidence", "".join(parts))
@@ -482,7 +482,7 @@ def outlier_examples(inputs: ReportInputs, settings: ReportSettings) -> str:
                        + (["now dropped"] if table.at[row, "dropped"] else []), settings.thumbnail_factor)
              for row in rows]
     return (paragraph(f"{len(rows)} of {int(table['outlier'].sum()):,} flagged images, highest score first, one per "
-                      f"group of identical copies; caption: outlier score (flagged from "
+                      f"group of near copies; caption: outlier score (flagged from "
                       f"{flag_min_score(audit):g}), the emotion as filed, split and file number, and what kind of "
                       f"non-face it looks like.")
             + f'<div class="thumbs">{"".join(tiles)}</div>')
@@ -496,10 +496,10 @@ def flag_min_score(audit: AuditReport) -> float:
 
 
 def pick_outliers(table: pd.DataFrame, count: int) -> np.ndarray:
-    """The highest-scoring flagged images, one per exact-copy group (FER-2013 holds a dozen identical black
-    frames; one of them says it all)."""
+    """The highest-scoring flagged images, one per near-duplicate group (FER-2013 holds a dozen identical black
+    frames and many copies of each "image removed" card; one of each says it all)."""
     ranked = views.rank_outliers(table, flagged_only=True, show_dropped=True, show_reviewed=True)
-    groups = table["exact_group"].to_numpy(dtype=np.float64, na_value=np.nan)[ranked]
+    groups = table["near_group"].to_numpy(dtype=np.float64, na_value=np.nan)[ranked]
     repeated = pd.Series(groups).duplicated().to_numpy() & ~np.isnan(groups)
     return ranked[~repeated][:count]
 
@@ -543,7 +543,7 @@ def done_section(inputs: ReportInputs) -> str:
              f"Rows undone: {undone:,}. Source files are never changed: the curated data is the loaded data with "
              f"these edits applied.")
     parts = [paragraph(escape(facts)), "<h3>Decisions in effect, by action and reason</h3>",
-             html_table(edits_by_reason(decisions), numeric=("images",)),
+             html_table(edits_by_reason(decisions), formats={"images": count_text}, numeric=("images",)),
              "<h3>Images per emotion and split, before → after</h3>", counts_table_html(inputs),
              figure_html(figures.counts_figure(inputs.table, curated=True))]
     return section("done", "What was done", "".join(parts))

@@ -227,7 +227,7 @@ def test_real_subset_report_shows_each_kind_of_evidence(real_data, real_cache, t
     assert scores == sorted(scores, reverse=True)
 
     done = text[text.index('<section id="done">'):text.index('<section id="changed">')]
-    assert f"<td>{edits.DEFAULT_LEAK_REASON}</td><td class=num>{len(leaked)}</td><td>reviewer</td>" in done
+    assert f"<td>{edits.DEFAULT_LEAK_REASON}</td><td class=num>{len(leaked):,}</td><td>reviewer</td>" in done
     training_before = int((dataset.usages == "Training").sum())
     assert f"{training_before:,} → {training_before - len(leaked):,} ({-len(leaked):+,})" in done
     headline = text[text.index('<section id="headline">'):text.index('<section id="evidence">')]
