@@ -38,6 +38,7 @@ PAGES: tuple[tuple[str, str, str], ...] = (
     ("pages/3_Review.py", "Review", ":material/grid_view:"),
     ("pages/4_Train.py", "Train", ":material/model_training:"),
     ("pages/5_Results.py", "Results", ":material/analytics:"),
+    ("pages/6_Report.py", "Report", ":material/summarize:"),
 )
 APP_ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("fer_app")
