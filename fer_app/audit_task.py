@@ -1,8 +1,10 @@
 """The audit in a background thread, once per (data path, source signature, threshold, workspace).
 
 A click during the cold audit (seconds to a minute) does not restart it: the page polls the job
-and shows its progress. Reports are shared across sessions through `st.cache_resource`. Edits
-are read back from the SQLite log on every run (milliseconds); the audit is not re-run.
+and shows its progress. The fast stages come first and are shown at once; the same thread then
+runs the face stage (minutes on a first audit, cached after) and swaps in the full report.
+Reports are shared across sessions through `st.cache_resource`. Edits are read back from the
+SQLite log on every run (milliseconds); the audit is not re-run.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class AuditJob:
     report: AuditReport | None = None
     error: str | None = None
     finished: threading.Event = field(default_factory=threading.Event)
+    faces_finished: threading.Event = field(default_factory=threading.Event)  # the full report is in
+    face_error: str | None = None
 
     def progress(self, stage: str, done: int, total: int) -> None:
         self.stage, self.done, self.total = stage, done, max(total, 1)
@@ -55,8 +59,19 @@ def _run_job(job: AuditJob, path: str, threshold: int, workspace_path: str) -> N
         if not isinstance(error, ValueError):
             log.exception("the audit of %s failed", path)
         job.error = one_line(error)
+        job.faces_finished.set()
     finally:
         job.finished.set()
+    if job.error is None:
+        try:
+            config = AuditConfig(near_threshold=threshold, face_stage=True)
+            job.report = audit_source(path, config, workspace_path, job.progress)
+        except Exception as error:  # the fast report stays; the page says the face stage failed
+            if threading.main_thread().is_alive():  # not the interpreter shutting down under the thread
+                log.exception("the face stage of %s failed", path)
+            job.face_error = one_line(error)
+        finally:
+            job.faces_finished.set()
 
 
 def source_signature(path: str | os.PathLike) -> str:
@@ -107,7 +122,24 @@ def wait_for_audit(path: str) -> AuditReport | None:
     if job.error:
         st.error(f"Cannot audit {views.escape_markdown(path)}: {views.escape_markdown(job.error)}")
         return None
+    if not job.faces_finished.is_set():
+        _face_stage_progress(job)
+    elif job.face_error:
+        st.warning(f"The face stage failed ({views.escape_markdown(job.face_error)}); outlier kinds come from "
+                   "pixels only.")
     return job.report
+
+
+@st.fragment(run_every=2.0)
+def _face_stage_progress(job: AuditJob) -> None:
+    """The face stage's progress under the page; the page reruns with the full report when it is in."""
+    if job.faces_finished.is_set():
+        st.rerun(scope="app")
+    if job.stage == "faces":
+        st.progress(min(job.done / job.total, 1.0), text=f"Face stage: {job.done:,}/{job.total:,} images; "
+                                                         "no-usable-face outliers appear when it is done")
+    else:
+        st.progress(0.0, text="Face stage starting…")
 
 
 def require_audit() -> AuditReport:

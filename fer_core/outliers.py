@@ -331,27 +331,28 @@ def classify_outliers(pixels_table: pd.DataFrame, faces: pd.DataFrame | None,
                          "outlier": kind != ""})
 
 
-def kind_evidence(samples: pd.DataFrame, rows, config: OutlierConfig | None = None) -> list[str]:
-    """Per row of `samples` (the audit's table), its outlier kind and the evidence behind it, in words:
-    `blank · std 0.4`, `placeholder · 82 % one grey`, `drawing · sharp edges 9 %`,
-    `no usable face · turned 63°` (or `none found`, `face 31 % of the frame`, `off-centre`); "" for none."""
+def kind_evidence(samples: pd.DataFrame, rows, config: OutlierConfig | None = None) -> list[tuple[str, str]]:
+    """Per row of `samples` (the audit's table), its outlier kind in words and the evidence behind it:
+    ("blank", "std 0.4"), ("placeholder", "82% one grey"), ("drawing", "sharp edges 9%"),
+    ("no usable face", "turned 63°") (or "none found", "face 31% of the frame", "off-centre");
+    ("", "") for an image of no kind."""
     config = config or OutlierConfig()
-    texts = []
+    pairs = []
     for row in np.asarray(rows, dtype=np.int64).tolist():
         sample = samples.iloc[row]
         kind = sample.get("outlier_kind", "")
         if kind == "blank":
-            texts.append(f"blank · std {sample['std']:.1f}")
+            pairs.append(("blank", f"std {sample['std']:.1f}"))
         elif kind == "placeholder":
             recurring = " · same pixels under several emotions" if sample.get("recurring_placeholder", False) else ""
-            texts.append(f"placeholder · {sample['dominant_fraction']:.0%} one grey{recurring}")
+            pairs.append(("placeholder", f"{sample['dominant_fraction']:.0%} one grey{recurring}"))
         elif kind == "drawing":
-            texts.append(f"drawing · sharp edges {sample['sharp_edge_fraction']:.0%}")
+            pairs.append(("drawing", f"sharp edges {sample['sharp_edge_fraction']:.0%}"))
         elif kind == "no_usable_face":
-            texts.append(f"no usable face · {_face_evidence(sample, config)}")
+            pairs.append(("no usable face", _face_evidence(sample, config)))
         else:
-            texts.append("")
-    return texts
+            pairs.append(("", ""))
+    return pairs
 
 
 def _face_evidence(sample: pd.Series, config: OutlierConfig) -> str:

@@ -21,7 +21,7 @@ from .dataset import Dataset
 from .detectors import flag_mask, registered_flags
 from .hashing import hamming_distance
 from .labels import EMOTIONS, TEST_USAGES, TRAINING, USAGES
-from .outliers import OutlierConfig, tail_scaled
+from .outliers import OUTLIER_KINDS, OutlierConfig, kind_evidence, tail_scaled
 
 CURATION_FLAGS: tuple[str, ...] = ("edited",)  # flags of the edit log; the detectors declare theirs
 GROUP_KINDS: tuple[str, ...] = ("near", "exact")
@@ -269,9 +269,11 @@ def filter_samples(table: pd.DataFrame, *, emotions: tuple[str, ...] = (), usage
 
 
 def rank_outliers(table: pd.DataFrame, *, flagged_only: bool = True, show_dropped: bool = False,
-                  show_reviewed: bool = False) -> np.ndarray:
-    """Rows by outlier score, highest (least face-like) first."""
+                  show_reviewed: bool = False, kind: str = "") -> np.ndarray:
+    """Rows by outlier score, highest (least face-like) first; only those of outlier `kind` when given."""
     keep = table["outlier"].to_numpy(dtype=bool, copy=True) if flagged_only else np.ones(len(table), dtype=bool)
+    if kind:
+        keep &= table["outlier_kind"].to_numpy() == kind
     if not show_dropped:
         keep &= ~table["dropped"].to_numpy()
     if not show_reviewed:
@@ -279,6 +281,15 @@ def rank_outliers(table: pd.DataFrame, *, flagged_only: bool = True, show_droppe
     rows = np.flatnonzero(keep)
     order = np.argsort(-table["outlier_score"].to_numpy()[rows], kind="stable")
     return rows[order]
+
+
+def outlier_kind_options(table: pd.DataFrame) -> dict[str, str]:
+    """The Outliers page's kind filter: "" (every kind) and each kind, to a label with its count."""
+    kinds = table["outlier_kind"].to_numpy() if "outlier_kind" in table else np.array([], dtype=object)
+    flagged = table["outlier"].to_numpy(dtype=bool) if "outlier" in table else np.zeros(len(kinds), dtype=bool)
+    options = {"": f"every kind ({int(flagged.sum()):,})"}
+    options.update({kind: f"{kind.replace('_', ' ')} ({int(np.sum(kinds == kind)):,})" for kind in OUTLIER_KINDS})
+    return options
 
 
 SIGNAL_NAMES = {"flat_fraction": "flat", "reconstruction_error": "unlike a face", "sharp_edge_fraction": "sharp edges"}
@@ -307,6 +318,10 @@ def outlier_details(table: pd.DataFrame, rows) -> pd.Series:
             if sample.get("recurring_placeholder", False):
                 signals.append("placeholder")
         details[row] = f"score {sample['outlier_score']:.1f}" + (f" · {', '.join(signals)}" if signals else "")
+    if "outlier_kind" in table:  # a flagged image: its score, the evidence, then its kind
+        for row, (kind, evidence) in zip(rows.tolist(), kind_evidence(table, rows)):
+            if kind:
+                details[row] = f"score {table.iloc[row]['outlier_score']:.1f} · {evidence} · {kind}"
     return pd.Series(details, dtype=object)
 
 

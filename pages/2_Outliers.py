@@ -16,6 +16,11 @@ with st.sidebar:
 
 report = audit_task.require_audit()
 table, _ = audit_task.curation(report)
+kinds = views.outlier_kind_options(table)
+with st.sidebar:
+    kind = st.selectbox("Gallery: outlier kind", list(kinds), format_func=kinds.get, key="out_kind",
+                        help="blank frames; placeholders (text, icons, cards); drawings (comics, line art, cartoons); "
+                             "no usable face (the face stage found no upright, framed face)")
 
 st.caption("Drag a box or lasso around points (or click one) to see those images; click an image to pick it. "
            "Red points are flagged by the outlier score; grey ones only lie beyond the whiskers.")
@@ -37,9 +42,9 @@ if selected:
     st.button("Clear the selection", key="out_clear_selection", on_click=gallery.clear_chart_selection)
 
 st.subheader("Ranked by outlier score")
-ranked = views.rank_outliers(table, flagged_only=flagged_only, show_reviewed=show_reviewed)
+ranked = views.rank_outliers(table, flagged_only=flagged_only, show_reviewed=show_reviewed, kind=kind)
 st.caption(f"{int(table['outlier'].sum()):,} images flagged by the audit; highest score (least face-like) first. "
-           "Under each image: its score and the signals that raised it.")
+           "Under each image: its kind and the evidence, its score and the signals that raised it.")
 page = ranked[gallery.pager(len(ranked), page_size, key="out_page")]
 gallery.image_grid(report, table, page, key="out_rank", details=views.outlier_details(table, page))
 gallery.bulk_actions(report, "out_rank")

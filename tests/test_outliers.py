@@ -250,6 +250,6 @@ def test_kind_evidence_says_why_in_words():
         "face_size": [np.nan] * 4 + [0.31, 0.9],
         "face_offset": [np.nan] * 4 + [0.05, 0.05]})
     assert outliers.kind_evidence(samples, range(6)) == [
-        "blank · std 0.4", "placeholder · 82% one grey · same pixels under several emotions",
-        "drawing · sharp edges 9%", "no usable face · none found (detector 0.12)",
-        "no usable face · turned 70°, face 31% of the frame", ""]
+        ("blank", "std 0.4"), ("placeholder", "82% one grey · same pixels under several emotions"),
+        ("drawing", "sharp edges 9%"), ("no usable face", "none found (detector 0.12)"),
+        ("no usable face", "turned 70°, face 31% of the frame"), ("", "")]
