@@ -37,7 +37,7 @@ from fer_core.dataset import Dataset, load  # noqa: E402
 from fer_core.duplicates import (DEFAULT_NEAR_THRESHOLD, NO_GROUP, describe_groups, exact_pairs,  # noqa: E402
                                  expand_pairs, find_leaks, group_near, group_verified, leaks_from_pairs)
 from fer_core.hashing import exact_digests, phash_and_mirror_batch  # noqa: E402
-from fer_core.near_verify import (NearVerifyConfig, VerifiedPairs, descriptor_candidates,  # noqa: E402
+from fer_core.near_verify import (NearVerifyConfig, VerifiedPairs, accepted, descriptor_candidates,  # noqa: E402
                                   hash_candidates, shape_descriptors, verify_pairs)
 
 PLANTED_KINDS = ("jpeg", "brightness", "shift", "crop", "mirror", "combined")
@@ -120,8 +120,7 @@ def verified_near(dataset: Dataset, config: NearVerifyConfig, seconds: dict) -> 
     codes = np.unique(np.minimum(a, b) * len(pixels) + np.maximum(a, b))
     a, b = codes // len(pixels), codes % len(pixels)
     scored = timed(seconds, "verification", lambda: verify_pairs(pixels, a, b, config))
-    accepted = scored.select(scored.similarity >= config.min_similarity)
-    return scored, VerifiedPairs.concatenate([exact_pairs(digests), accepted]), hashes, digests
+    return scored, VerifiedPairs.concatenate([exact_pairs(digests), scored.select(accepted(scored, config))]), hashes, digests
 
 
 def recall_by_kind(plan: dict, group_of: np.ndarray, pairs: VerifiedPairs) -> dict:
@@ -199,7 +198,8 @@ def main() -> None:
     config = NearVerifyConfig()
     results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores",
                      "load_average_at_start": [round(value, 1) for value in os.getloadavg()],
-                     "config": {"min_similarity": config.min_similarity, "hash_radius": config.hash_radius,
+                     "config": {"min_similarity": config.min_similarity,
+                                "mirrored_min_similarity": config.mirrored_min_similarity, "hash_radius": config.hash_radius,
                                 "descriptor_neighbours": config.descriptor_neighbours}}
     dataset = load(args.data)
 

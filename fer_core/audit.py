@@ -48,6 +48,7 @@ class AuditReport:
     leaks: Leaks
     hashes: np.ndarray
     summary: dict = field(default_factory=dict)
+    near_pairs: pd.DataFrame | None = None  # one row per near pair: ids, kind, similarity (duplicates.pair_table)
 
 
 class StageTimer:
@@ -89,7 +90,8 @@ def run_audit(dataset: Dataset, config: AuditConfig = AuditConfig(), workspace=N
     duplicates = results["duplicates"].artifacts
     report = AuditReport(dataset=dataset, config=config, samples=_sample_table(dataset, detectors, results),
                          exact_groups=duplicates["exact_groups"], near_groups=duplicates["near_groups"],
-                         leaks=duplicates["leaks"], hashes=duplicates["hashes"])
+                         leaks=duplicates["leaks"], hashes=duplicates["hashes"],
+                         near_pairs=duplicates.get("near_pairs"))
     report.summary.update(summarize(dataset, detectors, results, timer.seconds, time.perf_counter() - started))
     return report
 
@@ -213,6 +215,8 @@ def write_report(report: AuditReport, out_dir: str | os.PathLike) -> tuple[Path,
     summary_path, samples_path = out / "summary.json", out / "samples.csv"
     started = time.perf_counter()
     write_atomically(samples_path, lambda handle: write_samples_csv(report.samples, handle))
+    if report.near_pairs is not None:  # beside samples.csv: how each near pair matches
+        write_atomically(out / "near_pairs.csv", lambda handle: write_samples_csv(report.near_pairs, handle))
     report.summary["seconds_by_stage"]["write"] = round(time.perf_counter() - started, 3)
     report.summary["seconds"] = round(report.summary["seconds"] + report.summary["seconds_by_stage"]["write"], 3)
     write_atomically(summary_path, lambda handle: handle.write(json.dumps(report.summary, indent=2).encode()))

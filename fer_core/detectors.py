@@ -21,9 +21,11 @@ import pandas as pd
 
 from . import faces, outliers
 from .dataset import Dataset, Progress
-from .duplicates import (DEFAULT_NEAR_THRESHOLD, NO_GROUP, check_near_threshold, describe_groups, find_leaks,
-                         group_exact, group_near)
-from .hashing import exact_digests, phash_batch
+from .duplicates import (DEFAULT_NEAR_THRESHOLD, NEAR_MODES, NO_GROUP, PAIR_COLUMNS, check_near_threshold,
+                         columns_to_pairs, describe_groups, find_near_duplicates, find_verified_pairs, group_exact,
+                         pairs_to_columns)
+from .hashing import exact_digests, phash_and_mirror_batch
+from .near_verify import NearVerifyConfig, empty_pairs
 from .faces import FaceConfig
 from .outliers import OutlierConfig
 
@@ -33,6 +35,10 @@ class AuditConfig:
     """What the audit looks for; the near-duplicate threshold is the one knob users turn."""
 
     near_threshold: int = DEFAULT_NEAR_THRESHOLD
+    # "verified": near pairs proposed widely and confirmed on pixels (kinds: shifted, cropped, mirrored, …);
+    # "hash": pHashes within near_threshold only (the original method, kept for comparison)
+    near_mode: str = "verified"
+    near_verify: NearVerifyConfig = NearVerifyConfig()
     outliers: OutlierConfig = OutlierConfig()
     # The face detector takes minutes on a first audit, so callers opt in: the CLI does unless --fast,
     # the app fills it in after showing the fast stages.
@@ -41,6 +47,8 @@ class AuditConfig:
 
     def __post_init__(self) -> None:
         check_near_threshold(self.near_threshold)
+        if self.near_mode not in NEAR_MODES:
+            raise ValueError(f"near mode {self.near_mode!r} unknown; expected one of {', '.join(NEAR_MODES)}")
 
 
 @dataclass(frozen=True)
@@ -100,8 +108,19 @@ def detect_digests(dataset: Dataset, config: AuditConfig, context: DetectorConte
 
 
 def detect_phashes(dataset: Dataset, config: AuditConfig, context: DetectorContext) -> DetectorResult:
-    """The 64-bit pHash of each image (uint64 here; hexadecimal in samples.csv)."""
-    return DetectorResult(pd.DataFrame({"phash": phash_batch(dataset.pixels)}))
+    """The 64-bit pHash of each image (uint64 here; hexadecimal in samples.csv), and its mirror's."""
+    hashes, mirror_hashes = phash_and_mirror_batch(dataset.pixels)
+    return DetectorResult(pd.DataFrame({"phash": hashes, "phash_mirror": mirror_hashes}))
+
+
+def detect_near_pairs(dataset: Dataset, config: AuditConfig, context: DetectorContext) -> DetectorResult:
+    """Near pairs confirmed on pixels, with kind and similarity (fer_core/near_verify.py); none in hash mode."""
+    if config.near_mode != "verified":
+        return DetectorResult(pairs_to_columns(len(dataset), empty_pairs()))
+    pairs = find_verified_pairs(dataset.pixels, context.column("phash").astype(np.uint64),
+                                context.column("phash_mirror").astype(np.uint64), config.near_verify,
+                                digests=context.column("digest"))
+    return DetectorResult(pairs_to_columns(len(dataset), pairs))
 
 
 def detect_outliers(dataset: Dataset, config: AuditConfig, context: DetectorContext) -> DetectorResult:
@@ -133,13 +152,14 @@ def detect_outlier_kinds(dataset: Dataset, config: AuditConfig, context: Detecto
 
 
 def detect_duplicates(dataset: Dataset, config: AuditConfig, context: DetectorContext) -> DetectorResult:
-    """Exact and near groups, their conflicts, and the train–test leaks at the near threshold."""
+    """Exact and near groups, their conflicts, and the train–test leaks (verified pairs, or the threshold in hash mode)."""
     hashes = context.column("phash").astype(np.uint64)
     exact_of = group_exact(dataset.pixels, digests=context.column("digest"))
     exact_groups = describe_groups(dataset, exact_of)
-    near_of = group_near(hashes, config.near_threshold)
-    near_groups = describe_groups(dataset, near_of, hashes)
-    leaks = find_leaks(dataset, config.near_threshold, hashes)
+    verified = columns_to_pairs(context.results["near_pairs"].columns) if config.near_mode == "verified" else None
+    near = find_near_duplicates(dataset, hashes, context.column("digest"), config.near_mode, config.near_threshold,
+                                verified)
+    near_of, near_groups, leaks = near.group_of, near.groups, near.leaks
     conflicting = np.zeros(len(dataset), dtype=bool)
     cross_split = np.zeros(len(dataset), dtype=bool)
     for rows, is_conflicting, is_cross in zip(near_groups["rows"], near_groups["conflicting"], near_groups["cross_split"]):
@@ -154,17 +174,23 @@ def detect_duplicates(dataset: Dataset, config: AuditConfig, context: DetectorCo
         "conflicting": conflicting,
         "cross_split": cross_split,
         "leak": leak,
+        "near_kind": pd.array(np.where(near.kind == "", None, near.kind), dtype="string"),
+        "near_similarity": near.similarity,
     })
+    pair_kinds = near.pairs["kind"].value_counts()
     summary = {
         "exact": _group_counts(exact_groups),
-        "near": {"threshold": config.near_threshold, **_group_counts(near_groups)},
+        "near": {"threshold": config.near_threshold, "mode": config.near_mode,
+                 "min_similarity": config.near_verify.min_similarity if config.near_mode == "verified" else None,
+                 **_group_counts(near_groups), "pairs_by_kind": {kind: int(count) for kind, count in pair_kinds.items()}},
         "leaks": {
             "pairs": int(len(leaks.train_rows)),
             "test_images_with_training_copy": int(len(leaks.leaked_test_rows())),
             "training_copies_of_test_images": int(len(leaks.training_copy_rows())),
         },
     }
-    artifacts = {"exact_groups": exact_groups, "near_groups": near_groups, "leaks": leaks, "hashes": hashes}
+    artifacts = {"exact_groups": exact_groups, "near_groups": near_groups, "leaks": leaks, "hashes": hashes,
+                 "near_pairs": near.pairs}
     return DetectorResult(columns, summary, artifacts)
 
 
@@ -173,8 +199,11 @@ def registered_detectors() -> tuple[Detector, ...]:
     in SAMPLE_COLUMNS at the end of samples.csv, in this order."""
     return (
         Detector("digests", detect_digests, cache_key=lambda config: None, internal_columns=("digest",)),
-        Detector("phash", detect_phashes, cache_key=lambda config: None),
-        Detector("duplicates", detect_duplicates, needs=("digests", "phash"), flags=(
+        Detector("phash", detect_phashes, cache_key=lambda config: None, version="2",
+                 internal_columns=("phash_mirror",)),
+        Detector("near_pairs", detect_near_pairs, needs=("digests", "phash"), internal_columns=PAIR_COLUMNS,
+                 cache_key=lambda config: config.near_verify if config.near_mode == "verified" else "hash"),
+        Detector("duplicates", detect_duplicates, needs=("digests", "phash", "near_pairs"), flags=(
             Flag("duplicate", "in an exact or near duplicate group", ("exact_group", "near_group")),
             Flag("conflict", "in a near group whose emotions disagree", ("conflicting",)),
             Flag("leak", "a Training image with a test copy, or a test image with a Training copy", ("leak",)))),

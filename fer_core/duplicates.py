@@ -18,9 +18,10 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .dataset import Dataset
-from .hashing import exact_digests, find_close_pairs, find_near_links, hamming_distance, phash_batch
+from .hashing import (exact_digests, find_close_pairs, find_near_links, hamming_distance, phash_and_mirror_batch,
+                      phash_batch)
 from .labels import EMOTIONS, TRAINING
-from .near_verify import NearVerifyConfig, VerifiedPairs, find_candidates, verify_pairs
+from .near_verify import KINDS, NearVerifyConfig, VerifiedPairs, accepted, find_candidates, verify_pairs
 
 # Chosen from the pair-distance histogram of FER-2013's pHashes (README, "Near-duplicate
 # threshold"): up to 6 bits, pairs are almost all copies (shifted, re-encoded, re-cropped);
@@ -29,6 +30,8 @@ DEFAULT_NEAR_THRESHOLD = 6
 # Two unrelated 64-bit pHashes differ in 32 bits on average: beyond that, "near" means nothing.
 MAX_NEAR_THRESHOLD = 32
 NO_GROUP = -1
+NEAR_MODES = ("verified", "hash")  # pairs confirmed on pixels (default) | pHashes within the threshold
+PAIR_KINDS = KINDS + ("hash",)  # `hash`: a hash-only pair, not verified
 
 
 def check_near_threshold(bits: int) -> int:
@@ -161,7 +164,7 @@ def find_leaks(dataset: Dataset, max_hamming_distance: int = DEFAULT_NEAR_THRESH
     return Leaks(np.concatenate(train_rows), np.concatenate(test_rows), np.concatenate(distances))
 
 
-def find_verified_pairs(pixels: np.ndarray, hashes: np.ndarray, mirror_hashes: np.ndarray,
+def find_verified_pairs(pixels: np.ndarray, hashes: np.ndarray, mirror_hashes: np.ndarray | None,
                         config: NearVerifyConfig = NearVerifyConfig(),
                         digests: np.ndarray | None = None) -> VerifiedPairs:
     """Accepted near pairs between *distinct* images, each image standing for its exact copies.
@@ -171,12 +174,14 @@ def find_verified_pairs(pixels: np.ndarray, hashes: np.ndarray, mirror_hashes: n
     representatives; `expand_pairs` lists every member pair.
     """
     digests = exact_digests(pixels) if digests is None else digests
+    if mirror_hashes is None:
+        hashes, mirror_hashes = phash_and_mirror_batch(pixels)
     _, representatives = np.unique(digests, return_index=True)
     representatives = np.sort(representatives)
     local_a, local_b = find_candidates(pixels[representatives], hashes[representatives],
                                        mirror_hashes[representatives], config)
     scored = verify_pairs(pixels, representatives[local_a], representatives[local_b], config)
-    return scored.select(scored.similarity >= config.min_similarity)
+    return scored.select(accepted(scored, config))
 
 
 def exact_pairs(digests: np.ndarray) -> VerifiedPairs:
@@ -254,13 +259,11 @@ def pair_table(dataset: Dataset, pairs: VerifiedPairs, hashes: np.ndarray) -> pd
 
 
 def kinds_by_group(group_of: np.ndarray, pairs: VerifiedPairs) -> dict[int, list[str]]:
-    """The kinds of the pairs inside each group (sorted in KINDS order)."""
-    from .near_verify import KINDS
-
+    """The kinds of the pairs inside each group (in PAIR_KINDS order)."""
     found: dict[int, set[str]] = {}
     for group, kind in zip(group_of[pairs.rows_a].tolist(), pairs.kind.tolist()):
         found.setdefault(group, set()).add(kind)
-    return {group: [kind for kind in KINDS if kind in kinds] for group, kinds in found.items()}
+    return {group: [kind for kind in PAIR_KINDS if kind in kinds] for group, kinds in found.items()}
 
 
 def strongest_pair_per_row(count: int, pairs: VerifiedPairs) -> tuple[np.ndarray, np.ndarray]:
@@ -277,3 +280,75 @@ def strongest_pair_per_row(count: int, pairs: VerifiedPairs) -> tuple[np.ndarray
     kind[rows[first]] = kinds[first]
     similarity[rows[first]] = values[first]
     return kind, similarity
+
+
+@dataclass(frozen=True)
+class NearDuplicates:
+    """Near groups, their pairs and the train–test leaks, in either mode."""
+
+    mode: str
+    group_of: np.ndarray
+    groups: pd.DataFrame  # describe_groups + `kinds` (the kinds of the pairs inside each group)
+    pairs: pd.DataFrame  # pair_table: every link (representatives and exact copies)
+    leaks: Leaks
+    kind: np.ndarray  # per row: the kind of its most similar pair ('' when in no pair)
+    similarity: np.ndarray  # per row: that pair's similarity (NaN when in no pair)
+
+
+def find_near_duplicates(dataset: Dataset, hashes: np.ndarray, digests: np.ndarray, mode: str,
+                         max_hamming_distance: int, verified: VerifiedPairs | None = None) -> NearDuplicates:
+    """Near groups and leaks from verified pairs (`verified`, from `find_verified_pairs`) or, in `hash`
+    mode, from pHashes within `max_hamming_distance` (pairs of kind `hash`, similarity NaN)."""
+    if mode not in NEAR_MODES:
+        raise ValueError(f"near mode {mode!r} unknown; expected one of {', '.join(NEAR_MODES)}")
+    exact = exact_pairs(digests)
+    if mode == "verified":
+        verified = verified if verified is not None else find_verified_pairs(dataset.pixels, hashes, digests=digests,
+                                                                             mirror_hashes=None)
+        links = VerifiedPairs.concatenate([exact, verified])
+        leaks = leaks_from_pairs(dataset, expand_pairs(verified, digests), hashes)
+    else:
+        i, j, _ = find_near_links(hashes, max_hamming_distance)
+        identical = digests[i] == digests[j]
+        count = len(i)
+        links = VerifiedPairs(i, j, np.where(identical, 1.0, np.nan).astype(np.float32), np.zeros(count, np.int8),
+                              np.zeros(count, np.int8), np.ones(count, np.float32), np.zeros(count, bool),
+                              np.where(identical, "exact", "hash").astype(object))
+        leaks = find_leaks(dataset, max_hamming_distance, hashes)
+    group_of = group_verified(len(dataset), links)
+    groups = describe_groups(dataset, group_of, hashes)
+    kinds = kinds_by_group(group_of, links)
+    groups["kinds"] = [kinds.get(group, []) for group in groups["group"]]
+    kind, similarity = strongest_pair_per_row(len(dataset), links)
+    return NearDuplicates(mode, group_of, groups, pair_table(dataset, links, hashes), leaks, kind, similarity)
+
+
+PAIR_COLUMNS = ("near_partners", "near_partner_similarity", "near_partner_shift_x", "near_partner_shift_y",
+                "near_partner_scale", "near_partner_mirrored", "near_partner_kind")
+
+
+def pairs_to_columns(count: int, pairs: VerifiedPairs) -> pd.DataFrame:
+    """Verified pairs as one row per sample (lists of its partners with a higher row), so the audit can
+    cache them beside the per-sample columns."""
+    order = np.lexsort((pairs.rows_b, pairs.rows_a))
+    pairs = pairs.select(order)
+    boundaries = np.searchsorted(pairs.rows_a, np.arange(count + 1))
+    values = (pairs.rows_b, pairs.similarity, pairs.shift_x, pairs.shift_y, pairs.scale, pairs.mirrored,
+              pairs.kind.astype(str))
+    return pd.DataFrame({name: [value[start:end].tolist() for start, end in zip(boundaries[:-1], boundaries[1:])]
+                         for name, value in zip(PAIR_COLUMNS, values)})
+
+
+def columns_to_pairs(columns: pd.DataFrame) -> VerifiedPairs:
+    """The inverse of `pairs_to_columns`."""
+    partners = columns["near_partners"].tolist()
+    sizes = np.array([len(row) for row in partners], np.int64)
+
+    def flat(name: str, dtype) -> np.ndarray:
+        rows = columns[name].tolist()
+        return np.concatenate([np.asarray(row, dtype=dtype) for row in rows]) if sizes.sum() else np.empty(0, dtype)
+
+    return VerifiedPairs(np.repeat(np.arange(len(columns)), sizes), flat("near_partners", np.int64),
+                         flat("near_partner_similarity", np.float32), flat("near_partner_shift_x", np.int8),
+                         flat("near_partner_shift_y", np.int8), flat("near_partner_scale", np.float32),
+                         flat("near_partner_mirrored", bool), flat("near_partner_kind", str).astype(object))

@@ -45,7 +45,8 @@ KINDS = ("exact", "near", "shifted", "cropped", "mirrored")
 class NearVerifyConfig:
     """How near-duplicate candidates are proposed and verified (defaults: README, "Near duplicates")."""
 
-    min_similarity: float = 0.93
+    min_similarity: float = 0.95
+    mirrored_min_similarity: float = 0.97
     max_shift: int = 3
     scales: tuple[float, ...] = (0.9, 0.95, 1.0, 1.05, 1.1)
     try_mirror: bool = True
@@ -53,9 +54,9 @@ class NearVerifyConfig:
     grid_side: int = 16
     grid_step: float = 2.0
     hash_radius: int = 8
-    descriptor_neighbours: int = 3
+    descriptor_neighbours: int = 5
     descriptor_clusters: int = 128
-    descriptor_probes: int = 2
+    descriptor_probes: int = 3
     coarse_min_similarity: float = 0.85
     kind_margin: float = 0.01
     min_contrast: float = 2.0
@@ -64,8 +65,9 @@ class NearVerifyConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.min_similarity <= 1.0:
-            raise ValueError(f"min_similarity {self.min_similarity} out of range; expected 0 < value <= 1")
+        for name in ("min_similarity", "mirrored_min_similarity"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} {getattr(self, name)} out of range; expected 0 < value <= 1")
         if not 0 <= self.max_shift <= 8:
             raise ValueError(f"max_shift {self.max_shift} out of range; expected 0..8 pixels")
         if not self.scales or any(not 0.8 <= scale <= 1.25 for scale in self.scales) or 1.0 not in self.scales:
@@ -102,6 +104,14 @@ class VerifiedPairs:
             return empty_pairs()
         return VerifiedPairs(*(np.concatenate([getattr(part, name) for part in parts])
                                for name in VerifiedPairs.__dataclass_fields__))
+
+
+def accepted(pairs: VerifiedPairs, config: NearVerifyConfig) -> np.ndarray:
+    """Which scored pairs are near duplicates: similarity ≥ `min_similarity`, and ≥ `mirrored_min_similarity`
+    when only the mirror explains them (faces are nearly symmetric, so the mirror search finds more
+    chance look-alikes; README, "Near duplicates")."""
+    bar = np.where(pairs.kind == "mirrored", config.mirrored_min_similarity, config.min_similarity)
+    return pairs.similarity >= bar
 
 
 def empty_pairs() -> VerifiedPairs:
@@ -165,7 +175,7 @@ def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> 
     mirrored image looks only in its `descriptor_probes` nearest blocks, and keeps its nearest
     neighbours over those blocks. Ranks, not a fixed cosine: faces crowd together unevenly.
     """
-    from sklearn.cluster import KMeans
+    from scipy.cluster.vq import kmeans2  # scipy is loaded already; importing scikit-learn costs seconds
 
     count = len(descriptors)
     neighbours = min(config.descriptor_neighbours, count - 1)
@@ -174,7 +184,7 @@ def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> 
     clusters = int(min(config.descriptor_clusters, max(1, count // 200)))
     rng = np.random.default_rng(config.seed)
     sample = descriptors[rng.choice(count, min(count, 100 * clusters), replace=False)]
-    centers = KMeans(n_clusters=clusters, n_init=1, max_iter=30, random_state=config.seed).fit(sample).cluster_centers_
+    centers, _ = kmeans2(sample.astype(np.float64), clusters, iter=20, minit="++", seed=config.seed)
     centers = centers.astype(np.float32)
     home = np.argmax(descriptors @ centers.T, axis=1)
     queries = np.concatenate([descriptors, mirror_descriptors(descriptors)])

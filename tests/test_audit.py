@@ -28,9 +28,12 @@ def test_audit_finds_exactly_what_was_planted(synthetic, workspace):
     summary = report.summary
     assert summary["exact"] == {"groups": 3, "images_in_groups": 6, "redundant": 3,
                                 "conflicting_groups": 1, "cross_split_groups": 1}
-    assert summary["near"] == {"threshold": 6, "groups": 5, "images_in_groups": 10, "redundant": 5,
-                               "conflicting_groups": 1, "cross_split_groups": 1}
+    assert summary["near"] == {"threshold": 6, "mode": "verified", "min_similarity": 0.95,
+                               "groups": 5, "images_in_groups": 10, "redundant": 5,
+                               "conflicting_groups": 1, "cross_split_groups": 1,
+                               "pairs_by_kind": {"exact": 3, "near": 1, "shifted": 1}}
     samples = report.samples.set_index("id")
+    assert samples.loc[planted.shifted_copy[1], "near_kind"] == "shifted"
     assert set(samples.index[samples["leak"]]) == set(planted.cross_split_copy)
     assert set(samples.index[samples["conflicting"]]) == set(planted.conflicting_copy)
     top_two = samples["outlier_score"].sort_values(ascending=False).index[:2]
@@ -45,8 +48,11 @@ def test_report_files_follow_the_contract(synthetic, workspace, tmp_path):
     assert SUMMARY_KEYS <= summary.keys()
     assert set(summary["exact"]) == {"groups", "images_in_groups", "redundant", "conflicting_groups",
                                      "cross_split_groups"}
-    assert set(summary["near"]) == {"threshold", "groups", "images_in_groups", "conflicting_groups",
-                                    "cross_split_groups", "redundant"}
+    assert set(summary["near"]) == {"threshold", "mode", "min_similarity", "groups", "images_in_groups",
+                                    "conflicting_groups", "cross_split_groups", "redundant", "pairs_by_kind"}
+    pairs = pd.read_csv(samples_path.parent / "near_pairs.csv")
+    assert {"id_a", "id_b", "kind", "similarity"} <= set(pairs.columns) and set(pairs["kind"]) <= {"exact", "near",
+                                                                                                  "shifted"}
     samples = pd.read_csv(samples_path, keep_default_na=False)
     for column in ("id", "label", "usage", "mean", "exact_group", "near_group", "outlier_score", "outlier"):
         assert column in samples.columns
@@ -61,11 +67,11 @@ def test_second_audit_reuses_cached_features(synthetic, workspace):
     first = run_audit(dataset, workspace=workspace)
     second = run_audit(dataset, workspace=workspace)
     stages = second.summary["seconds_by_stage"]
-    assert {"digests (cache)", "phash (cache)", "outliers (cache)"} <= stages.keys()
-    assert not {"digests", "phash", "outliers"} & stages.keys()
+    assert {"digests (cache)", "phash (cache)", "near_pairs (cache)", "outliers (cache)"} <= stages.keys()
+    assert not {"digests", "phash", "near_pairs", "outliers"} & stages.keys()
     pd.testing.assert_frame_equal(first.samples, second.samples)
     cached = sorted(path.name.split("-")[0] for path in (workspace / "cache").glob("*.parquet"))
-    assert cached == ["digests", "faces", "outliers", "phash"]
+    assert cached == ["digests", "faces", "near_pairs", "outliers", "phash"]
 
 
 def test_a_config_change_misses_only_that_detectors_cache(synthetic, workspace):
@@ -135,7 +141,7 @@ def test_near_threshold_bounds_are_checked_once_for_all(threshold, synthetic):
 
 def test_threshold_zero_near_groups_equal_identical_hashes(synthetic, workspace):
     dataset, _ = synthetic
-    report = run_audit(dataset, AuditConfig(near_threshold=0), workspace=workspace)
+    report = run_audit(dataset, AuditConfig(near_threshold=0, near_mode="hash"), workspace=workspace)
     assert report.summary["near"]["groups"] == 4  # 3 exact groups + the JPEG copy with an identical hash
 
 

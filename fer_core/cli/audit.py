@@ -1,4 +1,4 @@
-"""`python -m fer_core audit DATA --out DIR [--near-threshold T]`."""
+"""`python -m fer_core audit DATA --out DIR [--near-threshold T] [--near-mode verified|hash]`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..audit import AuditConfig, audit_source, write_report
-from ..duplicates import DEFAULT_NEAR_THRESHOLD
+from ..duplicates import DEFAULT_NEAR_THRESHOLD, NEAR_MODES
 from ..paths import check_output_folder, check_workspace
 from ..progress import TerminalProgress
 
@@ -17,6 +17,9 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, help="folder for summary.json and samples.csv")
     parser.add_argument("--near-threshold", type=int, default=DEFAULT_NEAR_THRESHOLD,
                         help=f"max Hamming distance between pHashes of near copies (default {DEFAULT_NEAR_THRESHOLD})")
+    parser.add_argument("--near-mode", choices=NEAR_MODES, default="verified",
+                        help="verified: near copies confirmed on pixels, also shifted, cropped or mirrored (default); "
+                             "hash: pHashes within --near-threshold only, the original method")
     parser.add_argument("--workspace", default=None, help="workspace folder (default $FER_AUDIT_HOME or ./workspace)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--fast", action="store_true",
@@ -25,7 +28,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = AuditConfig(near_threshold=args.near_threshold, face_stage=not args.fast)
+    config = AuditConfig(near_threshold=args.near_threshold, near_mode=args.near_mode, face_stage=not args.fast)
     check_output_folder(args.out, "--out")  # before the audit, not after it
     check_workspace(args.workspace)
     progress = TerminalProgress(enabled=not args.quiet and sys.stderr.isatty())
@@ -35,6 +38,12 @@ def run(args: argparse.Namespace) -> int:
     print(format_summary(report.summary))
     print(f"wrote {summary_path} and {samples_path}")
     return 0
+
+
+def _near_method(near: dict) -> str:
+    if near.get("mode", "hash") == "hash":
+        return f"pHash ≤ {near['threshold']} bits"
+    return f"verified on pixels, similarity ≥ {near['min_similarity']}"
 
 
 def format_summary(summary: dict) -> str:
@@ -47,7 +56,7 @@ def format_summary(summary: dict) -> str:
         f"exact duplicates: {exact['groups']:,} groups, {exact['images_in_groups']:,} images, "
         f"{exact['redundant']:,} redundant copies; {exact['conflicting_groups']:,} with conflicting emotions, "
         f"{exact['cross_split_groups']:,} across train/test",
-        f"near duplicates (pHash ≤ {near['threshold']} bits): {near['groups']:,} groups, "
+        f"near duplicates ({_near_method(near)}): {near['groups']:,} groups, "
         f"{near['images_in_groups']:,} images; {near['conflicting_groups']:,} conflicting, "
         f"{near['cross_split_groups']:,} across train/test",
         f"train–test leaks: {leaks['test_images_with_training_copy']:,} test images have a copy in Training "
