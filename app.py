@@ -24,7 +24,7 @@ st.caption(f"{summary['images']:,} images · fingerprint {report.dataset.fingerp
 with st.container(horizontal=True, gap="medium"):
     for card in overview.overview_cards(summary):
         st.metric(card.label, f"{card.value:,}", delta=f"{card.change:,}" if card.change else None,
-                  delta_color="off" if card.neutral else "inverse", help=card.help, border=True, width=190)
+                  delta_color="off" if card.neutral else "inverse", help=card.help, border=True, width=240)
 st.markdown(views.escape_markdown(overview.leak_reconciliation(summary)))
 mislabels.overview_card(report, log)
 

@@ -67,8 +67,8 @@ def _resolve_group(report: AuditReport, key: str, member_ids: list[str]) -> None
 def _group_success(resolution: str, options: dict) -> str:
     keep = views.short_id(options["keep_id"]) if options.get("keep_id") else "one copy"
     if resolution == "keep_one":
-        relabel = f", relabeled it to {options['emotion']}" if options.get("emotion") else ""
-        return f"Kept {keep}{relabel} and dropped the other copies"
+        label = f" as {options['emotion']}" if options.get("emotion") else ""
+        return f"Kept {keep}{label} and dropped the other copies"
     if resolution == "relabel":
         return f"Relabeled the group to {options['emotion']}"
     return "Dropped the group"

@@ -181,8 +181,8 @@ def test_guard(report: AuditReport, ids: list[str], confirm_key: str, changes_im
     count = views.count_test_images(report.dataset, ids) if changes_images else 0
     if count and not st.session_state.get(confirm_key):
         flash("error", f"Not done: this would drop or relabel {count:,} PublicTest/PrivateTest image(s), which "
-                       f"changes what models are scored on. Tick “Yes, change {count:,} … test image(s) too” and "
-                       "click again.")
+                       f"changes what models are scored on. Tick “Yes, change … test image(s) too” and click "
+                       "again.")
         return False
     return True
 

@@ -151,7 +151,7 @@ def test_overview_labels_exact_and_near_and_reconciles_leaks(audited, workspace)
     report, _ = audited
     summary = views.curated_summary(report, table_after(report, workspace), 0)
     labels = [card.label for card in overview.overview_cards(summary)]
-    assert "Exact groups, labels disagree" in labels and "Near groups, labels disagree" in labels
+    assert "Exact groups, labels differ" in labels and "Near groups, labels differ" in labels
     assert all("xact" in label or "ear" in label for label in labels if "group" in label.lower())
     text = overview.leak_reconciliation(summary)
     assert f"{summary['leaked_test_images']:,} test images" in text
