@@ -5,7 +5,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from fer_core.models import MODEL_NAMES, build_model, load_trained_model, size_hyperparameters  # noqa: E402
+from fer_core.models import (MODEL_NAMES, build_model, load_trained_model, model_variants,  # noqa: E402
+                             size_hyperparameters)
 
 
 def random_batch(count: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -18,10 +19,11 @@ def layers_of_type(model: "keras.Model", layer_type: type) -> list:
     return [layer for layer in model._flatten_layers() if isinstance(layer, layer_type)]
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
-def test_tiny_model_builds_outputs_seven_probabilities_and_fits_one_step(name):
+@pytest.mark.parametrize("name, variant", [(name, None) for name in MODEL_NAMES]
+                         + [("cnn_lstm", variant) for variant in model_variants("cnn_lstm")[1:]])
+def test_tiny_model_builds_outputs_seven_probabilities_and_fits_one_step(name, variant):
     keras.utils.set_random_seed(0)
-    model = build_model(name, "tiny", seed=0)
+    model = build_model(name, "tiny", variant, seed=0)
     images, labels = random_batch()
     assert model.output_shape == (None, 7)
     probabilities = np.asarray(model(images, training=False))
@@ -102,3 +104,34 @@ def test_saved_vit_loads_with_its_custom_layer_and_predicts_the_same(tmp_path):
     loaded = load_trained_model(tmp_path / "model.keras")
     np.testing.assert_allclose(np.asarray(loaded(images, training=False)), np.asarray(model(images, training=False)),
                                rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_fast_size_builds_smaller_than_full_with_light_augmentation(name):
+    fast = build_model(name, "fast")
+    assert fast.output_shape == (None, 7)
+    layer_names = [layer.name for layer in fast.layers]
+    assert "random_shift" in layer_names and "random_rotation" not in layer_names  # light: flip + shift only
+    assert size_hyperparameters(name, "fast")
+
+
+def test_cnn_lstm_variants_read_rows_or_columns_with_one_or_two_recurrent_layers():
+    assert set(model_variants("cnn_lstm")) == {f"{kind}_{along}{layers}" for kind in ("lstm", "bilstm")
+                                               for along in ("rows", "columns") for layers in ("", "_2layers")}
+    columns = build_model("cnn_lstm", "tiny", "lstm_columns_2layers")
+    assert columns.get_layer("columns_first") and columns.get_layer("columns_to_sequence")
+    assert [layer.name for layer in layers_of_type(columns, keras.layers.LSTM)] == ["lstm1", "lstm2"]
+    assert not layers_of_type(columns, keras.layers.Bidirectional)
+    rows = build_model("cnn_lstm", "tiny")  # the default variant: one bidirectional layer over rows
+    assert rows.get_layer("rows_to_sequence") and len(layers_of_type(rows, keras.layers.Bidirectional)) == 1
+    with pytest.raises(ValueError, match="unknown variant 'gru' for model cnn_lstm; expected one of bilstm_rows"):
+        build_model("cnn_lstm", "tiny", "gru")
+    with pytest.raises(ValueError, match="unknown variant 'lstm_rows' for model cnn; expected one of standard"):
+        build_model("cnn", "tiny", "lstm_rows")
+
+
+def test_xception_is_residual_depthwise_separable():
+    model = build_model("xception", "fast")
+    assert len(layers_of_type(model, keras.layers.SeparableConv2D)) == 6  # 3 modules × 2
+    assert len(layers_of_type(model, keras.layers.Add)) == 3
+    assert model.get_layer("module3_add").output.shape[1:] == (3, 3, 256)  # stem stride 2: 24 → 12 → 6 → 3

@@ -3,10 +3,11 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from fer_core.dataset import Dataset
-from fer_core.labels import USAGES
+from fer_core.labels import EMOTIONS, USAGES
 from fer_core.training import (EpochProgress, TrainConfig, classification_metrics, leak_free_metrics,
                                select_training_data, train_and_evaluate)
 
@@ -32,9 +33,9 @@ def make_dataset(seed: int = 0) -> Dataset:
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("model", "resnet", "unknown model 'resnet'; expected one of cnn, cnn_lstm, vit, cnn_attention"),
+    ("model", "resnet", "unknown model 'resnet'; expected one of cnn, cnn_lstm, vit, cnn_attention, xception"),
     ("sampling", "adasyn", "unknown sampling 'adasyn'; expected one of none, class_weight, ros, smote"),
-    ("size", "huge", "unknown size 'huge'; expected one of tiny, full"),
+    ("size", "huge", "unknown size 'huge'; expected one of tiny, fast, full"),
     ("epochs", 0, "epochs must be a positive integer, got 0"),
     ("batch_size", -1, "batch_size must be a positive integer"),
     ("limit", 0, "limit must be a positive integer"),
@@ -96,7 +97,8 @@ def test_training_reads_the_curated_view_unless_raw(workspace):
 
 def test_same_seed_gives_same_metrics_and_leaks_are_left_out(tmp_path, workspace):
     dataset = make_dataset()
-    config = TrainConfig(model="cnn", sampling="ros", epochs=2, size="tiny", batch_size=16, seed=7, patience=5)
+    config = TrainConfig(model="cnn", sampling="ros", epochs=2, size="tiny", batch_size=16, seed=7, patience=5,
+                         deterministic=True)
     events: list[EpochProgress] = []
     first = train_and_evaluate(dataset, config, tmp_path / "first", on_epoch=events.append, workspace=workspace)
     second = train_and_evaluate(dataset, config, tmp_path / "second", workspace=workspace)
@@ -116,3 +118,38 @@ def test_same_seed_gives_same_metrics_and_leaks_are_left_out(tmp_path, workspace
     saved = json.loads((tmp_path / "first" / "metrics.json").read_text())
     assert saved["accuracy"] == first["accuracy"] and (tmp_path / "first" / "model.keras").is_file()
     assert not list((tmp_path / "first").glob("*.tmp"))
+
+
+def test_predictions_csv_has_one_row_per_scored_test_image_with_probabilities(tmp_path, workspace):
+    dataset = make_dataset(1)
+    config = TrainConfig(model="xception", sampling="none", epochs=1, size="tiny", batch_size=16)
+    metrics = train_and_evaluate(dataset, config, tmp_path / "run", workspace=workspace)
+    table = pd.read_csv(tmp_path / "run" / "predictions.csv")
+
+    assert list(table.columns) == ["id", "usage", "label", "predicted", "p_angry", "p_disgust", "p_fear", "p_happy",
+                                   "p_sad", "p_surprise", "p_neutral"]
+    tested = dataset.usages != "Training"
+    assert sorted(table["id"]) == sorted(dataset.ids[tested])
+    assert table.groupby("usage").size().to_dict() == {"PrivateTest": 21, "PublicTest": 21}
+    truth = dict(zip(dataset.ids, np.asarray(EMOTIONS)[dataset.labels]))
+    assert (table["label"] == table["id"].map(truth)).all()
+    probabilities = table[[f"p_{emotion}" for emotion in EMOTIONS]].to_numpy()
+    assert ((probabilities >= 0) & (probabilities <= 1)).all()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert (table["predicted"] == np.asarray(EMOTIONS)[probabilities.argmax(axis=1)]).all()
+    private = table[table["usage"] == "PrivateTest"]
+    assert round(float((private["label"] == private["predicted"]).mean()), 4) == metrics["accuracy"]
+    assert metrics["epochs_planned"] == 1 and metrics["variant"] == "standard"
+
+
+def test_epochs_default_per_size_and_fast_recipe_schedule():
+    from fer_core.train_config import DEFAULT_EPOCHS
+    from fer_core.training import learning_rate_schedule
+
+    assert TrainConfig(size="fast").epochs_to_run == DEFAULT_EPOCHS["fast"]
+    assert TrainConfig(size="fast", epochs=2).epochs_to_run == 2
+    schedule = learning_rate_schedule(1e-3, steps_per_epoch=10, epochs=5)
+    rates = [float(schedule(step)) for step in range(50)]
+    assert rates[0] == pytest.approx(1e-4) and rates[10] == pytest.approx(1e-3)  # warm-up over the first epoch
+    assert all(later <= earlier for earlier, later in zip(rates[10:], rates[11:]))  # then only down
+    assert rates[-1] < 2e-5

@@ -1,4 +1,4 @@
-"""`python -m fer_core train DATA --model M --sampling S --epochs N --out RUN_DIR`: one training run.
+"""`python -m fer_core train DATA --model M --sampling S [--size fast] [--epochs N] --out RUN_DIR`: one training run.
 
 Options are validated (TrainConfig) before the data is read or anything is written; the run
 prints one line per epoch and writes RUN_DIR/metrics.json, history.json and model.keras.
@@ -11,9 +11,9 @@ import dataclasses
 import typing
 
 from ..dataset import load
-from ..models import MODEL_NAMES, SIZES
+from ..models import MODEL_NAMES, SIZES, model_variants
 from ..sampling import SAMPLING_NAMES
-from ..train_config import EpochProgress, TrainConfig, format_epoch_line
+from ..train_config import DEFAULT_EPOCHS, EpochProgress, TrainConfig, format_epoch_line
 from ..training import train_and_evaluate
 
 
@@ -42,7 +42,13 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
 def add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ("model", "sampling")) -> None:
     """The TrainConfig options other than `skip` (those a caller declares itself)."""
     explained = {
-        "epochs": dict(type=int, required=True, help="maximum epochs (early stopping may end sooner)"),
+        "epochs": dict(type=int, default=None,
+                       help=f"maximum epochs, early stopping may end sooner (default per size: "
+                            f"{', '.join(f'{size} {count}' for size, count in DEFAULT_EPOCHS.items())})"),
+        "variant": dict(default=None, help="model variant, e.g. for cnn_lstm: "
+                                           f"{', '.join(model_variants('cnn_lstm'))} (default: the first)"),
+        "deterministic": dict(action="store_true",
+                              help="op determinism and float32: identical reruns, slower on a CPU"),
         "size": dict(default=TrainConfig.size, help=f"model size preset: {', '.join(SIZES)}"),
         "batch_size": dict(type=int, default=TrainConfig.batch_size),
         "limit": dict(type=int, default=None, help="train on a stratified subset of about N samples (quick runs)"),
@@ -84,7 +90,7 @@ def run_train(args: argparse.Namespace) -> int:
           f"leak-free accuracy {'n/a' if leak_free is None else f'{leak_free:.4f}'} "
           f"({metrics['leaked_test_images']} leaked image(s) left out); device {metrics['device']}, "
           f"{metrics['seconds']:.1f} s")
-    print(f"wrote {args.out}/metrics.json, history.json, model.keras")
+    print(f"wrote {args.out}/metrics.json, history.json, predictions.csv, model.keras")
     return 0
 
 
