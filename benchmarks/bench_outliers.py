@@ -1,6 +1,7 @@
 """Outlier kinds and the face stage on the real data: timings, memory, and figures against labels by eye.
 
     python benchmarks/bench_outliers.py [--data ../shared/fer2013] [--workspace DIR] [--labels CSV]
+    python benchmarks/bench_outliers.py --samples OUT/samples.csv   # figures of an audit already run
 
 Runs `python -m fer_core audit` three times in a fresh workspace (unless --workspace names a warm one):
 cold with the face stage, warm, and `--fast` (the pixel kinds only). Peak memory is the largest summed
@@ -31,12 +32,12 @@ from pathlib import Path
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from bench_audit import run_measured  # noqa: E402
 
 from fer_core.outliers import OUTLIER_KINDS  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 LABELS = ROOT / "benchmarks" / "outliers_labels.csv"
 
 
@@ -106,8 +107,12 @@ def main() -> None:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "fer2013"))
     parser.add_argument("--workspace", default=None, help="default: a fresh temporary workspace (cold run)")
     parser.add_argument("--labels", default=str(LABELS))
+    parser.add_argument("--samples", default=None, help="only score this samples.csv against the labels")
     args = parser.parse_args()
     labels = pd.read_csv(args.labels, keep_default_na=False)
+    if args.samples:
+        print(markdown(kind_figures(labels, pd.read_csv(args.samples, keep_default_na=False)), args.samples))
+        return
     with tempfile.TemporaryDirectory() as scratch:
         workspace = Path(args.workspace) if args.workspace else Path(scratch) / "workspace"
         runs = run_audits(args.data, workspace, Path(scratch))

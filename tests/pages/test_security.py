@@ -59,7 +59,7 @@ def test_s2_data_under_the_root_opens(app_without_data, tmp_path, monkeypatch, s
     monkeypatch.setenv("FER_AUDIT_DATA_ROOT", str(synthetic_folder.parent))
     app = open_page(app_without_data, None)
     app.text_input(key="data_path_input").set_value(synthetic_folder.name).run()
-    assert metrics(app)["Images kept"] == "49"
+    assert metrics(app)["Images kept"] == "50"
 
 
 def test_s2_train_refuses_a_data_path_outside_the_root(app, tmp_path, monkeypatch):
