@@ -6,6 +6,7 @@ the tests hold on a loaded machine (run them 5 times: `pytest tests/e2e --count`
 docs/APP.md). Screenshots go to a tmp folder, or to $FER_E2E_SCREENSHOTS when set.
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -226,6 +227,7 @@ def test_drop_a_group_and_see_the_overview_change(server, workspace, tmp_path):
         form.get_by_role("button", name="Apply").click()
         expect(page.get_by_text("Dropped the group").first).to_be_visible(timeout=WAIT_MS)
         expect(group.get_by_text("Resolved")).to_be_visible(timeout=WAIT_MS)  # stays in place, marked
+        assert truncated_labels(page) == []
         page.screenshot(path=str(shots / "duplicates.png"))
 
         log = read_edits(workspace)
@@ -237,4 +239,17 @@ def test_drop_a_group_and_see_the_overview_change(server, workspace, tmp_path):
             str(len(log)), timeout=WAIT_MS)
         assert int(metric(page, "Images kept").replace(",", "")) == int(images_before.replace(",", "")) - len(log)
         assert int(metric(page, "Near-copy groups open").split()[0]) == int(groups_before) - 1
+        assert truncated_labels(page) == []
         page.screenshot(path=str(shots / "overview.png"))
+
+        with page.expect_download(timeout=WAIT_MS) as download:  # Export: the manifest lists the edits
+            page.get_by_role("button", name="Manifest (JSON)").click()
+        manifest = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+        assert sorted(edit["sample_id"] for edit in manifest["applied_edits"]) == sorted(e.sample_id for e in log)
+
+
+def truncated_labels(page) -> list[str]:
+    """Card and widget labels the browser cuts short (shown with an ellipsis)."""
+    return page.evaluate("""() => [...document.querySelectorAll(
+        '[data-testid="stMetricLabel"] p, [data-testid="stWidgetLabel"] p, [data-testid="stMarkdownContainer"] p')]
+        .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)""")
