@@ -194,7 +194,8 @@ def curated_summary(report: AuditReport, table: pd.DataFrame, edits_in_effect: i
 
 def filter_groups(report: AuditReport, table: pd.DataFrame, kind: str, *, conflicting_only: bool = False,
                   cross_split_only: bool = False, emotions: tuple[str, ...] = (), usages: tuple[str, ...] = (),
-                  open_only: bool = True, keep: frozenset[int] = frozenset()) -> pd.DataFrame:
+                  open_only: bool = True, keep: frozenset[int] = frozenset(),
+                  match_kinds: tuple[str, ...] = ()) -> pd.DataFrame:
     """The duplicate groups to show, in group order, judged on the curated view (live members, current labels).
 
     Groups in `keep` (resolved during this page visit) are shown whatever the filters say, so a
@@ -217,6 +218,8 @@ def filter_groups(report: AuditReport, table: pd.DataFrame, kind: str, *, confli
         matching = members[(members["current_label"].isin(emotions) if emotions else True)
                            & (members["usage"].isin(usages) if usages else True)]
         keep &= groups["group"].isin(matching[column].astype(np.int64).unique()).to_numpy()
+    if match_kinds and "kinds" in groups:  # near groups: any pair of one of these kinds (shifted, mirrored, …)
+        keep &= groups["kinds"].map(lambda kinds: bool(set(kinds) & set(match_kinds))).to_numpy(dtype=bool)
     return groups[keep | groups["group"].isin(keep_groups).to_numpy()]
 
 
@@ -233,7 +236,8 @@ def group_members(report: AuditReport, table: pd.DataFrame, group: pd.Series) ->
 def group_title(group: pd.Series) -> str:
     """`Group 1 · 3 images · up to 8 bits apart`: groups numbered from 1 for people."""
     spread = f" · up to {int(group['max_distance'])} bits apart" if "max_distance" in group else ""
-    return f"Group {int(group['group']) + 1} · {int(group['size'])} images{spread}"
+    kinds = f" · {', '.join(group['kinds'])}" if len(group.get("kinds", ())) else ""  # how its pairs match
+    return f"Group {int(group['group']) + 1} · {int(group['size'])} images{kinds}{spread}"
 
 
 def group_badges(group: pd.Series) -> str:

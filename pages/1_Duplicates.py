@@ -4,6 +4,7 @@ import streamlit as st
 
 from fer_app import audit_task, forms, gallery, mislabels, session
 from fer_core import views
+from fer_core.duplicates import PAIR_KINDS
 from fer_core.labels import EMOTIONS, USAGES
 
 session.setup("Duplicates")
@@ -14,6 +15,9 @@ with st.sidebar:
     cross_split_only = st.checkbox("Cross-split only (train and test)", key="dup_cross")
     emotions = st.multiselect("Emotion", EMOTIONS, key="dup_emotions")
     usages = st.multiselect("Usage", USAGES, key="dup_usages")
+    match_kinds = st.multiselect("How near copies match", PAIR_KINDS, key="dup_match_kinds",
+                                 help="Near groups with a pair of this kind: exact, near (re-encoded, brightened), "
+                                      "shifted, cropped, mirrored; hash = pHash only (hash mode)")
     open_only = st.checkbox("Open groups only", value=True, key="dup_open",
                             help="Hide groups resolved (one live member left) or marked reviewed. A group you "
                                  "resolve here stays in view, marked, until you leave the page.")
@@ -28,7 +32,7 @@ with st.expander(f"Remove train–test leaks ({len(report.leaks.leaked_test_rows
 
 groups = views.filter_groups(report, table, kind, conflicting_only=conflicting_only, cross_split_only=cross_split_only,
                              emotions=tuple(emotions), usages=tuple(usages), open_only=open_only,
-                             keep=forms.resolved_group_ids(kind))
+                             keep=forms.resolved_group_ids(kind), match_kinds=tuple(match_kinds))
 st.write(f"**{len(groups):,}** {kind}-duplicate group(s) match "
          f"(of {len(report.near_groups if kind == 'near' else report.exact_groups):,}).")
 if kind == "near":
