@@ -134,3 +134,27 @@ def test_cli_fast_skips_the_face_stage(tmp_path, workspace):
         assert summary["faces"]["ran"] is expect_faces
         assert bool((samples["face_found"] != "").all()) == expect_faces
         assert set(samples["outlier_kind"]) >= {"blank", "placeholder", "drawing"}
+
+
+def test_batched_driver_agrees_with_mtcnn_detect_faces(real_faces):
+    """The fast path against the library: with MTCNN's own thresholds and a comparable pyramid, the
+    same faces are found in the same places."""
+    from mtcnn import MTCNN
+
+    pad = 12
+    config = FaceConfig(passes=(DetectionPass(False, pad / 48, 17 / 48),), threshold_pnet=0.6, threshold_rnet=0.7)
+    ours = faces.FaceDetector(config).detect(real_faces)
+    padded = [np.repeat(np.pad(image, pad, mode="edge")[..., None], 3, axis=2).astype(np.float32)
+              for image in real_faces]
+    theirs = MTCNN().detect_faces(padded, min_face_size=17, output_type="json")
+    for row, detections in enumerate(theirs):
+        if not detections:
+            continue
+        best = max(detections, key=lambda detection: detection["confidence"])
+        x, y, width, height = best["box"]
+        assert ours[row, 0] >= 0.8, f"image {row}: MTCNN finds a face, the batched driver does not"
+        centre = np.array([x + width / 2, y + height / 2]) - pad
+        assert np.abs(centre - [(ours[row, 1] + ours[row, 3]) / 2, (ours[row, 2] + ours[row, 4]) / 2]).max() < 4
+        eye = np.array(best["keypoints"]["left_eye"]) - pad
+        assert np.abs(eye - ours[row, 5:7]).max() < 4
+    assert sum(bool(detections) for detections in theirs) >= 6
