@@ -11,10 +11,11 @@ from __future__ import annotations
 import streamlit as st
 
 from fer_core import jobs, results, views
+from fer_core.jobs.experiments import submit_sweep, sweep_configs
 from fer_core.train_config import TrainConfig
 from fer_core.workspace import check_under_data_root, data_root
 
-from .session import DATA_PATH, call_safely, flash
+from .session import DATA_PATH, call_safely, flash, workspace
 
 REFRESH_SECONDS = 2
 SHOWN_RUNS = 12
@@ -22,35 +23,72 @@ SHOWN_RUNS = 12
 MODEL, SAMPLING, SIZE, DATA, EPOCHS, BATCH_SIZE, SEED, LIMIT = (
     "train_model", "train_sampling", "train_size", "train_data", "train_epochs", "train_batch_size", "train_seed",
     "train_limit")
+VARIANT, MODE, GRID_MODELS, GRID_SAMPLINGS, GRID_DATA = (
+    "train_variant", "train_mode", "train_grid_models", "train_grid_samplings", "train_grid_data")
+ONE_RUN, GRID = "One run", "Grid (models × samplings × data)"
 
+# One unit on the Results page: every score and every change of a score in percent.
 SCORES = {name: st.column_config.NumberColumn(label, format="percent") for name, label in (
     ("accuracy", "accuracy"), ("leak_free_accuracy", "leak-free acc."), ("macro_f1", "macro-F1"),
     ("precision", "precision"), ("recall", "recall"), ("f1", "F1"), ("recall_before", "recall before"),
     ("recall_after", "recall after"))}
-LABELS = {"train_images": "train images", "run": st.column_config.TextColumn("run", width="small")}
-CHANGES = {name: st.column_config.NumberColumn(label, format="%+.3f")
+LABELS = {"train_images": "train images", "test_images": "test images",
+          "run": st.column_config.TextColumn("run", width="medium")}
+CHANGES = {name: st.column_config.NumberColumn(label, format="percent")
            for name, label in (("recall_change", "Δ recall"), ("f1_change", "Δ F1"))}
 
 
 def config_from_form() -> TrainConfig:
     """The TrainConfig the Train form's widgets describe (ValueError naming a bad value)."""
     state = st.session_state
-    return TrainConfig(model=state[MODEL], sampling=state[SAMPLING], epochs=int(state[EPOCHS]),
+    variant = state.get(VARIANT) if state[MODEL] == "cnn_lstm" else None
+    return TrainConfig(model=state[MODEL], sampling=state[SAMPLING],
+                       epochs=int(state[EPOCHS]) if state[EPOCHS] else None, variant=variant,
                        batch_size=int(state[BATCH_SIZE]), size=state[SIZE], seed=int(state[SEED]),
                        limit=int(state[LIMIT]) if state[LIMIT] else None, raw=state[DATA] == "raw")
 
 
+def planned_configs() -> list[TrainConfig]:
+    """What Launch would queue: the one config, or every cell of the grid (ValueError on a bad value)."""
+    base = config_from_form()
+    if st.session_state[MODE] != GRID:
+        return [base]
+    return sweep_configs(base, st.session_state[GRID_MODELS], st.session_state[GRID_SAMPLINGS],
+                         st.session_state[GRID_DATA])
+
+
+def estimate_text() -> str:
+    """`Estimated run time: …` for what Launch would queue (runs go one after another)."""
+    try:
+        configs = planned_configs()
+        finished = results.finished_with_metrics(jobs.list_runs())
+    except ValueError as error:
+        return f"Cannot estimate: {error}"
+    estimates = [results.estimate_run_seconds(config.to_dict(), finished) for config in configs]
+    total = sum(seconds for seconds, _ in estimates)
+    what = "run" if len(configs) == 1 else f"{len(configs)} runs, one after another"
+    return (f"Estimated time: **{results.format_duration(total)}** for {what} "
+            f"({estimates[0][1]}; early stopping can end sooner).")
+
+
 def launch() -> None:
-    """Callback of the Train form's Launch button: queue the run."""
-    config = call_safely(config_from_form, failure="Cannot launch")
-    if config is None:
+    """Callback of the Launch button: queue the run, or the grid as one experiment."""
+    configs = call_safely(planned_configs, failure="Cannot launch")
+    if not configs:
         return
     path = call_safely(check_under_data_root, st.session_state[DATA_PATH], data_root(), failure="Cannot launch")
     if path is None:
         return
-    run_id = call_safely(jobs.submit, config, str(path), failure="Cannot launch")
-    if run_id is not None:
-        flash("ok", f"Run {run_id} queued")
+    if st.session_state[MODE] != GRID:
+        run_id = call_safely(jobs.submit, configs[0], str(path), failure="Cannot launch")
+        if run_id is not None:
+            flash("ok", f"Run {run_id} queued")
+        return
+    state = st.session_state
+    submitted = call_safely(submit_sweep, config_from_form(), state[GRID_MODELS], state[GRID_SAMPLINGS],
+                            state[GRID_DATA], str(path), failure="Cannot launch the grid")
+    if submitted is not None:
+        flash("ok", f"Experiment {submitted[0]} queued: {len(submitted[1])} runs")
 
 
 def cancel(run_id: str) -> None:
@@ -72,7 +110,7 @@ def show_queue() -> None:
         st.info("No runs yet: launch one above.")
         return
     st.dataframe(results.queue_table(records[:SHOWN_RUNS]), hide_index=True, key="train_queue", column_config={
-        "run": st.column_config.TextColumn("run", width="small"),
+        "run": st.column_config.TextColumn("run", width="medium"),
         "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=100.0, format="%.0f%%"),
         **{name: st.column_config.NumberColumn(name, format="%.3f") for name in ("loss", "accuracy", "val_accuracy")}})
     for record in results.active_runs(records):
@@ -87,3 +125,71 @@ def show_queue() -> None:
             st.code(results.log_tail(record) or "(empty log)", language=None)
     if results.finished_with_metrics(records):
         st.page_link("pages/5_Results.py", label="See the results", icon=":material/analytics:")
+
+
+# ---------------------------------------------------------------------------------------------
+# Results page: misclassified images of a confusion cell, the experiment grid
+
+TILES_SHOWN = 24
+TRUE_CELL, PREDICTED_CELL = "results_cell_true", "results_cell_predicted"
+
+
+@st.cache_resource(show_spinner="Reading the images…", max_entries=2)
+def _dataset(path: str, workspace_path: str):
+    """The dataset a run was trained on (its decoded cache makes this a second or two), held once."""
+    from fer_core.dataset import load
+
+    return load(path, workspace=workspace_path)
+
+
+def select_cell(chart_key: str) -> None:
+    """A click on a confusion-matrix cell picks that cell (true = row, predicted = column)."""
+    points = (st.session_state.get(chart_key) or {}).get("selection", {}).get("points", [])
+    if points:
+        st.session_state[TRUE_CELL], st.session_state[PREDICTED_CELL] = points[0]["y"], points[0]["x"]
+
+
+def show_misclassified(record: jobs.RunRecord) -> None:
+    """Pickers for one confusion cell (a click on the matrix sets them) and that cell's images as tiles."""
+    from fer_core.labels import EMOTIONS
+
+    predictions = results.read_predictions(record)
+    if predictions is None:
+        st.info("This run wrote no predictions.csv (runs before per-image predictions): no images to show.")
+        return
+    if st.session_state.get(TRUE_CELL) not in EMOTIONS or st.session_state.get(PREDICTED_CELL) not in EMOTIONS:
+        st.session_state[TRUE_CELL], st.session_state[PREDICTED_CELL] = results.worst_cell(record.metrics)
+    left, right = st.columns(2)
+    true_emotion = left.selectbox("True emotion", EMOTIONS, key=TRUE_CELL)
+    predicted_emotion = right.selectbox("Predicted as", EMOTIONS, key=PREDICTED_CELL)
+    cell = results.misclassified(predictions, true_emotion, predicted_emotion)
+    st.caption(f"{len(cell):,} PrivateTest images filed as {true_emotion} and predicted {predicted_emotion}"
+               f"{f'; the {TILES_SHOWN} most confident shown' if len(cell) > TILES_SHOWN else ''}.")
+    if cell.empty:
+        return
+    dataset = call_safely(_dataset, record.data_path, workspace(), failure="Cannot read the images")
+    if dataset is None:
+        return
+    shown = cell.head(TILES_SHOWN)
+    known = [sample_id for sample_id in shown["id"] if dataset.has_id(sample_id)]
+    images = [dataset.pixels[dataset.index_of(sample_id)] for sample_id in known]
+    confidence = dict(zip(shown["id"], shown["confidence"]))
+    st.image(images, width=72, caption=[f"{confidence[sample_id]:.0%} · {views.short_id(sample_id)}"
+                                        for sample_id in known])
+
+
+def show_experiment_grid(records: list[jobs.RunRecord]) -> None:
+    """The study's table for one experiment (picked by id): models × samplings, raw | curated | change."""
+    from fer_core.jobs.experiments import grid_rows
+
+    experiments = sorted({record.experiment_id for record in records if record.experiment_id}, reverse=True)
+    if not experiments:
+        st.info("No experiment yet: launch a grid on the Train page (or `python -m fer_core jobs sweep`).")
+        return
+    experiment = st.selectbox("Experiment", experiments, key="results_experiment")
+    table = results.study_table(grid_rows([record for record in records if record.experiment_id == experiment]))
+    percent = {name: st.column_config.NumberColumn(name, format="percent")
+               for name in table.columns if name not in ("model", "sampling", "state")}
+    st.dataframe(table, hide_index=True, key="results_study_table", column_config=percent)
+    st.download_button("Table CSV", results.study_csv(table), f"fer_audit_{experiment}_table.csv", mime="text/csv",
+                       icon=":material/download:", key="results_study_csv")

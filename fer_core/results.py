@@ -74,6 +74,42 @@ def format_duration(seconds: float | None) -> str:
     return f"{seconds} s"
 
 
+def planned_epochs(config: dict[str, Any]) -> int:
+    """The epochs a run's config plans: its `epochs`, else its size's default (TrainConfig.epochs_to_run)."""
+    from .train_config import DEFAULT_EPOCHS
+
+    return int(config.get("epochs") or DEFAULT_EPOCHS.get(config.get("size") or "full", 1))
+
+
+# Training images per second at batch 128 on the 2-core development VM (benchmarks/RESULTS_train.md),
+# the fallback of `estimate_run_seconds` until this workspace has finished runs of its own.
+REFERENCE_IMAGES_PER_SECOND = {"tiny": 900.0, "fast": 60.0, "full": 30.0}
+FULL_TRAINING_IMAGES = 28_709  # FER-2013's Training split
+RESAMPLED_SHARE = 50_505 / 28_709  # ROS and SMOTE grow every emotion to the largest (happy)
+RUN_OVERHEAD_SECONDS = 60.0  # TensorFlow start, leak search, evaluation and writing
+
+
+def estimate_run_seconds(config: dict[str, Any], finished: Sequence["RunRecord"] = (),
+                         training_images: int = FULL_TRAINING_IMAGES) -> tuple[float, str]:
+    """Seconds a run will take (planned epochs, no early stop) and what the estimate rests on.
+
+    Speed: the median images/s of this workspace's finished runs of the same model and size when
+    there are any, else the reference speed of the size measured on the development VM.
+    """
+    speeds = [record.metrics["images_per_second"] for record in finished
+              if record.metrics and record.metrics.get("images_per_second")
+              and record.config.get("model") == config.get("model") and record.config.get("size") == config.get("size")]
+    if speeds:
+        speed, basis = float(np.median(speeds)), f"the speed of {len(speeds)} finished run(s) like it here"
+    else:
+        speed = REFERENCE_IMAGES_PER_SECOND.get(config.get("size"), REFERENCE_IMAGES_PER_SECOND["full"])
+        basis = f"about {speed:,.0f} training images/s (a 2-core CPU; no finished {config.get('model')} run here yet)"
+    images = min(training_images, config["limit"]) if config.get("limit") else training_images
+    if config.get("sampling") in ("ros", "smote"):
+        images *= RESAMPLED_SHARE
+    return RUN_OVERHEAD_SECONDS + planned_epochs(config) * images / speed, basis
+
+
 # ---------------------------------------------------------------------------------------------
 # Tables of runs
 
@@ -94,7 +130,7 @@ def describe_run(record: "RunRecord") -> str:
     limit = f" · limit {config['limit']:,}" if config.get("limit") else ""
     when = (parse_time(record.created_at) or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M")
     return (f"{config.get('model')} · {config.get('sampling')} · {data} · {config.get('size')} · "
-            f"{config.get('epochs')} ep{limit} · {when} ({record.run_id[-6:]})")
+            f"{planned_epochs(config)} ep{limit} · {when} ({record.run_id})")
 
 
 def queue_table(records: Sequence["RunRecord"], now: datetime | None = None) -> pd.DataFrame:
@@ -103,7 +139,8 @@ def queue_table(records: Sequence["RunRecord"], now: datetime | None = None) -> 
     rows = []
     for record in records:
         config, last = record.config, (record.events[-1] if record.events else {})
-        remaining = (estimate_remaining_seconds([event["seconds"] or 0.0 for event in record.events], config["epochs"])
+        epochs = planned_epochs(config)
+        remaining = (estimate_remaining_seconds([event["seconds"] or 0.0 for event in record.events], epochs)
                      if record.state == "running" else None)
         rows.append({
             "run": record.run_id,
@@ -111,8 +148,8 @@ def queue_table(records: Sequence["RunRecord"], now: datetime | None = None) -> 
             "model": config.get("model"),
             "sampling": config.get("sampling"),
             "data": "raw" if config.get("raw") else "curated",
-            "epoch": f"{len(record.events)} / {config.get('epochs')}",
-            "progress": 100.0 * len(record.events) / max(1, int(config.get("epochs") or 1)),
+            "epoch": f"{len(record.events)} / {epochs}",
+            "progress": 100.0 * len(record.events) / max(1, epochs),
             "loss": last.get("loss"),
             "accuracy": last.get("accuracy"),
             "val_accuracy": last.get("val_accuracy"),
@@ -143,15 +180,16 @@ def runs_table(records: Sequence["RunRecord"], edit_log: Sequence["Edit"] = ()) 
             "size": config.get("size"),
             "data": data_version(record, edit_log),
             "train_images": metrics.get("train_images_before_sampling", metrics.get("train_images")),
-            "epochs": f"{metrics.get('epochs_run', len(record.events))} / {config.get('epochs')}",
+            "epochs": f"{metrics.get('epochs_run', len(record.events))} / {planned_epochs(config)}",
+            "test_images": metrics.get("test_images"),
             "accuracy": metrics.get("accuracy"),
             "leak_free_accuracy": metrics.get("leak_free_accuracy"),
             "macro_f1": metrics.get("macro_f1"),
             "device": metrics.get("device"),
             "duration": format_duration(metrics.get("seconds", elapsed_seconds(record))),
         })
-    return pd.DataFrame(rows, columns=["run", "model", "sampling", "size", "data", "train_images", "epochs",
-                                       "accuracy", "leak_free_accuracy", "macro_f1", "device", "duration"])
+    return pd.DataFrame(rows, columns=["run", "model", "sampling", "size", "data", "train_images", "test_images",
+                                       "epochs", "accuracy", "leak_free_accuracy", "macro_f1", "device", "duration"])
 
 
 def finished_with_metrics(records: Sequence["RunRecord"]) -> list["RunRecord"]:
@@ -236,17 +274,33 @@ def confusion_figure(matrix: np.ndarray, normalized: bool = False, title: str = 
     return _matrix_layout(figure, title)
 
 
-def difference_figure(before: np.ndarray, after: np.ndarray, title: str = "") -> "go.Figure":
-    """Row-normalized `after − before` on a diverging scale centred on 0: blue gained, red lost."""
+MIN_ROW_SUPPORT = 30  # a true emotion with fewer test images in either run: its changes are noise
+
+
+def difference_figure(before: np.ndarray, after: np.ndarray, title: str = "",
+                      min_support: int = MIN_ROW_SUPPORT) -> "go.Figure":
+    """`after − before` per cell: the change in images written in the cell, coloured by the change of the
+    row's share (blue gained, red lost). Rows of a true emotion with fewer than `min_support` test
+    images in either run are greyed out (no colour), so a few images cannot look like a big swing."""
     import plotly.graph_objects as go
 
+    before, after = np.asarray(before), np.asarray(after)
     change = difference_matrix(before, after)
-    limit = max(0.05, float(np.abs(change).max()))
-    text = [[f"{value:+.0%}" if abs(value) >= 0.005 else "0" for value in row] for row in change]
+    counts = difference_matrix(before, after, normalized=False)
+    support = np.minimum(before.sum(axis=1), after.sum(axis=1))
+    tiny = support < min_support
+    shown = np.where(tiny[:, np.newaxis], np.nan, change)
+    limit = max(0.05, float(np.nanmax(np.abs(shown))) if np.isfinite(shown).any() else 0.05)
+    text = [[f"{count:+,}" if count else "0" for count in row] for row in counts]
+    hover = [[f"{int(support[row]):,} test images of this emotion (fewer than {min_support}: greyed out)" if tiny[row]
+              else f"{change[row, column]:+.1%} of the row" for column in range(len(EMOTIONS))]
+             for row in range(len(EMOTIONS))]
     figure = go.Figure(go.Heatmap(
-        z=change, x=list(EMOTIONS), y=list(EMOTIONS), text=text, texttemplate="%{text}", colorscale="RdBu",
-        zmid=0, zmin=-limit, zmax=limit,
-        hovertemplate="true %{y}, predicted %{x}: %{z:+.1%} of the row<extra></extra>"))
+        z=[[None if np.isnan(value) else float(value) for value in row] for row in shown], x=list(EMOTIONS),
+        y=list(EMOTIONS), text=text, texttemplate="%{text}", colorscale="RdBu", zmid=0, zmin=-limit, zmax=limit,
+        customdata=hover, colorbar={"title": "share", "tickformat": "+.0%"},
+        hovertemplate="true %{y}, predicted %{x}: %{text} images, %{customdata}<extra></extra>"))
+    figure.update_layout(plot_bgcolor="#d9d9d9")  # greyed rows (no colour) show this background
     return _matrix_layout(figure, title)
 
 
@@ -322,3 +376,99 @@ def download_name(record: "RunRecord", extension: str) -> str:
 def log_tail(record: "RunRecord", lines: int = 40) -> str:
     """The last lines of a run's log, for the error expander."""
     return "\n".join(record.log_text().splitlines()[-lines:])
+
+
+# ---------------------------------------------------------------------------------------------
+# Test sets, predictions, misclassified images
+
+SMALL_TEST_SET = 1_000  # below this many PrivateTest images, a point of accuracy is a handful of images
+PREDICTIONS_NAME = "predictions.csv"  # training.PREDICTIONS_NAME (training imports TensorFlow lazily, not here)
+
+
+def read_predictions(record: "RunRecord") -> pd.DataFrame | None:
+    """The run's predictions.csv (one row per scored test image), or None when it wrote none (older runs)."""
+    path = Path(record.out_dir) / PREDICTIONS_NAME
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def test_set_note(record: "RunRecord") -> str:
+    """How many PrivateTest images the run's figures count, e.g. `3,589 PrivateTest images`."""
+    count = (record.metrics or {}).get("test_images")
+    return f"{count:,} PrivateTest images" if count is not None else "test-set size not recorded"
+
+
+def test_set_warnings(records: Sequence["RunRecord"]) -> list[str]:
+    """Warnings that make figures hard to read or compare: a small (`--limit`) test set, and runs
+    scored on different test images (compared by the ids in predictions.csv, else by count)."""
+    warnings = []
+    for record in records:
+        count = (record.metrics or {}).get("test_images") or 0
+        if record.config.get("limit") or count < SMALL_TEST_SET:
+            warnings.append(f"Run {record.run_id} was scored on only {count:,} PrivateTest images"
+                            f"{' (--limit ' + format(record.config['limit'], ',') + ')' if record.config.get('limit') else ''}"
+                            ": one image moves its accuracy by "
+                            f"{1 / max(count, 1):.1%}; differences of a few points are noise.")
+    if len(records) == 2:
+        first, second = (test_image_ids(record) for record in records)
+        counts = [(record.metrics or {}).get("test_images") for record in records]
+        differ = first != second if first is not None and second is not None else counts[0] != counts[1]
+        if differ:
+            warnings.append(f"The two runs were scored on different PrivateTest images ({counts[0]:,} vs "
+                            f"{counts[1]:,}): their accuracies do not compare image for image.")
+    return warnings
+
+
+def test_image_ids(record: "RunRecord") -> frozenset[str] | None:
+    predictions = read_predictions(record)
+    if predictions is None:
+        return None
+    return frozenset(predictions.loc[predictions["usage"] == "PrivateTest", "id"])
+
+
+def misclassified(predictions: pd.DataFrame, true_emotion: str, predicted_emotion: str,
+                  usage: str = "PrivateTest") -> pd.DataFrame:
+    """The images of one confusion-matrix cell (true × predicted), most confident prediction first."""
+    cell = predictions[(predictions["usage"] == usage) & (predictions["label"] == true_emotion)
+                       & (predictions["predicted"] == predicted_emotion)].copy()
+    cell["confidence"] = cell[f"p_{predicted_emotion}"]
+    return cell.sort_values("confidence", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def worst_cell(metrics: dict[str, Any]) -> tuple[str, str]:
+    """The off-diagonal confusion cell with the most images (true, predicted): a useful first look."""
+    matrix = confusion_of(metrics).copy()
+    np.fill_diagonal(matrix, -1)
+    row, column = np.unravel_index(int(np.argmax(matrix)), matrix.shape)
+    return EMOTIONS[row], EMOTIONS[column]
+
+
+# ---------------------------------------------------------------------------------------------
+# The study's table: models × samplings, raw and curated side by side
+
+STUDY_METRICS = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("leak_free_accuracy", "leak-free"))
+
+
+def study_table(grid: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """"Performance of the sampling techniques for the proposed models": one row per model × sampling,
+    and per metric the raw figure, the curated one and curated − raw. `grid` is jobs.grid_rows()."""
+    frame = pd.DataFrame(list(grid), columns=["model", "sampling", "data", "run_id", "state",
+                                              *(name for name, _ in STUDY_METRICS)])
+    rows = []
+    for (model, sampling), cell in frame.groupby(["model", "sampling"], sort=False):
+        row: dict[str, Any] = {"model": model, "sampling": sampling}
+        by_data = {data: runs.iloc[-1] for data, runs in cell.groupby("data")}
+        row["state"] = " / ".join(f"{data} {by_data[data]['state']}" for data in ("raw", "curated") if data in by_data)
+        for name, label in STUDY_METRICS:
+            values = {data: pd.to_numeric(by_data[data][name], errors="coerce") if data in by_data else np.nan
+                      for data in ("raw", "curated")}
+            row[f"{label} raw"], row[f"{label} curated"] = values["raw"], values["curated"]
+            row[f"{label} change"] = values["curated"] - values["raw"]
+        rows.append(row)
+    columns = ["model", "sampling", *(f"{label} {kind}" for _, label in STUDY_METRICS
+                                     for kind in ("raw", "curated", "change")), "state"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def study_csv(table: pd.DataFrame) -> bytes:
+    """The study table as CSV bytes (fractions 0..1, as in metrics.json)."""
+    return table.to_csv(index=False, lineterminator="\n").encode()

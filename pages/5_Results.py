@@ -1,9 +1,10 @@
-"""Results: finished runs side by side; one run's confusion matrix, per-emotion scores and curves;
-two runs compared (e.g. raw data before cleaning, curated after); metrics as CSV or JSON."""
+"""Results: finished runs side by side; one run's confusion matrix (click a cell for its images),
+per-emotion scores and curves; two runs compared (e.g. raw data before cleaning, curated after);
+an experiment grid as the study's table. Every score is in percent."""
 
 import streamlit as st
 
-from fer_app import session
+from fer_app import runs, session
 from fer_app.runs import CHANGES, LABELS, SCORES
 from fer_core import edits, jobs, results
 
@@ -27,23 +28,33 @@ by_id = {record.run_id: record for record in finished}
 
 st.subheader("One run")
 record = by_id[st.selectbox("Run", list(labels), format_func=labels.get, key="results_run")]
+for warning in results.test_set_warnings([record]):
+    st.warning(warning)
 normalized = st.toggle("Row-normalized (share of each true emotion = recall on the diagonal)", value=True,
                        key="results_normalized")
 left, right = st.columns([3, 2])
 left.plotly_chart(results.confusion_figure(results.confusion_of(record.metrics), normalized,
-                                           title="Confusion matrix on PrivateTest"), key="results_confusion")
+                                           title="Confusion matrix on PrivateTest (click a cell)"),
+                  key="results_confusion", on_select=lambda: runs.select_cell("results_confusion"),
+                  selection_mode="points")
 with right:
     metrics = record.metrics
-    st.write(f"Accuracy **{metrics['accuracy']:.1%}** · leak-free **{(metrics.get('leak_free_accuracy') or 0):.1%}** "
+    leak_free = metrics.get("leak_free_accuracy")
+    st.write(f"Accuracy **{metrics['accuracy']:.1%}** · leak-free **{'n/a' if leak_free is None else f'{leak_free:.1%}'}** "
              f"({metrics.get('leaked_test_images', 0):,} leaked test images left out) · "
-             f"macro-F1 **{metrics['macro_f1']:.3f}**")
+             f"macro-F1 **{metrics['macro_f1']:.1%}** · on {results.test_set_note(record)}")
     st.dataframe(results.per_class_table(metrics), hide_index=True, key="results_per_class", column_config=SCORES)
     with st.container(horizontal=True):
         st.download_button("Metrics CSV", results.metrics_csv(record), results.download_name(record, "csv"),
                            mime="text/csv", icon=":material/download:", key="results_csv")
         st.download_button("Metrics JSON", results.metrics_json(record), results.download_name(record, "json"),
                            mime="application/json", icon=":material/download:", key="results_json")
+with st.expander("Images of one confusion cell", expanded=True):
+    runs.show_misclassified(record)
 st.plotly_chart(results.curves_figure(results.read_history(record)), key="results_curves")
+
+st.subheader("Experiment: performance of the sampling techniques for the proposed models")
+runs.show_experiment_grid(records)
 
 st.subheader("Compare two runs")
 if len(finished) < 2:
@@ -55,14 +66,17 @@ before = by_id[left.selectbox("Before", list(labels), index=list(labels).index(b
                               key="results_before")]
 after = by_id[right.selectbox("After", list(labels), index=list(labels).index(after_id), format_func=labels.get,
                               key="results_after")]
+for warning in results.test_set_warnings([before, after]):
+    st.warning(warning)
 left.plotly_chart(results.confusion_figure(results.confusion_of(before.metrics), normalized, title="Before"),
                   key="results_before_confusion")
 right.plotly_chart(results.confusion_figure(results.confusion_of(after.metrics), normalized, title="After"),
                    key="results_after_confusion")
-st.caption("Blue: a larger share of the true emotion's images in that cell after; red: a smaller share. "
-           "Blue on the diagonal is better recall; blue off it is more confusion.")
+st.caption("Each cell of the difference says how many more (+) or fewer (−) test images landed there after; its "
+           f"colour is the change of the row's share (blue gained, red lost). Grey rows: fewer than "
+           f"{results.MIN_ROW_SUPPORT} test images of that emotion in a run, too few to read a change from.")
 left, right = st.columns([3, 2])
 left.plotly_chart(results.difference_figure(results.confusion_of(before.metrics), results.confusion_of(after.metrics),
-                                            title="After − before (row-normalized)"), key="results_difference")
+                                            title="After − before (images)"), key="results_difference")
 right.dataframe(results.recall_changes(before.metrics, after.metrics), hide_index=True, key="results_recall_changes",
                 column_config={**SCORES, **CHANGES})

@@ -103,8 +103,13 @@ def test_confusion_figures_carry_emotion_names_counts_and_shares():
     assert counts.text[0][6] == "10" and counts.text[0][0] == "10"
     shares = results.confusion_figure(matrix, normalized=True).data[0]
     assert shares.text[0][0] == "50%" and shares.zmax == 1
-    change = results.difference_figure(matrix, np.diag([20, 2, 8, 20, 9, 6, 12])).data[0]
-    assert change.text[0][0] == "+50%" and change.zmid == 0
+    after = np.diag([20, 2, 8, 200, 9, 6, 12])
+    after[3, 6] = 40
+    change = results.difference_figure(matrix, after, min_support=10).data[0]
+    assert change.text[0][0] == "+10" and change.text[0][6] == "-10" and change.zmid == 0  # images, not shares
+    assert change.z[0][0] == pytest.approx(0.5)  # colour: angry's share on the diagonal, 50 % → 100 %
+    assert change.z[1] == [None] * 7  # disgust: 2 test images, under the 10 asked for: greyed out
+    assert change.z[3][6] == pytest.approx(40 / 240) and change.text[3][6] == "+40"
     with pytest.raises(ValueError, match="confusion"):
         results.confusion_of({"confusion": [[1, 2]]})
 
@@ -134,3 +139,57 @@ def test_downloads_hold_the_metrics():
     payload = json.loads(results.metrics_json(record))
     assert payload["metrics"]["confusion"] == CONFUSION and payload["run_id"] == record.run_id
     assert results.download_name(record, "csv").endswith(f"{record.run_id}_metrics.csv")
+
+
+def test_study_table_puts_raw_and_curated_side_by_side_with_the_change():
+    grid = [{"model": "cnn", "sampling": "none", "data": "raw", "run_id": "a", "state": "succeeded",
+             "accuracy": 0.60, "macro_f1": 0.50, "leak_free_accuracy": 0.58},
+            {"model": "cnn", "sampling": "none", "data": "curated", "run_id": "b", "state": "succeeded",
+             "accuracy": 0.63, "macro_f1": 0.55, "leak_free_accuracy": 0.62},
+            {"model": "vit", "sampling": "ros", "data": "raw", "run_id": "c", "state": "running",
+             "accuracy": None, "macro_f1": None, "leak_free_accuracy": None}]
+    table = results.study_table(grid)
+    assert table[["model", "sampling"]].values.tolist() == [["cnn", "none"], ["vit", "ros"]]
+    first = table.iloc[0]
+    assert (first["accuracy raw"], first["accuracy curated"]) == (0.60, 0.63)
+    assert first["accuracy change"] == pytest.approx(0.03) and first["leak-free change"] == pytest.approx(0.04)
+    assert first["state"] == "raw succeeded / curated succeeded"
+    assert np.isnan(table.iloc[1]["accuracy raw"]) and np.isnan(table.iloc[1]["macro-F1 curated"])
+    assert results.study_csv(table).decode().splitlines()[0].startswith("model,sampling,accuracy raw,accuracy curated")
+
+
+def test_estimated_run_time_from_finished_runs_else_the_reference_speed():
+    config = {"model": "cnn", "size": "fast", "epochs": None, "sampling": "ros", "limit": None}
+    seconds, basis = results.estimate_run_seconds(config)
+    expected = 12 * 28_709 * (50_505 / 28_709) / results.REFERENCE_IMAGES_PER_SECOND["fast"]
+    assert seconds == pytest.approx(results.RUN_OVERHEAD_SECONDS + expected) and "no finished cnn run" in basis
+    done = make_record(images_per_second=500.0)
+    done.config.update(size="fast")
+    seconds, basis = results.estimate_run_seconds({**config, "sampling": "none", "epochs": 2, "limit": 1000}, [done])
+    assert seconds == pytest.approx(results.RUN_OVERHEAD_SECONDS + 2 * 1000 / 500) and "1 finished run" in basis
+
+
+def test_test_set_warnings_for_small_sets_and_different_test_images(tmp_path):
+    big = make_record(run_id="big", test_images=3589)
+    assert results.test_set_warnings([big]) == [] and results.test_set_note(big) == "3,589 PrivateTest images"
+    small = make_record(run_id="small", test_images=120)
+    assert "only 120 PrivateTest images" in results.test_set_warnings([small])[0]
+    other = make_record(run_id="other", test_images=3500)
+    assert any("different PrivateTest images" in warning for warning in results.test_set_warnings([big, other]))
+    for name, ids in (("one", ["x", "y"]), ("two", ["x", "z"])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "predictions.csv").write_text(
+            "id,usage,label,predicted\n" + "".join(f"{i},PrivateTest,angry,angry\n" for i in ids))
+    same_size = [make_record(run_id=name, out_dir=str(tmp_path / name), test_images=3589) for name in ("one", "two")]
+    assert any("different PrivateTest images" in warning for warning in results.test_set_warnings(same_size))
+
+
+def test_misclassified_cell_most_confident_first_and_worst_cell():
+    import pandas as pd
+
+    predictions = pd.DataFrame({"id": ["a", "b", "c", "d"], "usage": ["PrivateTest"] * 3 + ["PublicTest"],
+                                "label": ["angry", "angry", "happy", "angry"],
+                                "predicted": ["neutral", "neutral", "neutral", "neutral"],
+                                "p_neutral": [0.4, 0.9, 0.8, 0.99]})
+    assert results.misclassified(predictions, "angry", "neutral")["id"].tolist() == ["b", "a"]
+    assert results.worst_cell(make_record().metrics) == ("angry", "neutral")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fer_core import jobs
+from fer_core import jobs, results
 from fer_core.labels import EMOTIONS
 from fer_core.training import TrainConfig
 from synthetic import make_synthetic, write_folders
@@ -50,6 +50,12 @@ def trained(tmp_path_factory):
     return data, home
 
 
+def trained_app_home(app: AppTest) -> str:
+    import os
+
+    return os.environ["FER_AUDIT_HOME"]
+
+
 @pytest.fixture
 def trained_app(trained, monkeypatch):
     data, home = trained
@@ -70,6 +76,38 @@ def test_results_without_runs_points_to_train(app):
     assert not app.get("plotly_chart")
 
 
+def test_train_page_defaults_to_the_fast_size_with_an_estimate_and_shows_variants_for_cnn_lstm(app):
+    app = open_page(app, TRAIN)
+    assert app.radio(key="train_size").value == "fast" and app.number_input(key="train_epochs").value is None
+    assert app.selectbox(key="train_batch_size").value == 128
+    assert "Estimated time:" in texts(app) and "12 for fast" in app.number_input(key="train_epochs").placeholder
+    assert not [box for box in app.selectbox if box.key == "train_variant"]
+    app.selectbox(key="train_model").set_value("cnn_lstm").run()
+    assert app.selectbox(key="train_variant").options[:2] == ["bilstm_rows", "bilstm_rows_2layers"]
+    assert "xception" in app.selectbox(key="train_model").options
+
+
+def test_grid_mode_queues_one_experiment_of_every_cell(app, workspace):
+    app = open_page(app, TRAIN)
+    app.radio(key="train_mode").set_value("Grid (models × samplings × data)").run()
+    app.multiselect(key="train_grid_models").set_value(["cnn", "xception"])
+    app.multiselect(key="train_grid_samplings").set_value(["none", "ros"])
+    app.multiselect(key="train_grid_data").set_value(["raw"])
+    app.radio(key="train_size").set_value("tiny").run()
+    assert "for 4 runs, one after another" in texts(app)
+    app.button(key="train_launch").click().run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    records = jobs.list_runs(workspace)
+    try:
+        assert len(records) == 4 and len({record.experiment_id for record in records}) == 1
+        assert sorted((r.config["model"], r.config["sampling"]) for r in records) == [
+            ("cnn", "none"), ("cnn", "ros"), ("xception", "none"), ("xception", "ros")]
+        assert all(record.config["raw"] and record.config["size"] == "tiny" for record in records)
+    finally:
+        for record in records:
+            jobs.cancel(record.run_id, workspace)
+
+
 def test_launch_from_the_train_page_records_a_run(app, workspace):
     app = open_page(app, TRAIN)
     assert "No runs yet" in texts(app)
@@ -77,7 +115,7 @@ def test_launch_from_the_train_page_records_a_run(app, workspace):
     app.number_input(key="train_epochs").set_value(1)
     app.selectbox(key="train_batch_size").set_value(16)
     app.radio(key="train_data").set_value("raw")
-    app.button[0].click().run()  # the form's Launch
+    app.button(key="train_launch").click().run()
     assert not app.exception, [exception.value for exception in app.exception]
     records = jobs.list_runs(workspace)
     try:
@@ -93,6 +131,7 @@ def test_launch_from_the_train_page_records_a_run(app, workspace):
 def test_train_page_lists_finished_runs(trained_app):
     app = open_page(trained_app, TRAIN)
     queue = app.dataframe[0].value
+    assert sorted(queue["run"]) == sorted(record.run_id for record in jobs.list_runs(trained_app_home(trained_app)))
     assert queue["state"].tolist() == ["succeeded", "succeeded"] and queue["progress"].tolist() == [100.0, 100.0]
     assert queue["epoch"].tolist() == ["1 / 1", "1 / 1"]
     assert not app.error
@@ -118,3 +157,22 @@ def test_results_shows_a_finished_runs_confusion_matrix_and_a_comparison(trained
     shown = jobs.list_runs(trained[1])[0].metrics  # the newest run is picked first
     assert sum(int(text) for row in counts["text"] for text in row) == shown["test_images"] == sum(map(sum, shown["confusion"]))
     assert len(app.get("download_button")) == 2
+
+
+def test_results_shows_test_set_size_cell_images_and_greys_tiny_rows(trained_app, trained):
+    app = open_page(trained_app, RESULTS)
+    newest = jobs.list_runs(trained[1])[0]
+    assert f"on {newest.metrics['test_images']:,} PrivateTest images" in texts(app)
+    assert any("scored on only" in warning.value for warning in app.warning)  # synthetic test sets are tiny
+    assert "macro-F1" in texts(app) and "%" in texts(app).split("macro-F1")[1][:12]  # one unit: percent
+    difference = json.loads(next(c for c in app.get("plotly_chart") if c.key == "results_difference").proto.spec)
+    heatmap = difference["data"][0]
+    assert all(value is None for row in heatmap["z"] for value in row)  # every row under 30 images: greyed
+    assert all(text.lstrip("+-").isdigit() for row in heatmap["text"] for text in row)  # counts in the cells
+    app.selectbox(key="results_cell_true").set_value("angry")
+    app.selectbox(key="results_cell_predicted").set_value("angry").run()
+    assert not app.exception
+    predictions = results.read_predictions(newest)
+    cell = results.misclassified(predictions, "angry", "angry")
+    assert f"{len(cell):,} PrivateTest images filed as angry and predicted angry" in texts(app)
+    assert len(app.get("imgs")) == (1 if len(cell) else 0)
