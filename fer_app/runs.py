@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fer_core import jobs, results, views
+from fer_core import jobs, predictions, results, study, views
 from fer_core.jobs.experiments import submit_sweep, sweep_configs
 from fer_core.train_config import TrainConfig
 from fer_core.workspace import check_under_data_root, data_root
@@ -153,16 +153,16 @@ def show_misclassified(record: jobs.RunRecord) -> None:
     """Pickers for one confusion cell (a click on the matrix sets them) and that cell's images as tiles."""
     from fer_core.labels import EMOTIONS
 
-    predictions = results.read_predictions(record)
-    if predictions is None:
+    table = predictions.read_predictions(record)
+    if table is None:
         st.info("This run wrote no predictions.csv (runs before per-image predictions): no images to show.")
         return
     if st.session_state.get(TRUE_CELL) not in EMOTIONS or st.session_state.get(PREDICTED_CELL) not in EMOTIONS:
-        st.session_state[TRUE_CELL], st.session_state[PREDICTED_CELL] = results.worst_cell(record.metrics)
+        st.session_state[TRUE_CELL], st.session_state[PREDICTED_CELL] = predictions.worst_cell(record.metrics)
     left, right = st.columns(2)
     true_emotion = left.selectbox("True emotion", EMOTIONS, key=TRUE_CELL)
     predicted_emotion = right.selectbox("Predicted as", EMOTIONS, key=PREDICTED_CELL)
-    cell = results.misclassified(predictions, true_emotion, predicted_emotion)
+    cell = predictions.misclassified(table, true_emotion, predicted_emotion)
     st.caption(f"{len(cell):,} PrivateTest images filed as {true_emotion} and predicted {predicted_emotion}"
                f"{f'; the {TILES_SHOWN} most confident shown' if len(cell) > TILES_SHOWN else ''}.")
     if cell.empty:
@@ -187,9 +187,9 @@ def show_experiment_grid(records: list[jobs.RunRecord]) -> None:
         st.info("No experiment yet: launch a grid on the Train page (or `python -m fer_core jobs sweep`).")
         return
     experiment = st.selectbox("Experiment", experiments, key="results_experiment")
-    table = results.study_table(grid_rows([record for record in records if record.experiment_id == experiment]))
+    table = study.study_table(grid_rows([record for record in records if record.experiment_id == experiment]))
     percent = {name: st.column_config.NumberColumn(name, format="percent")
                for name in table.columns if name not in ("model", "sampling", "state")}
     st.dataframe(table, hide_index=True, key="results_study_table", column_config=percent)
-    st.download_button("Table CSV", results.study_csv(table), f"fer_audit_{experiment}_table.csv", mime="text/csv",
+    st.download_button("Table CSV", study.study_csv(table), f"fer_audit_{experiment}_table.csv", mime="text/csv",
                        icon=":material/download:", key="results_study_csv")

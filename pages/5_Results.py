@@ -6,7 +6,7 @@ import streamlit as st
 
 from fer_app import runs, session
 from fer_app.runs import CHANGES, LABELS, SCORES
-from fer_core import edits, jobs, results
+from fer_core import edits, jobs, predictions, results
 
 session.setup("Results")
 with session.stop_on_error("Cannot read the runs"):
@@ -28,7 +28,7 @@ by_id = {record.run_id: record for record in finished}
 
 st.subheader("One run")
 record = by_id[st.selectbox("Run", list(labels), format_func=labels.get, key="results_run")]
-for warning in results.test_set_warnings([record]):
+for warning in predictions.test_set_warnings([record]):
     st.warning(warning)
 normalized = st.toggle("Row-normalized (share of each true emotion = recall on the diagonal)", value=True,
                        key="results_normalized")
@@ -42,7 +42,7 @@ with right:
     leak_free = metrics.get("leak_free_accuracy")
     st.write(f"Accuracy **{metrics['accuracy']:.1%}** · leak-free **{'n/a' if leak_free is None else f'{leak_free:.1%}'}** "
              f"({metrics.get('leaked_test_images', 0):,} leaked test images left out) · "
-             f"macro-F1 **{metrics['macro_f1']:.1%}** · on {results.test_set_note(record)}")
+             f"macro-F1 **{metrics['macro_f1']:.1%}** · on {predictions.test_set_note(record)}")
     st.dataframe(results.per_class_table(metrics), hide_index=True, key="results_per_class", column_config=SCORES)
     with st.container(horizontal=True):
         st.download_button("Metrics CSV", results.metrics_csv(record), results.download_name(record, "csv"),
@@ -66,7 +66,7 @@ before = by_id[left.selectbox("Before", list(labels), index=list(labels).index(b
                               key="results_before")]
 after = by_id[right.selectbox("After", list(labels), index=list(labels).index(after_id), format_func=labels.get,
                               key="results_after")]
-for warning in results.test_set_warnings([before, after]):
+for warning in predictions.test_set_warnings([before, after]):
     st.warning(warning)
 left.plotly_chart(results.confusion_figure(results.confusion_of(before.metrics), normalized, title="Before"),
                   key="results_before_confusion")

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from fer_core import results
+from fer_core import predictions, results, study
 from fer_core.edits import Edit
 from fer_core.jobs import RunRecord
 from fer_core.labels import EMOTIONS
@@ -148,14 +148,14 @@ def test_study_table_puts_raw_and_curated_side_by_side_with_the_change():
              "accuracy": 0.63, "macro_f1": 0.55, "leak_free_accuracy": 0.62},
             {"model": "vit", "sampling": "ros", "data": "raw", "run_id": "c", "state": "running",
              "accuracy": None, "macro_f1": None, "leak_free_accuracy": None}]
-    table = results.study_table(grid)
+    table = study.study_table(grid)
     assert table[["model", "sampling"]].values.tolist() == [["cnn", "none"], ["vit", "ros"]]
     first = table.iloc[0]
     assert (first["accuracy raw"], first["accuracy curated"]) == (0.60, 0.63)
     assert first["accuracy change"] == pytest.approx(0.03) and first["leak-free change"] == pytest.approx(0.04)
     assert first["state"] == "raw succeeded / curated succeeded"
     assert np.isnan(table.iloc[1]["accuracy raw"]) and np.isnan(table.iloc[1]["macro-F1 curated"])
-    assert results.study_csv(table).decode().splitlines()[0].startswith("model,sampling,accuracy raw,accuracy curated")
+    assert study.study_csv(table).decode().splitlines()[0].startswith("model,sampling,accuracy raw,accuracy curated")
 
 
 def test_estimated_run_time_from_finished_runs_else_the_reference_speed():
@@ -171,25 +171,25 @@ def test_estimated_run_time_from_finished_runs_else_the_reference_speed():
 
 def test_test_set_warnings_for_small_sets_and_different_test_images(tmp_path):
     big = make_record(run_id="big", test_images=3589)
-    assert results.test_set_warnings([big]) == [] and results.test_set_note(big) == "3,589 PrivateTest images"
+    assert predictions.test_set_warnings([big]) == [] and predictions.test_set_note(big) == "3,589 PrivateTest images"
     small = make_record(run_id="small", test_images=120)
-    assert "only 120 PrivateTest images" in results.test_set_warnings([small])[0]
+    assert "only 120 PrivateTest images" in predictions.test_set_warnings([small])[0]
     other = make_record(run_id="other", test_images=3500)
-    assert any("different PrivateTest images" in warning for warning in results.test_set_warnings([big, other]))
+    assert any("different PrivateTest images" in warning for warning in predictions.test_set_warnings([big, other]))
     for name, ids in (("one", ["x", "y"]), ("two", ["x", "z"])):
         (tmp_path / name).mkdir()
         (tmp_path / name / "predictions.csv").write_text(
             "id,usage,label,predicted\n" + "".join(f"{i},PrivateTest,angry,angry\n" for i in ids))
     same_size = [make_record(run_id=name, out_dir=str(tmp_path / name), test_images=3589) for name in ("one", "two")]
-    assert any("different PrivateTest images" in warning for warning in results.test_set_warnings(same_size))
+    assert any("different PrivateTest images" in warning for warning in predictions.test_set_warnings(same_size))
 
 
 def test_misclassified_cell_most_confident_first_and_worst_cell():
     import pandas as pd
 
-    predictions = pd.DataFrame({"id": ["a", "b", "c", "d"], "usage": ["PrivateTest"] * 3 + ["PublicTest"],
+    table = pd.DataFrame({"id": ["a", "b", "c", "d"], "usage": ["PrivateTest"] * 3 + ["PublicTest"],
                                 "label": ["angry", "angry", "happy", "angry"],
                                 "predicted": ["neutral", "neutral", "neutral", "neutral"],
                                 "p_neutral": [0.4, 0.9, 0.8, 0.99]})
-    assert results.misclassified(predictions, "angry", "neutral")["id"].tolist() == ["b", "a"]
-    assert results.worst_cell(make_record().metrics) == ("angry", "neutral")
+    assert predictions.misclassified(table, "angry", "neutral")["id"].tolist() == ["b", "a"]
+    assert predictions.worst_cell(make_record().metrics) == ("angry", "neutral")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fer_core import jobs, results
+from fer_core import jobs, predictions
 from fer_core.labels import EMOTIONS
 from fer_core.training import TrainConfig
 from synthetic import make_synthetic, write_folders
@@ -172,7 +172,6 @@ def test_results_shows_test_set_size_cell_images_and_greys_tiny_rows(trained_app
     app.selectbox(key="results_cell_true").set_value("angry")
     app.selectbox(key="results_cell_predicted").set_value("angry").run()
     assert not app.exception
-    predictions = results.read_predictions(newest)
-    cell = results.misclassified(predictions, "angry", "angry")
+    cell = predictions.misclassified(predictions.read_predictions(newest), "angry", "angry")
     assert f"{len(cell):,} PrivateTest images filed as angry and predicted angry" in texts(app)
     assert len(app.get("imgs")) == (1 if len(cell) else 0)
