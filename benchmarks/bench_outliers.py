@@ -2,6 +2,7 @@
 
     python benchmarks/bench_outliers.py [--data ../shared/fer2013] [--workspace DIR] [--labels CSV]
     python benchmarks/bench_outliers.py --samples OUT/samples.csv   # figures of an audit already run
+    python benchmarks/bench_outliers.py --sheets DIR [--samples OUT/samples.csv]   # contact sheets of the labels
 
 Runs `python -m fer_core audit` three times in a fresh workspace (unless --workspace names a warm one):
 cold with the face stage, warm, and `--fast` (the pixel kinds only). Peak memory is the largest summed
@@ -102,14 +103,47 @@ def markdown(figures: dict, title: str) -> str:
     return "\n".join(lines)
 
 
+def write_sheets(labels: pd.DataFrame, data: str, folder: Path, samples: pd.DataFrame | None) -> list[Path]:
+    """One contact sheet per labelled kind (10 tiles a row, 2× upscaled), each tile captioned with its
+    position in the CSV and, given an audit's samples.csv, the kind the audit gave it: for checking
+    the labels by eye. Written outside the repository (the images are FER-2013's)."""
+    from PIL import Image, ImageDraw
+
+    from fer_core.dataset import load
+
+    dataset = load(data)
+    found = dict(zip(samples["id"], samples["outlier_kind"])) if samples is not None else {}
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for kind, group in labels.groupby("kind", sort=False):
+        tile, caption, columns = 96, 14, 10
+        sheet = Image.new("L", (columns * (tile + 4), -(-len(group) // columns) * (tile + caption + 4)), 255)
+        pen = ImageDraw.Draw(sheet)
+        for number, (position, sample_id) in enumerate(zip(group.index, group["id"])):
+            top, left = divmod(number, columns)
+            x, y = left * (tile + 4), top * (tile + caption + 4)
+            image = Image.fromarray(dataset.pixels[dataset.index_of(sample_id)]).resize((tile, tile), Image.Resampling.NEAREST)
+            sheet.paste(image, (x, y + caption))
+            pen.text((x + 2, y), f"{position} {found.get(sample_id, '')}"[:16], fill=0)
+        paths.append(folder / f"labels_{kind or 'face'}.png")
+        sheet.save(paths[-1])
+    return paths
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "fer2013"))
     parser.add_argument("--workspace", default=None, help="default: a fresh temporary workspace (cold run)")
     parser.add_argument("--labels", default=str(LABELS))
     parser.add_argument("--samples", default=None, help="only score this samples.csv against the labels")
+    parser.add_argument("--sheets", default=None, help="write contact sheets of the labelled images to this folder")
     args = parser.parse_args()
     labels = pd.read_csv(args.labels, keep_default_na=False)
+    if args.sheets:
+        samples = pd.read_csv(args.samples, keep_default_na=False) if args.samples else None
+        for path in write_sheets(labels, args.data, Path(args.sheets), samples):
+            print(f"wrote {path}")
+        return
     if args.samples:
         print(markdown(kind_figures(labels, pd.read_csv(args.samples, keep_default_na=False)), args.samples))
         return
