@@ -270,7 +270,7 @@ def cross_validated_probabilities(dataset: Dataset, training_rows: np.ndarray, f
                                   folds_dir: Path | None = None) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """N×7 probabilities: out-of-fold for Training rows, the fold models' mean for the other rows."""
     from .sampling import TrainingSet
-    from .training import configure_runtime, fit_model
+    from .training import configure_runtime, fit_model, predict_probabilities
 
     other_rows = np.setdiff1d(np.arange(len(dataset)), training_rows)
     validation = dataset.select(np.flatnonzero(dataset.usages == VALIDATION_USAGE))
@@ -284,7 +284,7 @@ def cross_validated_probabilities(dataset: Dataset, training_rows: np.ndarray, f
             if on_progress is not None:
                 on_progress(MislabelProgress("fold", fold + 1, config.folds, epochs=config.epochs))
             train_config = config.train_config(fold)
-            configure_runtime(train_config.seed)
+            configure_runtime(train_config.seed, train_config.deterministic)
             from .models import build_model
 
             model = build_model(config.model, config.size, seed=train_config.seed)
@@ -307,15 +307,6 @@ def cross_validated_probabilities(dataset: Dataset, training_rows: np.ndarray, f
         if on_progress is not None:
             on_progress(MislabelProgress("fold_done", fold + 1, config.folds, seconds=metrics["seconds"]))
     return probabilities, fold_metrics
-
-
-def predict_probabilities(model: Any, pixels: np.ndarray, batch_size: int) -> np.ndarray:
-    """Softmax probabilities per image (augmentation is off outside training)."""
-    from .training import make_pipeline
-
-    if len(pixels) == 0:
-        return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
-    return model.predict(make_pipeline(pixels, np.zeros(len(pixels)), batch_size), verbose=0).astype(np.float32)
 
 
 def _epoch_reporter(fold: int, folds: int, on_progress: ProgressCallback | None,
