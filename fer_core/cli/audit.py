@@ -15,20 +15,30 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("audit", help="find duplicates, conflicts, train–test leaks and non-faces")
     parser.add_argument("data", help="fer2013.csv or a folder with train/ and test/ image folders")
     parser.add_argument("--out", required=True, help="folder for summary.json and samples.csv")
+    add_audit_options(parser)
+    parser.add_argument("--workspace", default=None, help="workspace folder (default $FER_AUDIT_HOME or ./workspace)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+
+def add_audit_options(parser: argparse.ArgumentParser) -> None:
+    """--near-threshold, --near-mode, --fast: how the audit runs (shared with `report`, which audits too)."""
     parser.add_argument("--near-threshold", type=int, default=DEFAULT_NEAR_THRESHOLD,
                         help=f"max Hamming distance between pHashes of near copies (default {DEFAULT_NEAR_THRESHOLD})")
     parser.add_argument("--near-mode", choices=NEAR_MODES, default="verified",
                         help="verified: near copies confirmed on pixels, also shifted, cropped or mirrored (default); "
                              "hash: pHashes within --near-threshold only, the original method")
-    parser.add_argument("--workspace", default=None, help="workspace folder (default $FER_AUDIT_HOME or ./workspace)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--fast", action="store_true",
                         help="skip the face stage (minutes on a first audit); outlier kinds come from pixels only")
-    parser.set_defaults(func=run)
+
+
+def audit_config_from_args(args: argparse.Namespace) -> AuditConfig:
+    """The AuditConfig of parsed audit options (ValueError on a bad threshold)."""
+    return AuditConfig(near_threshold=args.near_threshold, near_mode=args.near_mode, face_stage=not args.fast)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = AuditConfig(near_threshold=args.near_threshold, near_mode=args.near_mode, face_stage=not args.fast)
+    config = audit_config_from_args(args)
     check_output_folder(args.out, "--out")  # before the audit, not after it
     check_workspace(args.workspace)
     progress = TerminalProgress(enabled=not args.quiet and sys.stderr.isatty())

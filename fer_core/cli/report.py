@@ -11,13 +11,13 @@ import argparse
 import sys
 import time
 
-from ..audit import AuditConfig, run_audit
+from ..audit import run_audit
 from ..dataset import load
 from ..edits import read_curation
-from ..duplicates import DEFAULT_NEAR_THRESHOLD
 from ..paths import check_workspace
 from ..progress import TerminalProgress
 from ..report import build_report, check_output_path, choose_runs, read_finished_runs, write_report
+from .audit import add_audit_options, audit_config_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,8 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workspace", default=None, help="workspace folder (default $FER_AUDIT_HOME or ./workspace)")
     parser.add_argument("--runs", nargs="+", default=(), metavar="RUN_ID",
                         help="finished runs to compare, in order (default: newest raw and newest curated run)")
-    parser.add_argument("--near-threshold", type=int, default=DEFAULT_NEAR_THRESHOLD,
-                        help=f"max Hamming distance between pHashes of near copies (default {DEFAULT_NEAR_THRESHOLD})")
+    add_audit_options(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run_report)
 
@@ -37,7 +36,7 @@ def run_report(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     out = check_output_path(args.out)
     check_workspace(args.workspace)
-    config = AuditConfig(near_threshold=args.near_threshold)
+    config = audit_config_from_args(args)
     choose_runs(read_finished_runs(args.workspace), args.runs)  # unknown run ids fail before the audit
     progress = TerminalProgress(enabled=not args.quiet and sys.stderr.isatty())
     dataset = load(args.data, workspace=args.workspace, progress=progress)
