@@ -49,7 +49,11 @@ def leak_reconciliation(summary: dict) -> str:
     if not test:
         return "No test image has a copy in Training any more." if summary["leaked_test_images"] else \
             "No test image has a copy in Training."
-    return (f"{test:,} test images have at least one exact or near copy in Training; those copies are {copies:,} "
-            f"Training images, because a test image can have several copies there (and one Training image can "
-            f"copy several test images). Removing the leaks (Duplicates page) drops the {copies:,} Training "
-            f"copies and keeps every test image.")
+    if test == copies == 1:
+        return ("1 test image has an exact or near copy in Training. Removing the leaks (Duplicates page) drops "
+                "that Training copy and keeps the test image.")
+    return (f"{test:,} test image{'s have' if test != 1 else ' has'} at least one exact or near copy in Training; "
+            f"those copies are {copies:,} Training image{'s' if copies != 1 else ''}, because a test image can have "
+            f"several copies there (and one Training image can copy several test images). Removing the leaks "
+            f"(Duplicates page) drops the {copies:,} Training cop{'ies' if copies != 1 else 'y'} and keeps every "
+            f"test image.")
