@@ -54,9 +54,9 @@ class NearVerifyConfig:
     grid_side: int = 16
     grid_step: float = 2.0
     hash_radius: int = 8
-    descriptor_neighbours: int = 5
-    descriptor_clusters: int = 128
-    descriptor_probes: int = 3
+    descriptor_neighbours: int = 6
+    descriptor_clusters: int = 64
+    descriptor_probes: int = 4
     coarse_min_similarity: float = 0.85
     kind_margin: float = 0.01
     min_contrast: float = 2.0
@@ -184,7 +184,7 @@ def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> 
     clusters = int(min(config.descriptor_clusters, max(1, count // 200)))
     rng = np.random.default_rng(config.seed)
     sample = descriptors[rng.choice(count, min(count, 100 * clusters), replace=False)]
-    centers, _ = kmeans2(sample.astype(np.float64), clusters, iter=20, minit="++", seed=config.seed)
+    centers, _ = kmeans2(sample.astype(np.float64), clusters, iter=10, minit="points", seed=config.seed)
     centers = centers.astype(np.float32)
     home = np.argmax(descriptors @ centers.T, axis=1)
     queries = np.concatenate([descriptors, mirror_descriptors(descriptors)])
