@@ -713,7 +713,9 @@ def appendix_section(inputs: ReportInputs, settings: ReportSettings) -> str:
         ("curated data fingerprint", inputs.curated.fingerprint),
         ("workspace", str(inputs.workspace)),
         ("edit log rows", f"{len(inputs.edit_log):,}"),
-        ("near-duplicate threshold", f"{audit.config.near_threshold} bits of 64 (pHash)"),
+        ("near-duplicate threshold", f"{audit.config.near_threshold} bits of 64 (pHash)"
+                                     + ("; near copies verified on pixels" if getattr(audit.config, "near_mode", "")
+                                        == "verified" else "")),
         ("outlier flag", f"outlier score ≥ {flag_min_score(audit):g}; box plot whiskers at 1.5 × IQR"
                          + ("" if getattr(audit.config, "face_stage", True) else "; face detector skipped")),
         ("thumbnails", f"{settings.thumbnail_factor}× nearest-neighbour enlargement of the 48×48 pixels"),
@@ -753,13 +755,22 @@ def _git_commit() -> str | None:
     return (done.stdout.strip() or None) if done.returncode == 0 else None
 
 
+def audit_options(audit: AuditReport) -> str:
+    """The audit's settings as the CLI options that give them (`--near-threshold`, `--near-mode`, `--fast`)."""
+    config = audit.config
+    options = f"--near-threshold {config.near_threshold}"
+    if getattr(config, "near_mode", None):
+        options += f" --near-mode {config.near_mode}"
+    return options + ("" if getattr(config, "face_stage", True) else " --fast")
+
+
 def reproduce_commands(inputs: ReportInputs) -> list[str]:
     """Shell lines, with the report's own paths, for the audit, the edit log, each run and this report."""
     data, workspace = shlex.quote(inputs.data_path), shlex.quote(str(inputs.workspace))
-    threshold = inputs.audit.config.near_threshold
+    options = audit_options(inputs.audit)
     lines = [
         "# Headline, evidence, box plot: the audit",
-        f"python -m fer_core audit {data} --out audit --near-threshold {threshold} --workspace {workspace}",
+        f"python -m fer_core audit {data} --out audit {options} --workspace {workspace}",
         "# What was done: the edit log, and the curated data with counts before/after (manifest.json)",
         f"python -m fer_core edit history --workspace {workspace}",
         f"python -m fer_core export {data} --format csv --out curated.csv --workspace {workspace}",
@@ -769,7 +780,7 @@ def reproduce_commands(inputs: ReportInputs) -> list[str]:
         lines += [train_command(inputs.data_path, record, str(inputs.workspace)) for record in inputs.runs]
     run_ids = " ".join(shlex.quote(record.run_id) for record in inputs.runs)
     lines += ["# This report",
-              f"python -m fer_core report {data} --out report.html --workspace {workspace}"
+              f"python -m fer_core report {data} --out report.html {options} --workspace {workspace}"
               + (f" --runs {run_ids}" if run_ids else "")]
     return lines
 
@@ -802,7 +813,7 @@ p { margin: 6px 0 10px; }
 .meta { color: var(--muted); font-size: 13px; }
 code, pre { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 12.5px; }
 pre { background: #f6f8fa; border: 1px solid var(--line); padding: 10px 12px; white-space: pre-wrap;
-      word-break: break-all; }
+      overflow-wrap: anywhere; }
 nav ol { display: flex; flex-wrap: wrap; gap: 4px 18px; padding: 0; margin: 10px 0 0; list-style: none; }
 nav ol li { counter-increment: section; }
 nav a { color: var(--accent); text-decoration: none; }

@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 
 from fer_core import edits, jobs
-from fer_core.audit import audit_source
+from fer_core.dataset import load
 from fer_core.jobs.experiments import submit_sweep
 from fer_core.train_config import TrainConfig
 from test_browser import ROOT, browser_page, pytestmark, screenshot_folder  # noqa: F401 (skip mark)
 from test_report import copy_real_subset
 
 HTML_REASON = "<b>looks happy</b> <img src=x onerror=alert(1)>"
-RUN_TIMEOUT_SECONDS = 300  # two tiny 1-epoch runs, one after the other, on a busy two-core machine
+RUN_TIMEOUT_SECONDS = 300  # two tiny 1-epoch runs on a busy two-core machine
 SECTION_IDS = ["headline", "evidence", "done", "changed", "appendix"]
 
 
@@ -33,12 +33,14 @@ def built_report(real_data, real_cache, tmp_path_factory):
     base = tmp_path_factory.mktemp("report_e2e")
     workspace = base / "workspace"
     subset = copy_real_subset(real_data, real_cache, base / "fer")
-    dataset = audit_source(subset, workspace=workspace).dataset
+    dataset = load(subset, workspace=workspace)
     edits.resolve_leaks(dataset, workspace=workspace)
     label = "sad" if dataset.labels[7] != 4 else "happy"
     edits.relabel(dataset, dataset.ids[7], label, HTML_REASON, author="reviewer", workspace=workspace)
-    base = TrainConfig(model="cnn", sampling="none", epochs=1, size="tiny", batch_size=32)
-    _, run_ids = submit_sweep(base, ["cnn"], ["none"], ["raw", "curated"], subset, workspace)
+    tiny = TrainConfig(model="cnn", sampling="none", epochs=1, size="tiny", batch_size=32)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(jobs.MAX_RUNS_ENV, "2")  # side by side: most of a tiny run is TensorFlow starting
+        _, run_ids = submit_sweep(tiny, ["cnn"], ["none"], ["raw", "curated"], subset, workspace)
     deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
     while not all(jobs.get_run(run_id, workspace).finished for run_id in run_ids):
         assert time.monotonic() < deadline, "tiny training runs did not finish"
@@ -47,7 +49,7 @@ def built_report(real_data, real_cache, tmp_path_factory):
     assert [record.state for record in records] == ["succeeded", "succeeded"], [r.error for r in records]
     out = base / "report.html"
     result = subprocess.run([sys.executable, "-m", "fer_core", "report", str(subset), "--out", str(out),
-                             "--workspace", str(workspace), "--runs", *run_ids, "--quiet"],
+                             "--workspace", str(workspace), "--runs", *run_ids, "--fast", "--quiet"],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     return out, workspace, records
