@@ -3,6 +3,7 @@
     python benchmarks/bench_train.py throughput [--batches 40] [--warmup-batches 5] [--batch-size 64]
     python benchmarks/bench_train.py sampling
     python benchmarks/bench_train.py accuracy --epochs 3 [--model cnn] [--sampling none] [--out DIR]
+    python benchmarks/bench_train.py fast [--models cnn,xception] [--samplings none,ros] [--epochs N] [--out DIR]
 
 Throughput and sampling measurements each run in a fresh process, so each peak RSS is that
 measurement's own (TensorFlow and the decoded data included). Throughput times training
@@ -150,6 +151,39 @@ def run_accuracy(arguments: argparse.Namespace) -> None:
           f"peak RSS {peak_rss_megabytes():.0f} MB")
 
 
+def run_fast(arguments: argparse.Namespace) -> None:
+    """Each model × sampling at size fast: the `train` CLI in a fresh process, one after another; wall
+    minutes of the whole command, peak RSS of that process (/usr/bin/time), the load average around it."""
+    import json
+    import subprocess
+
+    print(f"machine: {machine_description()}")
+    print("| model | sampling | epochs (best) | accuracy | leak-free accuracy | macro-F1 | minutes | "
+          "train images/s | peak RSS (MB) | load (start → end) |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+          flush=True)
+    for model in arguments.models.split(","):
+        for sampling in arguments.samplings.split(","):
+            out = Path(arguments.out) / f"{model}_{sampling}"
+            command = [sys.executable, "-m", "fer_core", "train", arguments.data, "--model", model,
+                       "--sampling", sampling, "--size", "fast", "--out", str(out)]
+            command += ["--epochs", str(arguments.epochs)] if arguments.epochs else []
+            command += ["--workspace", arguments.workspace] if arguments.workspace else []
+            load_before = os.getloadavg()[0]
+            started = time.perf_counter()
+            result = subprocess.run(["/usr/bin/time", "-f", "%M", *command], capture_output=True, text=True,
+                                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+            minutes = (time.perf_counter() - started) / 60
+            if result.returncode != 0:
+                print(f"| {model} | {sampling} | failed: {result.stderr.strip().splitlines()[-2:]} |", flush=True)
+                continue
+            peak_mb = int(result.stderr.strip().splitlines()[-1]) / 1024  # /usr/bin/time %M: kilobytes
+            metrics = json.loads((out / "metrics.json").read_text())
+            print(f"| {model} | {sampling} | {metrics['epochs_run']} ({metrics['best_epoch']}) | "
+                  f"{metrics['accuracy']:.4f} | {metrics['leak_free_accuracy']} | {metrics['macro_f1']:.4f} | "
+                  f"{minutes:.1f} | {metrics['images_per_second']:.0f} | {peak_mb:.0f} | "
+                  f"{load_before:.1f} → {os.getloadavg()[0]:.1f} |", flush=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="FER-2013 CSV or image folders")
@@ -172,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     accuracy.add_argument("--raw", action="store_true", help="skip the workspace's edits")
     accuracy.add_argument("--out", default=str(PROJECT_ROOT / "workspace" / "runs" / "bench-accuracy"))
     accuracy.set_defaults(func=run_accuracy)
+    fast = commands.add_parser("fast", help="every family at size fast through the train CLI: accuracy, minutes, memory")
+    fast.add_argument("--models", default="cnn,cnn_lstm,vit,cnn_attention,xception")
+    fast.add_argument("--samplings", default="none")
+    fast.add_argument("--epochs", type=int, default=None, help="default: the fast size's default")
+    fast.add_argument("--out", default=str(PROJECT_ROOT / "workspace" / "runs" / "bench-fast"))
+    fast.set_defaults(func=run_fast)
     return parser
 
 

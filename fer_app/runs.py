@@ -66,9 +66,9 @@ def estimate_text() -> str:
         return f"Cannot estimate: {error}"
     estimates = [results.estimate_run_seconds(config.to_dict(), finished) for config in configs]
     total = sum(seconds for seconds, _ in estimates)
-    what = "run" if len(configs) == 1 else f"{len(configs)} runs, one after another"
-    return (f"Estimated time: **{results.format_duration(total)}** for {what} "
-            f"({estimates[0][1]}; early stopping can end sooner).")
+    what = "one run" if len(configs) == 1 else f"{len(configs)} runs, one after another"
+    return (f"Estimated time: **{results.format_duration(total)}** for {what}, {estimates[0][1]}. "
+            "Early stopping can end a run sooner.")
 
 
 def launch() -> None:

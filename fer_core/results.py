@@ -101,9 +101,11 @@ def estimate_run_seconds(config: dict[str, Any], finished: Sequence["RunRecord"]
               and record.config.get("model") == config.get("model") and record.config.get("size") == config.get("size")]
     if speeds:
         speed, basis = float(np.median(speeds)), f"the speed of {len(speeds)} finished run(s) like it here"
+        basis = f"at {speed:,.0f} training images/s, {basis}"
     else:
         speed = REFERENCE_IMAGES_PER_SECOND.get(config.get("size"), REFERENCE_IMAGES_PER_SECOND["full"])
-        basis = f"about {speed:,.0f} training images/s (a 2-core CPU; no finished {config.get('model')} run here yet)"
+        basis = (f"at about {speed:,.0f} training images/s, measured on a busy 2-core CPU "
+                 f"(no finished {config.get('model')} {config.get('size')} run here yet)")
     images = min(training_images, config["limit"]) if config.get("limit") else training_images
     if config.get("sampling") in ("ros", "smote"):
         images *= RESAMPLED_SHARE

@@ -162,7 +162,7 @@ def test_estimated_run_time_from_finished_runs_else_the_reference_speed():
     config = {"model": "cnn", "size": "fast", "epochs": None, "sampling": "ros", "limit": None}
     seconds, basis = results.estimate_run_seconds(config)
     expected = 12 * 28_709 * (50_505 / 28_709) / results.REFERENCE_IMAGES_PER_SECOND["fast"]
-    assert seconds == pytest.approx(results.RUN_OVERHEAD_SECONDS + expected) and "no finished cnn run" in basis
+    assert seconds == pytest.approx(results.RUN_OVERHEAD_SECONDS + expected) and "no finished cnn fast run" in basis
     done = make_record(images_per_second=500.0)
     done.config.update(size="fast")
     seconds, basis = results.estimate_run_seconds({**config, "sampling": "none", "epochs": 2, "limit": 1000}, [done])

@@ -16,8 +16,8 @@ def test_launch_a_run_and_see_its_confusion_matrix(server, workspace, tmp_path):
     shots = screenshot_folder(tmp_path)
     with browser_page(shots, "training_failure.png") as page:
         page.goto(f"{server}/Train")
-        form = page.locator('[data-testid="stForm"]')
-        expect(form).to_be_visible(timeout=WAIT_MS)
+        form = page.locator('[data-testid="stMainBlockContainer"]')  # the Train page's widgets (no st.form: the
+        expect(form.get_by_text("Estimated time:")).to_be_visible(timeout=WAIT_MS)  # estimate follows them)
         settle(page)
         form.get_by_text("tiny", exact=True).click()
         epochs = form.get_by_label("Epochs (at most; early stopping on PublicTest)")
