@@ -143,7 +143,7 @@ def _majority_or_first(labels: dict[str, int]) -> int:
 
 def _preview_leaks(report: AuditReport) -> None:
     planned = call_safely(edits.resolve_leaks, report.dataset, max_hamming_distance=report.config.near_threshold,
-                          hashes=report.hashes, dry_run=True, failure="Cannot preview")
+                          hashes=report.hashes, leaks=report.leaks, dry_run=True, failure="Cannot preview")
     if planned is not None:
         st.session_state[LEAK_PREVIEW] = [edit.sample_id for edit in planned]
         remember_for_page(LEAK_PREVIEW)
@@ -152,7 +152,7 @@ def _preview_leaks(report: AuditReport) -> None:
 def _remove_leaks(report: AuditReport) -> None:
     reason = reason_of("leak_reason") or edits.DEFAULT_LEAK_REASON
     apply_edit(edits.resolve_leaks, report.dataset, reason, max_hamming_distance=report.config.near_threshold,
-               hashes=report.hashes, success="Removed the Training copies of test images")
+               hashes=report.hashes, leaks=report.leaks, success="Removed the Training copies of test images")
     st.session_state.pop(LEAK_PREVIEW, None)
 
 

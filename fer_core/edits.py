@@ -10,7 +10,7 @@ re-exported here from edit_log.py and curation.py.
 from __future__ import annotations
 
 import os
-from typing import Iterable, Literal, Sequence
+from typing import TYPE_CHECKING, Iterable, Literal, Sequence
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from .edit_log import (EDIT_COLUMNS, EDITS_SCHEMA, MAX_REASON_CHARACTERS, Change
                        read_edits, read_state, read_workspace_meta, run_plan)
 from .labels import EMOTIONS, TEST_USAGES, TRAINING, emotion_index
 from .store import APPLICATION_ID, DATABASE_NAME, database_path  # noqa: F401 (the names tests and pages know)
+
+if TYPE_CHECKING:
+    from .duplicates import Leaks
 
 DEFAULT_LEAK_REASON = "train-test leak: Training copy of a test image"
 
@@ -163,13 +166,15 @@ def resolve_group(dataset: Dataset, member_ids: Iterable[str], resolution: Resol
 
 def resolve_leaks(dataset: Dataset, reason: str = DEFAULT_LEAK_REASON, *, max_hamming_distance: int | None = None,
                   curated: bool = True, hashes: np.ndarray | None = None, author: str | None = None,
-                  workspace: str | os.PathLike | None = None, dry_run: bool = False) -> list[Edit]:
+                  workspace: str | os.PathLike | None = None, dry_run: bool = False, leaks: Leaks | None = None) -> list[Edit]:
     """Drop every Training copy (exact or near) of a PublicTest/PrivateTest image, in one batch.
 
     Leaks are searched in the curated view by default, so dropped samples neither leak nor get
     dropped again; `curated=False` searches the raw data (still skipping rows already dropped).
-    `hashes` (pHashes of the raw dataset's rows, e.g. from the audit) skip rehashing. The slow
-    search runs before the transaction, which stays short.
+    `hashes` (pHashes of the raw dataset's rows, e.g. from the audit) skip rehashing. `leaks` (the
+    audit's `duplicates.Leaks` on the raw rows, e.g. its verified near pairs) replace the search:
+    a pair counts while both images are in the view. The slow search runs before the transaction,
+    which stays short.
     """
     from .duplicates import DEFAULT_NEAR_THRESHOLD, find_leaks  # lazily: hashing is only needed here
 
@@ -178,10 +183,14 @@ def resolve_leaks(dataset: Dataset, reason: str = DEFAULT_LEAK_REASON, *, max_ha
     view = curated_dataset(dataset, workspace) if curated else dataset
     if hashes is not None and view is not dataset:
         hashes = np.asarray(hashes)[[dataset.index_of(sample_id) for sample_id in view.ids.tolist()]]
-    leaks = find_leaks(view, distance, hashes=hashes)
-    rows = np.unique(np.asarray(leaks.train_rows, dtype=np.int64))
-    rows = rows[view.usages[rows] == TRAINING]
-    leaking = view.ids[rows].tolist()
+    if leaks is not None:
+        live = np.isin(dataset.ids[leaks.train_rows], view.ids) & np.isin(dataset.ids[leaks.test_rows], view.ids)
+        leaking = dataset.ids[np.unique(leaks.train_rows[live])].tolist()
+    else:
+        leaks = find_leaks(view, distance, hashes=hashes)
+        rows = np.unique(np.asarray(leaks.train_rows, dtype=np.int64))
+        rows = rows[view.usages[rows] == TRAINING]
+        leaking = view.ids[rows].tolist()
 
     def plan(state: CurationState, _: list[Edit]) -> list[Change]:
         return [Change(sample_id, DROP, state.label_of(dataset, sample_id), None)

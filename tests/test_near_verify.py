@@ -114,3 +114,22 @@ def test_config_rejects_values_out_of_range():
         NearVerifyConfig(scales=(0.9, 1.1))
     with pytest.raises(ValueError, match="outside"):
         NearVerifyConfig(grid_side=24)
+
+
+def test_leak_removal_drops_the_training_original_of_a_mirrored_test_copy(workspace):
+    from fer_core import edits
+    from fer_core.dataset import Dataset
+    from fer_core.duplicates import find_near_duplicates
+
+    base, _, near = make_synthetic_near(seed=0)
+    original, copy = (base.index_of(sample_id) for sample_id in near.copies["mirrored"])
+    usages = base.usages.copy()
+    usages[copy] = "PublicTest"  # the mirrored copy sits in the test split
+    dataset = Dataset(ids=base.ids, pixels=base.pixels, labels=base.labels, usages=usages)
+    hashes, digests = phash_and_mirror_batch(dataset.pixels)[0], exact_digests(dataset.pixels)
+    verified = find_near_duplicates(dataset, hashes, digests, "verified", 6).leaks
+    by_hash = find_near_duplicates(dataset, hashes, digests, "hash", 6).leaks
+    assert dataset.ids[original] not in dataset.ids[by_hash.train_rows]  # the pHash misses the mirror
+    planned = {edit.sample_id for edit in edits.resolve_leaks(dataset, leaks=verified, dry_run=True)}
+    assert dataset.ids[original] in planned
+    assert planned == set(dataset.ids[verified.train_rows])
