@@ -16,7 +16,7 @@ with st.sidebar:
 
 report = audit_task.require_audit()
 table, _ = audit_task.curation(report)
-kinds = views.outlier_kind_options(table)
+kinds = views.outlier_kind_options()
 with st.sidebar:
     kind = st.selectbox("Gallery: outlier kind", list(kinds), format_func=kinds.get, key="out_kind",
                         help="blank frames; placeholders (text, icons, cards); drawings (comics, line art, cartoons); "
@@ -43,7 +43,8 @@ if selected:
 
 st.subheader("Ranked by outlier score")
 ranked = views.rank_outliers(table, flagged_only=flagged_only, show_reviewed=show_reviewed, kind=kind)
-st.caption(f"{int(table['outlier'].sum()):,} images flagged by the audit; highest score (least face-like) first. "
+st.caption(f"{int(table['outlier'].sum()):,} images flagged by the audit ({views.outlier_kind_counts(table)}); "
+           "highest score (least face-like) first. "
            "Under each image: its kind and the evidence, its score and the signals that raised it.")
 page = ranked[gallery.pager(len(ranked), page_size, key="out_page")]
 gallery.image_grid(report, table, page, key="out_rank", details=views.outlier_details(table, page))
