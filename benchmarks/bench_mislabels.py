@@ -70,7 +70,8 @@ def best_recall_at_precision(scores: np.ndarray, is_planted: np.ndarray, minimum
     if len(good) == 0:
         return {"recall": 0.0, "top_k": 0, "precision": None}
     best = good[np.argmax(recall[good])]
-    return {"recall": round(float(recall[best]), 4), "top_k": int(best + 1), "precision": round(float(precision[best]), 4)}
+    return {"recall": round(float(recall[best]), 4), "top_k": int(best + 1),
+            "precision": round(float(precision[best]), 4)}
 
 
 def conflicting_groups(original: Dataset, table: pd.DataFrame) -> dict[str, int]:

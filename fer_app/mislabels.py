@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from fer_core import edits, jobs, mislabels, views
+from fer_core import edits, jobs, mislabel_review, mislabels, views
 from fer_core.audit import AuditReport
 from fer_core.curation import Edit
 
@@ -97,10 +97,10 @@ def _decide(report: AuditReport, queue: pd.DataFrame, accept: bool) -> None:
         if not test_guard(report, ids, f"{QUEUE}_confirm_test"):
             return
         rows = queue[queue["id"].isin(ids)]
-        written = apply_edit(mislabels.accept_suggestions, report.dataset, rows, workspace=workspace(),
+        written = apply_edit(mislabel_review.accept_suggestions, report.dataset, rows, workspace=workspace(),
                              success=f"Relabeled {len(rows)} image(s) to the model's suggestion")
     else:
-        written = apply_edit(mislabels.reject_suggestions, report.dataset, ids, workspace=workspace(),
+        written = apply_edit(mislabel_review.reject_suggestions, report.dataset, ids, workspace=workspace(),
                              success=f"Kept the given label of {len(ids)} image(s)")
     if written is not None:
         clear_picks(QUEUE)
@@ -114,7 +114,7 @@ def review_queue(report: AuditReport, table: pd.DataFrame, page_size: int) -> No
         st.info("Suspected mislabels have not been computed for this data yet.")
         st.page_link("app.py", label="Compute them on the Overview", icon=":material/home:")
         return
-    queue = mislabels.review_queue(result, report.dataset, edits.read_state(workspace()))
+    queue = mislabel_review.review_queue(result, report.dataset, edits.read_state(workspace()))
     st.write(f"**{len(queue):,}** suspected mislabel(s) to decide, most suspect first "
              f"(of {int(result.summary['flagged']):,} flagged).")
     rows = pd.Series([report.dataset.index_of(sample_id) for sample_id in queue["id"]], dtype="int64")
@@ -144,7 +144,7 @@ def latest_result(report: AuditReport) -> mislabels.MislabelResult | None:
 
 def group_suggestion_caption(result: mislabels.MislabelResult | None, member_ids: list[str]) -> None:
     """Under a conflicting duplicate group: the emotion the model suggests for the photo."""
-    suggestion = mislabels.group_suggestion(result, member_ids) if result is not None else None
+    suggestion = mislabel_review.group_suggestion(result, member_ids) if result is not None else None
     if suggestion is not None:
         emotion, confidence = suggestion
         st.caption(f"Model suggests **{emotion}** for this photo (confidence {confidence:.2f}; suspected mislabels, "

@@ -15,16 +15,14 @@ Method (the dataset's own labels only, no external re-annotation):
    1 - quality (0..1, higher = more likely wrong); `suggested_label` is the pooled argmax and
    `suggested_confidence` its probability.
 
-Results are cached in the workspace (parquet + JSON) under a key made of the curated data's
-fingerprint (which covers every relabel and drop) and the settings; finished folds are kept
-while a computation runs, so a cancelled or killed one resumes where it stopped.
-TensorFlow and cleanlab are imported only when a computation starts.
+Results are cached in the workspace under the curated data's fingerprint (which covers every
+relabel and drop) and the settings, and finished folds are kept while a computation runs, so a
+cancelled or killed one resumes where it stopped (mislabel_results.py); accepting and rejecting
+suggestions is mislabel_review.py. TensorFlow and cleanlab are imported only when a computation starts.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -37,22 +35,18 @@ import pandas as pd
 
 from .dataset import Dataset
 from .duplicates import DEFAULT_NEAR_THRESHOLD, NO_GROUP, group_exact, group_near
-from .files import remove_path, replace_atomically, write_atomically, write_json_atomically
+from .files import remove_path
 from .labels import EMOTIONS, TRAINING
+from .mislabel_results import (MISLABELS_VERSION, PROBABILITY_COLUMNS, RESULT_COLUMNS, MislabelResult,  # noqa: F401
+                               cache_key, cache_root, latest_result, read_cached_result, read_fold, write_cached_result,
+                               write_fold, write_outputs)
 from .train_config import TrainConfig
-from .workspace import cache_dir
 
-# Bump when the method changes, so stale cached results are not reused.
-MISLABELS_VERSION = "1"
-RESULT_COLUMNS = ("id", "label", "usage", "suggested_label", "suggested_confidence", "mislabel_score",
-                  "is_label_issue")
-PROBABILITY_COLUMNS = tuple(f"probability_{emotion}" for emotion in EMOTIONS)
 POOLINGS: tuple[str, ...] = ("near", "exact", "none")
 FILTERS: tuple[str, ...] = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
                             "predicted_neq_given")
 RANK_METHODS: tuple[str, ...] = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
 VALIDATION_USAGE = "PublicTest"
-CACHE_FOLDER = "mislabels"
 
 
 @dataclass(frozen=True)
@@ -123,23 +117,6 @@ class MislabelsCancelled(Exception):
     """Raised when `should_stop` says so (checked at each epoch's end and between folds)."""
 
 
-@dataclass(frozen=True, eq=False)
-class MislabelResult:
-    """One row per image of the (curated) data: RESULT_COLUMNS, `group`, and the pooled probabilities."""
-
-    table: pd.DataFrame
-    summary: dict[str, Any]
-
-    @property
-    def probabilities(self) -> np.ndarray:
-        return self.table[list(PROBABILITY_COLUMNS)].to_numpy(dtype=np.float32)
-
-    def suspected(self) -> pd.DataFrame:
-        """The flagged images, most suspect first."""
-        flagged = self.table[self.table["is_label_issue"]]
-        return flagged.sort_values(["mislabel_score", "id"], ascending=[False, True], kind="stable")
-
-
 # ---------------------------------------------------------------------------------------------
 # Entry points
 
@@ -156,7 +133,7 @@ def run_mislabels(dataset: Dataset, config: MislabelConfig = MislabelConfig(), *
         if cached is not None:
             cached.summary["from_cache"] = True
             return cached
-    folds_dir = _cache_root(workspace) / f"{key}.folds"
+    folds_dir = cache_root(workspace) / f"{key}.folds"
     result = find_mislabels(data, config, on_progress=on_progress, should_stop=should_stop,
                             folds_dir=folds_dir if use_cache else None)
     result.summary.update({"from_cache": False, "cache_key": key, "raw_fingerprint": dataset.fingerprint,
@@ -213,6 +190,13 @@ def _curated(dataset: Dataset, workspace: str | os.PathLike | None) -> Dataset:
     from .edits import curated_dataset
 
     return curated_dataset(dataset, workspace)
+
+
+def find_cached_result(dataset: Dataset, config: MislabelConfig = MislabelConfig(), *,
+                       workspace: str | os.PathLike | None = None, curated: bool = True) -> MislabelResult | None:
+    """The stored result for the current curation of `dataset` and these settings, if computed."""
+    data = _curated(dataset, workspace) if curated else dataset
+    return read_cached_result(cache_key(data, config), workspace)
 
 
 def _check_trainable(dataset: Dataset, training_rows: np.ndarray, folds: int) -> None:
@@ -279,7 +263,7 @@ def cross_validated_probabilities(dataset: Dataset, training_rows: np.ndarray, f
     for fold in range(config.folds):
         _stop_if_asked(should_stop)
         held_out, kept = training_rows[fold_of == fold], training_rows[fold_of != fold]
-        saved = _read_fold(folds_dir, fold, len(held_out), len(other_rows))
+        saved = read_fold(folds_dir, fold, len(held_out), len(other_rows))
         if saved is None:
             if on_progress is not None:
                 on_progress(MislabelProgress("fold", fold + 1, config.folds, epochs=config.epochs))
@@ -297,7 +281,7 @@ def cross_validated_probabilities(dataset: Dataset, training_rows: np.ndarray, f
                        "epochs_run": len(history["epoch"]), "best_epoch": history["best_epoch"],
                        "best_val_accuracy": round(max(history["val_accuracy"]), 4), "seconds": round(seconds, 1)}
             saved = (held_probabilities, other_probabilities, metrics)
-            _write_fold(folds_dir, fold, *saved)
+            write_fold(folds_dir, fold, *saved)
         held_probabilities, other_probabilities, metrics = saved
         probabilities[held_out] = held_probabilities
         probabilities[other_rows] += other_probabilities / config.folds
@@ -325,34 +309,6 @@ def _epoch_reporter(fold: int, folds: int, on_progress: ProgressCallback | None,
 def _stop_if_asked(should_stop: StopCheck | None) -> None:
     if should_stop is not None and should_stop():
         raise MislabelsCancelled("mislabel detection cancelled")
-
-
-def _read_fold(folds_dir: Path | None, fold: int, held_out: int,
-               other: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]] | None:
-    """A finished fold's probabilities from an interrupted computation, when its shapes still fit."""
-    if folds_dir is None:
-        return None
-    prefix = folds_dir / f"fold{fold}"
-    try:
-        held_probabilities = np.load(f"{prefix}-held_out.npy", allow_pickle=False)
-        other_probabilities = np.load(f"{prefix}-other.npy", allow_pickle=False)
-        metrics = json.loads(Path(f"{prefix}.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if held_probabilities.shape != (held_out, len(EMOTIONS)) or other_probabilities.shape != (other, len(EMOTIONS)):
-        return None
-    return held_probabilities, other_probabilities, metrics
-
-
-def _write_fold(folds_dir: Path | None, fold: int, held_probabilities: np.ndarray,
-                other_probabilities: np.ndarray, metrics: dict[str, Any]) -> None:
-    if folds_dir is None:
-        return
-    folds_dir.mkdir(parents=True, exist_ok=True)
-    prefix = folds_dir / f"fold{fold}"
-    write_atomically(f"{prefix}-held_out.npy", lambda handle: np.save(handle, held_probabilities))
-    write_atomically(f"{prefix}-other.npy", lambda handle: np.save(handle, other_probabilities))
-    write_json_atomically(f"{prefix}.json", metrics)  # last: its presence says the fold is complete
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,7 +367,8 @@ def summarize(table: pd.DataFrame, config: MislabelConfig, dataset: Dataset, pro
         "images": int(len(table)),
         "flagged": int(len(flagged)),
         "flagged_by_emotion": {emotion: int((flagged["label"] == emotion).sum()) for emotion in EMOTIONS},
-        "flagged_by_usage": {usage: int(count) for usage, count in flagged["usage"].value_counts().sort_index().items()},
+        "flagged_by_usage": {usage: int(count)
+                             for usage, count in flagged["usage"].value_counts().sort_index().items()},
         "given_by_suggested": {given: {suggested: int(matrix.loc[given, suggested]) for suggested in EMOTIONS}
                                for given in EMOTIONS},
         "given_by_suggested_counts": "flagged images; rows: given emotion, columns: suggested emotion",
@@ -426,153 +383,3 @@ def summarize(table: pd.DataFrame, config: MislabelConfig, dataset: Dataset, pro
     }
 
 
-# ---------------------------------------------------------------------------------------------
-# Cache and files
-
-
-def cache_key(dataset: Dataset, config: MislabelConfig) -> str:
-    """Fingerprint of the data (labels and drops included) + settings + method version."""
-    text = json.dumps({"fingerprint": dataset.fingerprint, "settings": asdict(config),
-                       "version": MISLABELS_VERSION}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _cache_root(workspace: str | os.PathLike | None) -> Path:
-    root = cache_dir(workspace) / CACHE_FOLDER
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
-def write_cached_result(key: str, result: MislabelResult, workspace: str | os.PathLike | None = None) -> Path:
-    """Store a result as `<key>/table.parquet` + `<key>/summary.json`, swapped in whole."""
-
-    def build(folder: Path) -> None:
-        folder.mkdir()
-        result.table.to_parquet(folder / "table.parquet", index=False)
-        (folder / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
-
-    return replace_atomically(_cache_root(workspace) / key, build)
-
-
-def read_cached_result(key: str, workspace: str | os.PathLike | None = None) -> MislabelResult | None:
-    """A stored result, or None when there is none (or it is damaged: then it is recomputed)."""
-    folder = _cache_root(workspace) / key
-    try:
-        summary = json.loads((folder / "summary.json").read_text())
-        table = pd.read_parquet(folder / "table.parquet")
-    except (OSError, ValueError):
-        return None
-    return MislabelResult(table=table, summary=summary)
-
-
-def find_cached_result(dataset: Dataset, config: MislabelConfig = MislabelConfig(), *,
-                       workspace: str | os.PathLike | None = None, curated: bool = True) -> MislabelResult | None:
-    """The stored result for the current curation of `dataset` and these settings, if computed."""
-    data = _curated(dataset, workspace) if curated else dataset
-    return read_cached_result(cache_key(data, config), workspace)
-
-
-def latest_result(dataset: Dataset, workspace: str | os.PathLike | None = None) -> MislabelResult | None:
-    """The newest stored result computed from `dataset` (the raw data), whatever the curation was then.
-
-    Accepting a suggestion changes the curation and so the cache key; the review queue keeps
-    working from this result (see `review_queue`) until a new one is computed.
-    """
-    candidates = []
-    for summary_path in _cache_root(workspace).glob("*/summary.json"):
-        try:
-            summary = json.loads(summary_path.read_text())
-        except (OSError, ValueError):
-            continue
-        if summary.get("raw_fingerprint") == dataset.fingerprint:
-            candidates.append((summary.get("created_at", ""), summary_path.parent.name))
-    for _, key in sorted(candidates, reverse=True):
-        result = read_cached_result(key, workspace)
-        if result is not None:
-            return result
-    return None
-
-
-def review_queue(result: MislabelResult, dataset: Dataset, state: Any) -> pd.DataFrame:
-    """The flagged images still to decide, most suspect first (RESULT_COLUMNS and `group`).
-
-    Left out: images dropped or marked reviewed since, images relabeled since (their label is no
-    longer the one the model judged), images not in `dataset`, and flags whose suggestion is the
-    given label (nothing to accept). `state` is the edit log's CurationState.
-    """
-    flagged = result.suspected()
-
-    def still_open(sample_id: str, label: str, suggested: str) -> bool:
-        if not dataset.has_id(sample_id) or sample_id in state.dropped or sample_id in state.reviewed:
-            return False
-        return EMOTIONS[state.label_of(dataset, sample_id)] == label != suggested
-
-    keep = [still_open(*row) for row in zip(flagged["id"], flagged["label"], flagged["suggested_label"])]
-    return flagged.loc[keep, [*RESULT_COLUMNS, "group"]].reset_index(drop=True)
-
-
-def group_suggestion(result: MislabelResult, sample_ids: list[str]) -> tuple[str, float] | None:
-    """The model's emotion for a duplicate group (its members' mean probabilities) and its confidence;
-    None when no member is in the result."""
-    members = result.table[result.table["id"].isin(sample_ids)]
-    if members.empty:
-        return None
-    mean = members[list(PROBABILITY_COLUMNS)].to_numpy(dtype=np.float64).mean(axis=0)
-    return EMOTIONS[int(mean.argmax())], float(mean.max())
-
-
-def suggestion_reason(scores: list[float]) -> str:
-    """The edit-log reason of accepted suggestions: the score, or the range of scores of a bulk accept."""
-    low, high = min(scores), max(scores)
-    return f"suggested by model (score {high:.2f})" if round(low, 2) == round(high, 2) else \
-        f"suggested by model (score {low:.2f}–{high:.2f})"
-
-
-def accept_suggestions(dataset: Dataset, rows: pd.DataFrame, *, workspace: str | os.PathLike | None = None,
-                       author: str | None = None) -> list[Any]:
-    """Relabel each row's image to its suggestion: one relabel edit per image, all in one batch (one undo).
-
-    `rows` are review-queue rows. An image dropped meanwhile is an error (nothing is written); one
-    already carrying its suggested label is skipped.
-    """
-    from .edits import RELABEL, Change, run_plan
-    from .labels import emotion_index
-
-    targets = {str(sample_id): emotion_index(suggested) for sample_id, suggested in zip(rows["id"], rows["suggested_label"])}
-    for sample_id in targets:
-        dataset.index_of(sample_id)  # ValueError naming an unknown id
-
-    def plan(state: Any, _: list[Any]) -> list[Any]:
-        dropped = [sample_id for sample_id in targets if sample_id in state.dropped]
-        if dropped:
-            raise ValueError(f"already dropped (restore first): {', '.join(dropped[:5])}")
-        changes = [(sample_id, state.label_of(dataset, sample_id), target) for sample_id, target in targets.items()]
-        return [Change(sample_id, RELABEL, current, target) for sample_id, current, target in changes
-                if current != target]
-
-    if not targets:
-        return []
-    reason = suggestion_reason([float(score) for score in rows["mislabel_score"]])
-    return run_plan(dataset, plan, reason, author, workspace, False)
-
-
-def reject_suggestions(dataset: Dataset, sample_ids: list[str], *, workspace: str | os.PathLike | None = None,
-                       author: str | None = None) -> list[Any]:
-    """Keep the given labels: mark the images reviewed-OK, which takes them out of the queue."""
-    from .edits import mark_group_reviewed
-
-    return mark_group_reviewed(dataset, sample_ids, "suggested relabel rejected: given label kept", author=author,
-                               workspace=workspace)
-
-
-def write_outputs(result: MislabelResult, out_dir: str | os.PathLike) -> tuple[Path, Path]:
-    """DIR/mislabels.csv (RESULT_COLUMNS; emotions as names, true/false) and DIR/summary.json."""
-    from .audit import write_samples_csv
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path, summary_path = out / "mislabels.csv", out / "summary.json"
-    columns = result.table[list(RESULT_COLUMNS)]
-    write_atomically(csv_path, lambda handle: write_samples_csv(columns, handle))
-    write_json_atomically(summary_path, result.summary)
-    return csv_path, summary_path

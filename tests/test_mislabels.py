@@ -18,8 +18,8 @@ from fer_core import edits
 from fer_core.cli import main
 from fer_core.dataset import Dataset, load
 from fer_core.labels import EMOTIONS
-from fer_core.mislabels import (RESULT_COLUMNS, MislabelConfig, MislabelsCancelled, cache_key, find_mislabels,
-                                run_mislabels)
+from fer_core.mislabels import (RESULT_COLUMNS, MislabelConfig, MislabelResult, MislabelsCancelled, cache_key,
+                                find_mislabels, run_mislabels)
 from tests.synthetic import write_csv
 
 FAST = dict(size="tiny", batch_size=8, learning_rate=3e-3, patience=5)
@@ -55,11 +55,13 @@ def test_planted_flips_rank_high_and_copies_share_one_suggestion():
     # A conflicting copy: the pixels of a clean Training image, filed under another emotion.
     original = int(np.setdiff1d(training, flipped)[0])
     wrong = (int(clean.labels[original]) + 3) % 7
-    data = Dataset(ids=np.append(noisy.ids, "Training_copy"), pixels=np.concatenate([noisy.pixels, noisy.pixels[[original]]]),
+    data = Dataset(ids=np.append(noisy.ids, "Training_copy"),
+                   pixels=np.concatenate([noisy.pixels, noisy.pixels[[original]]]),
                    labels=np.append(noisy.labels, wrong).astype(np.int8), usages=np.append(noisy.usages, "Training"))
     progress = []
 
-    result = find_mislabels(data, MislabelConfig(folds=2, epochs=5, pooling="exact", **FAST), on_progress=progress.append)
+    result = find_mislabels(data, MislabelConfig(folds=2, epochs=5, pooling="exact", **FAST),
+                            on_progress=progress.append)
 
     table = result.table
     assert list(table.columns[:len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS) and len(table) == len(data)
@@ -217,10 +219,10 @@ def test_near_groups_pool_only_when_every_pair_is_close(monkeypatch):
     assert group_of[4] == group_of[5] != -1 and group_of[4] != group_of[0]
 
 
-def stored_result(dataset: Dataset, suspects: dict[str, tuple[int, float]], workspace) -> "MislabelResult":
+def stored_result(dataset: Dataset, suspects: dict[str, tuple[int, float]], workspace) -> MislabelResult:
     """A result as run_mislabels stores it (no training): every image 0.88 likely its given emotion,
     except `suspects`, id → (the emotion the model prefers, the probability left to the given one)."""
-    from fer_core.mislabels import MislabelResult, rank_label_issues, summarize, write_cached_result
+    from fer_core.mislabels import rank_label_issues, summarize, write_cached_result
 
     probabilities = np.full((len(dataset), 7), 0.02)
     probabilities[np.arange(len(dataset)), dataset.labels] = 0.88
@@ -240,7 +242,8 @@ def stored_result(dataset: Dataset, suspects: dict[str, tuple[int, float]], work
 
 
 def test_review_queue_accept_writes_one_relabel_undo_brings_it_back_reject_removes_it(workspace):
-    from fer_core.mislabels import accept_suggestions, latest_result, reject_suggestions, review_queue
+    from fer_core.mislabel_review import accept_suggestions, reject_suggestions, review_queue
+    from fer_core.mislabels import latest_result
 
     data = texture_dataset(per_class=4, per_class_test=1)
     # confidently another emotion, the first more so

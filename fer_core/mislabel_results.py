@@ -1,0 +1,150 @@
+"""Suspected-mislabel results: the table, its cache in the workspace, fold checkpoints, output files.
+
+A result is cached as `<workspace>/cache/mislabels/<key>/` (table.parquet + summary.json, swapped
+in whole) under `cache_key`: the curated data's fingerprint (every relabel and drop changes it),
+the settings and the method version. While a computation runs, `<key>.folds/` keeps each finished
+fold's probabilities (numpy, no pickle), so a cancelled or killed one resumes at the next fold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .dataset import Dataset
+from .files import replace_atomically, write_atomically, write_json_atomically
+from .labels import EMOTIONS
+from .workspace import cache_dir
+
+# Bump when the method changes, so stale cached results are not reused.
+MISLABELS_VERSION = "1"
+RESULT_COLUMNS = ("id", "label", "usage", "suggested_label", "suggested_confidence", "mislabel_score",
+                  "is_label_issue")
+PROBABILITY_COLUMNS = tuple(f"probability_{emotion}" for emotion in EMOTIONS)
+CACHE_FOLDER = "mislabels"
+
+
+@dataclass(frozen=True, eq=False)
+class MislabelResult:
+    """One row per image of the (curated) data: RESULT_COLUMNS, `group`, and the pooled probabilities."""
+
+    table: pd.DataFrame
+    summary: dict[str, Any]
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        return self.table[list(PROBABILITY_COLUMNS)].to_numpy(dtype=np.float32)
+
+    def suspected(self) -> pd.DataFrame:
+        """The flagged images, most suspect first."""
+        flagged = self.table[self.table["is_label_issue"]]
+        return flagged.sort_values(["mislabel_score", "id"], ascending=[False, True], kind="stable")
+
+
+def cache_key(dataset: Dataset, config: Any) -> str:
+    """Fingerprint of the data (labels and drops included) + settings + method version."""
+    text = json.dumps({"fingerprint": dataset.fingerprint, "settings": dataclasses.asdict(config),
+                       "version": MISLABELS_VERSION}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cache_root(workspace: str | os.PathLike | None) -> Path:
+    root = cache_dir(workspace) / CACHE_FOLDER
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def write_cached_result(key: str, result: MislabelResult, workspace: str | os.PathLike | None = None) -> Path:
+    """Store a result as `<key>/table.parquet` + `<key>/summary.json`, swapped in whole."""
+
+    def build(folder: Path) -> None:
+        folder.mkdir()
+        result.table.to_parquet(folder / "table.parquet", index=False)
+        (folder / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
+
+    return replace_atomically(cache_root(workspace) / key, build)
+
+
+def read_cached_result(key: str, workspace: str | os.PathLike | None = None) -> MislabelResult | None:
+    """A stored result, or None when there is none (or it is damaged: then it is recomputed)."""
+    folder = cache_root(workspace) / key
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+        table = pd.read_parquet(folder / "table.parquet")
+    except (OSError, ValueError):
+        return None
+    return MislabelResult(table=table, summary=summary)
+
+
+def latest_result(dataset: Dataset, workspace: str | os.PathLike | None = None) -> MislabelResult | None:
+    """The newest stored result computed from `dataset` (the raw data), whatever the curation was then.
+
+    Accepting a suggestion changes the curation and so the cache key; the review queue keeps
+    working from this result (see `review_queue`) until a new one is computed.
+    """
+    candidates = []
+    for summary_path in cache_root(workspace).glob("*/summary.json"):
+        try:
+            summary = json.loads(summary_path.read_text())
+        except (OSError, ValueError):
+            continue
+        if summary.get("raw_fingerprint") == dataset.fingerprint:
+            candidates.append((summary.get("created_at", ""), summary_path.parent.name))
+    for _, key in sorted(candidates, reverse=True):
+        result = read_cached_result(key, workspace)
+        if result is not None:
+            return result
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Fold checkpoints
+
+
+def read_fold(folds_dir: Path | None, fold: int, held_out: int,
+               other: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]] | None:
+    """A finished fold's probabilities from an interrupted computation, when its shapes still fit."""
+    if folds_dir is None:
+        return None
+    prefix = folds_dir / f"fold{fold}"
+    try:
+        held_probabilities = np.load(f"{prefix}-held_out.npy", allow_pickle=False)
+        other_probabilities = np.load(f"{prefix}-other.npy", allow_pickle=False)
+        metrics = json.loads(Path(f"{prefix}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if held_probabilities.shape != (held_out, len(EMOTIONS)) or other_probabilities.shape != (other, len(EMOTIONS)):
+        return None
+    return held_probabilities, other_probabilities, metrics
+
+
+def write_fold(folds_dir: Path | None, fold: int, held_probabilities: np.ndarray,
+                other_probabilities: np.ndarray, metrics: dict[str, Any]) -> None:
+    if folds_dir is None:
+        return
+    folds_dir.mkdir(parents=True, exist_ok=True)
+    prefix = folds_dir / f"fold{fold}"
+    write_atomically(f"{prefix}-held_out.npy", lambda handle: np.save(handle, held_probabilities))
+    write_atomically(f"{prefix}-other.npy", lambda handle: np.save(handle, other_probabilities))
+    write_json_atomically(f"{prefix}.json", metrics)  # last: its presence says the fold is complete
+
+
+def write_outputs(result: MislabelResult, out_dir: str | os.PathLike) -> tuple[Path, Path]:
+    """DIR/mislabels.csv (RESULT_COLUMNS; emotions as names, true/false) and DIR/summary.json."""
+    from .audit import write_samples_csv
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, summary_path = out / "mislabels.csv", out / "summary.json"
+    columns = result.table[list(RESULT_COLUMNS)]
+    write_atomically(csv_path, lambda handle: write_samples_csv(columns, handle))
+    write_json_atomically(summary_path, result.summary)
+    return csv_path, summary_path
