@@ -342,12 +342,14 @@ def _shifted_windows(images: np.ndarray, grid: SearchGrid) -> np.ndarray:
 
 
 def _normalise(views: np.ndarray) -> np.ndarray:
-    views = views - views.mean(axis=-1, keepdims=True)
-    return views / (np.linalg.norm(views, axis=-1, keepdims=True) + 1e-6)
+    """Zero mean, unit norm along the last axis, in place (the views are fresh arrays): no temporaries."""
+    views -= views.mean(axis=-1, keepdims=True)
+    views /= np.sqrt(np.einsum("...k,...k->...", views, views))[..., None] + 1e-6
+    return views
 
 
 def _contrast(images: np.ndarray) -> np.ndarray:
-    return np.asarray(images, dtype=np.float32).reshape(len(images), -1).std(axis=1)
+    return np.asarray(images).reshape(len(images), -1).std(axis=1, dtype=np.float32)
 
 
 def _score_pairs(pixels: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray, grid: SearchGrid,
