@@ -44,7 +44,8 @@ def synthetic_data(tmp_path, workspace):
 
 
 def build_cli(data: Path, out: Path, *extra: str) -> str:
-    assert main(["report", str(data), "--out", str(out), "--quiet", *extra]) == 0
+    """The report through the CLI, audited like `audit_source`'s default (`--fast`: no face detector)."""
+    assert main(["report", str(data), "--out", str(out), "--quiet", "--fast", *extra]) == 0
     return out.read_text(encoding="utf-8")
 
 
