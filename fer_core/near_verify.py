@@ -333,10 +333,22 @@ def _template_views(images: np.ndarray, grid: SearchGrid) -> np.ndarray:
 def _shifted_windows(images: np.ndarray, grid: SearchGrid) -> np.ndarray:
     """n × shifts² × grid² normalised views of each image under every translation (y-major)."""
     offsets = grid.offsets()
+    side, count = grid.grid_side, len(grid.shifts)
+    positions = CENTER + offsets
+    halfway = np.allclose(positions % 1, 0.5) and all(float(shift).is_integer() for shift in grid.shifts)
+    if halfway and count * side > 2 * SIDE:  # (for a few small windows the sampling matrices are cheaper)
+        # Linear interpolation halfway between two pixels is their mean: blur, take 2×2 means once
+        # (two matrix products per image), and every shifted window is a strided slice of that.
+        box = np.zeros((SIDE - 1, SIDE))
+        box[np.arange(SIDE - 1), np.arange(SIDE - 1)] = box[np.arange(SIDE - 1), np.arange(1, SIDE)] = 0.5
+        smooth = (box @ _blur_matrix(grid.blur_sigma)).astype(np.float32)
+        boxed = (smooth @ images @ smooth.T).reshape(len(images), -1)  # n × 47·47
+        starts = (positions - 0.5).astype(int)[None, :] + np.array(grid.shifts, dtype=int)[:, None]  # shifts × grid
+        index = starts[:, None, :, None] * (SIDE - 1) + starts[None, :, None, :]  # shift y, shift x, grid y, grid x
+        return _normalise(boxed[:, index.reshape(-1)].reshape(len(images), count * count, side * side))
     stacked = np.concatenate([_sampling_matrix(CENTER + offsets + shift, grid.blur_sigma)
                               for shift in grid.shifts]).astype(np.float32)
     views = stacked @ (images @ stacked.T)  # n × (shifts·grid) × (shifts·grid)
-    side, count = grid.grid_side, len(grid.shifts)
     views = views.reshape(len(images), count, side, count, side).transpose(0, 1, 3, 2, 4)
     return _normalise(views.reshape(len(images), count * count, side * side))
 
