@@ -317,8 +317,7 @@ def headline_section(inputs: ReportInputs, summary: dict) -> str:
          f"test images with a copy in Training ({leaks['training_copies_of_test_images']:,} Training copies)",
          "A model can recall these answers instead of reading the expression, so test accuracy overstates how it "
          "does on faces it has never seen.", left("leaked_test_images_after", "leaked test images")),
-        ("Non-faces", count_text(summary["outliers"]),
-         "images flagged by the outlier score (blank frames, text cards, icons, drawings)",
+        ("Non-faces", count_text(summary["outliers"]), outlier_detail(audit["outliers"]),
          "They carry an emotion label but no facial expression: noise in training, arbitrary hits or misses in "
          "testing.", left("outliers_after", "flagged, not dropped or reviewed")),
         mislabel_card(inputs),
@@ -328,6 +327,15 @@ def headline_section(inputs: ReportInputs, summary: dict) -> str:
         f'<div class="detail">{escape(detail)}</div><p class="why">{escape(why)}</p>'
         f'<div class="after">{escape(after)}</div></div>' for label, value, detail, why, after in cards)
     return section("headline", "Headline", f'<div class="cards">{items}</div>')
+
+
+def outlier_detail(outliers: dict) -> str:
+    """What the flagged images are, by kind when the audit says (blank 12 · placeholder 60 · …)."""
+    kinds = {kind: count for kind, count in outliers.get("by_kind", {}).items() if count}
+    if not kinds:
+        return "images flagged by the outlier score (blank frames, text cards, icons, drawings)"
+    return "images flagged as not a usable face: " + " · ".join(
+        f"{kind.replace('_', ' ')} {count:,}" for kind, count in kinds.items())
 
 
 def mislabel_card(inputs: ReportInputs) -> tuple[str, str, str, str, str]:
