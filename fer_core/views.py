@@ -247,8 +247,12 @@ def group_badges(group: pd.Series) -> str:
     return "".join(f" · :red[{flag}]" for flag in flags)
 
 
-def chain_note(threshold: int) -> str:
-    """Why a near group can span more bits than the threshold."""
+def chain_note(threshold: int, mode: str = "hash") -> str:
+    """Why a near group can hold members that are not near each other."""
+    if mode == "verified":
+        return ("A near group links every pair of images confirmed as the same photo on their pixels (re-encoded, "
+                "shifted, cropped or mirrored: the kinds in the group's title) and chains them: if A matches B "
+                "and B matches C, all three are one group. Each image shows its pHash distance to image #1.")
     return (f"A near group links every pair of images within {threshold} bits and chains them: if A is near B and "
             f"B near C, all three are one group, so two members can be more than {threshold} bits apart. Each "
             "image shows its distance to image #1.")

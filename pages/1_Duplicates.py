@@ -36,7 +36,7 @@ groups = views.filter_groups(report, table, kind, conflicting_only=conflicting_o
 st.write(f"**{len(groups):,}** {kind}-duplicate group(s) match "
          f"(of {len(report.near_groups if kind == 'near' else report.exact_groups):,}).")
 if kind == "near":
-    st.caption(views.chain_note(report.config.near_threshold))
+    st.caption(views.chain_note(report.config.near_threshold, report.config.near_mode))
 suspected = mislabels.latest_result(report)
 for _, group in groups.iloc[gallery.pager(len(groups), page_size, key="dup_page")].iterrows():
     key = f"group_{kind}_{group['group']}"
