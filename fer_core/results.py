@@ -340,6 +340,7 @@ def curves_figure(history: pd.DataFrame) -> "go.Figure":
                                         name=label, line={"dash": dash, "color": color}, legendgroup=label,
                                         showlegend=column == 1), row=1, col=column)
     figure.update_xaxes(title="epoch", dtick=1 if len(history) <= 15 else None)
+    figure.update_yaxes(tickformat=".0%", row=1, col=2)  # accuracy in percent, as everywhere on the page
     figure.update_layout(height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h", "y": -0.25})
     return figure
 
