@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from bench_audit import run_measured  # noqa: E402
 
-from fer_core.outliers import OUTLIER_KINDS  # noqa: E402
+from fer_core.outlier_kinds import OUTLIER_KINDS  # noqa: E402
 
 LABELS = ROOT / "benchmarks" / "outliers_labels.csv"
 

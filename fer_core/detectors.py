@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import faces, outliers
+from . import faces, outlier_kinds, outliers
 from .dataset import Dataset, Progress
 from .duplicates import (DEFAULT_NEAR_THRESHOLD, NEAR_MODES, NO_GROUP, PAIR_COLUMNS, check_near_threshold,
                          columns_to_pairs, describe_groups, find_near_duplicates, find_verified_pairs, group_exact,
@@ -144,9 +144,9 @@ def detect_outlier_kinds(dataset: Dataset, config: AuditConfig, context: Detecto
     """Outlier kind, the no-face score, the combined outlier score and the flag (fer_core/outliers.py)."""
     pixel_table = context.results["outliers"].columns
     face_table = context.results["faces"].columns if config.face_stage else None
-    table = outliers.classify_outliers(pixel_table, face_table, config.outliers)
+    table = outlier_kinds.classify_outliers(pixel_table, face_table, config.outliers)
     summary = {"outliers": {"flagged": int(table["outlier"].sum()), "box_plot": int(pixel_table["box_outlier"].sum()),
-                            "by_kind": outliers.kind_counts(table["outlier_kind"].to_numpy()),
+                            "by_kind": outlier_kinds.kind_counts(table["outlier_kind"].to_numpy()),
                             "face_stage": config.face_stage}}
     return DetectorResult(table, summary)
 

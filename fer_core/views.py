@@ -21,7 +21,8 @@ from .dataset import Dataset
 from .detectors import flag_mask, registered_flags
 from .hashing import hamming_distance
 from .labels import EMOTIONS, TEST_USAGES, TRAINING, USAGES
-from .outliers import OUTLIER_KINDS, OutlierConfig, kind_evidence, tail_scaled
+from .outlier_kinds import OUTLIER_KINDS, kind_evidence
+from .outliers import OutlierConfig, tail_scaled
 
 CURATION_FLAGS: tuple[str, ...] = ("edited",)  # flags of the edit log; the detectors declare theirs
 GROUP_KINDS: tuple[str, ...] = ("near", "exact")

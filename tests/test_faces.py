@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_core import faces, outliers
+from fer_core import faces, outlier_kinds, outliers
 from fer_core.faces import FACE_COLUMNS, DetectionPass, FaceConfig
 
 
@@ -51,13 +51,13 @@ def test_real_faces_are_found_upright_and_framed(real_faces):
     found = table[table["face_found"]]
     assert (found["face_roll"].abs() < 25).all()
     assert (found["face_size"] > 0.6).all() and (found["face_offset"] < 0.2).all()
-    assert (outliers.no_face_score(table, outliers.OutlierConfig()) < 1).sum() >= 7
+    assert (outlier_kinds.no_face_score(table, outliers.OutlierConfig()) < 1).sum() >= 7
 
 
 @pytest.mark.parametrize("change", ["rotate 90", "rotate 270", "upside down", "left half", "lower half"])
 def test_a_rotated_or_cut_real_face_has_no_usable_face(real_faces, change):
     upright = faces.find_faces(real_faces)
-    usable = outliers.no_face_score(upright, outliers.OutlierConfig()) < 1
+    usable = outlier_kinds.no_face_score(upright, outliers.OutlierConfig()) < 1
     originals = real_faces[usable]
     if change.startswith("rotate"):
         changed = np.rot90(originals, k=1 if change == "rotate 90" else 3, axes=(1, 2))
@@ -67,7 +67,7 @@ def test_a_rotated_or_cut_real_face_has_no_usable_face(real_faces, change):
         half = originals[:, :, :24] if change == "left half" else originals[:, 24:, :]
         changed = np.stack(_stretch(half))
     table = faces.find_faces(np.ascontiguousarray(changed))
-    kinds = outliers.classify_outliers(_pixel_table(changed), table)
+    kinds = outlier_kinds.classify_outliers(_pixel_table(changed), table)
     assert kinds["outlier_kind"].eq("no_usable_face").mean() >= 0.8, kinds.join(table).to_string()
 
 

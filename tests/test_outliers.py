@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from fer_core import outliers
+from fer_core import outlier_kinds, outliers
 from fer_core.outliers import OutlierConfig
 from synthetic import make_synthetic
 
@@ -141,7 +141,7 @@ def test_planted_blank_and_text_rank_on_top_and_are_flagged(planted):
                    "reconstruction_error", "sharp_edge_fraction", "dominant_fraction", "recurring_placeholder",
                    "blank_score", "placeholder_score", "drawing_score"):
         assert column in table.columns
-    kinds = outliers.classify_outliers(table, None)
+    kinds = outlier_kinds.classify_outliers(table, None)
     assert list(kinds.columns) == ["no_face_score", "outlier_kind", "outlier_score", "outlier"]
     assert kinds["no_face_score"].isna().all()  # no face stage, no evidence either way
     top = set(kinds["outlier_score"].sort_values(ascending=False).index[:6])
@@ -157,7 +157,7 @@ def test_planted_blank_and_text_rank_on_top_and_are_flagged(planted):
 def test_synthetic_fixture_blank_text_and_drawing_get_their_kinds(synthetic):
     dataset, planted = synthetic
     table = outliers.score_outliers(dataset.pixels, dataset.labels)
-    kinds = outliers.classify_outliers(table, None).set_index(dataset.ids)
+    kinds = outlier_kinds.classify_outliers(table, None).set_index(dataset.ids)
     assert kinds.loc[planted.blank, "outlier_kind"] == "blank"
     assert kinds.loc[planted.text, "outlier_kind"] == "placeholder"
     assert kinds.loc[planted.drawing, "outlier_kind"] == "drawing"
@@ -187,7 +187,7 @@ def test_no_face_score_reaches_one_for_each_reason():
         roll=[5.0, np.nan, 80.0, 0.0, 0.0, -config.face_max_roll + 1],
         size=[1.0, np.nan, 1.0, 0.3, 1.0, 1.0],
         offset=[0.05, np.nan, 0.05, 0.05, 0.4, 0.05])
-    score = outliers.no_face_score(table, config)
+    score = outlier_kinds.no_face_score(table, config)
     assert score.round(3).tolist() == [0.5, 1.7, 2.0, round(0.5 / 0.3, 3), 1.6, round(39 / 40, 3)]
 
 
@@ -197,12 +197,12 @@ def test_pixel_kinds_take_precedence_and_rank_above_no_face():
                                  "drawing_score": [0.2, 0.0, 1.2, 0.0, 0.0]})
     table = faces_table([True, False, False, False, False], [0.99, 0.0, 0.0, 0.1, 0.0],
                         [0.0] + [np.nan] * 4, [0.9] + [np.nan] * 4, [0.0] + [np.nan] * 4)
-    kinds = outliers.classify_outliers(pixels_table, table)
+    kinds = outlier_kinds.classify_outliers(pixels_table, table)
     assert kinds["outlier_kind"].tolist() == ["", "placeholder", "drawing", "no_usable_face", "blank"]
     assert kinds["outlier_score"].rank(ascending=False).tolist() == [5.0, 2.0, 3.0, 4.0, 1.0]
-    without_faces = outliers.classify_outliers(pixels_table, None)
+    without_faces = outlier_kinds.classify_outliers(pixels_table, None)
     assert without_faces["outlier_kind"].tolist() == ["", "placeholder", "drawing", "", "blank"]
-    assert outliers.kind_counts(kinds["outlier_kind"].to_numpy()) == {
+    assert outlier_kinds.kind_counts(kinds["outlier_kind"].to_numpy()) == {
         "blank": 1, "placeholder": 1, "drawing": 1, "no_usable_face": 1}
 
 
@@ -216,7 +216,7 @@ def test_progress_is_reported(planted):
 def test_empty_input_gives_empty_table():
     table = outliers.score_outliers(np.zeros((0, SIDE, SIDE), np.uint8), np.zeros(0, np.int8))
     assert len(table) == 0 and "drawing_score" in table.columns
-    kinds = outliers.classify_outliers(table, None)
+    kinds = outlier_kinds.classify_outliers(table, None)
     assert len(kinds) == 0 and "outlier_kind" in kinds.columns
 
 
@@ -226,14 +226,14 @@ def test_real_blank_frames_rank_first_and_are_flagged(real_data, tmp_path):
 
     dataset = load(real_data, workspace=tmp_path)
     table = outliers.score_outliers(dataset.pixels, dataset.labels, group_exact(dataset.pixels))
-    kinds = outliers.classify_outliers(table, None)
+    kinds = outlier_kinds.classify_outliers(table, None)
     blank = table["std"].to_numpy() < 1.0
     assert blank.sum() >= 10
     assert kinds.loc[blank, "outlier_kind"].eq("blank").all()
     ranks = kinds["outlier_score"].rank(ascending=False, method="min")
     assert ranks[blank].max() <= (kinds["outlier_kind"] == "blank").sum()
     assert 50 <= kinds["outlier"].sum() <= 1000
-    counts = outliers.kind_counts(kinds["outlier_kind"].to_numpy())
+    counts = outlier_kinds.kind_counts(kinds["outlier_kind"].to_numpy())
     assert counts["placeholder"] >= 20 and counts["drawing"] >= 50 and counts["no_usable_face"] == 0
 
 
@@ -249,7 +249,7 @@ def test_kind_evidence_says_why_in_words():
         "face_roll": [np.nan] * 4 + [70.0, 2.0],
         "face_size": [np.nan] * 4 + [0.31, 0.9],
         "face_offset": [np.nan] * 4 + [0.05, 0.05]})
-    assert outliers.kind_evidence(samples, range(6)) == [
+    assert outlier_kinds.kind_evidence(samples, range(6)) == [
         ("blank", "std 0.4"), ("placeholder", "82% one grey · same pixels under several emotions"),
         ("drawing", "sharp edges 9%"), ("no usable face", "none found (detector 0.12)"),
         ("no usable face", "turned 70°, face 31% of the frame"), ("", "")]
