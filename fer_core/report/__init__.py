@@ -1,0 +1,68 @@
+"""The stakeholder report: one self-contained HTML file with what was wrong, what was done, what it changed.
+
+Readers will never open the app, often open the file offline or print it, so the file carries
+everything it shows: Plotly's JavaScript once in the head, every figure as a div drawn by it,
+every thumbnail as an inline PNG data URI, system fonts only, no request to anywhere. Print CSS
+starts each section on a new page and keeps figures whole.
+
+The figures and tables come from the functions the pages use (`review`/`views` for the audit,
+`results` for runs, `export.count_samples` for before/after counts); this module only picks the
+examples, words the findings and assembles the HTML. Every piece of user text (reasons, authors,
+file names, paths) goes through `html.escape`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+from .. import views
+from ..audit import AuditReport
+from ..curation import count_edits_in_effect
+from .appendix import appendix_section, reproduce_commands
+from .blocks import REPORT_CSS, escape
+from .findings import evidence_section, headline_section, pick_conflicting_groups, pick_leak_pairs, pick_outliers
+from .inputs import (ReportInputs, ReportSettings, check_output_path, choose_runs, download_name, gather_inputs,
+                     read_finished_runs, read_training_runs, write_report)
+from .outcome import changed_section, counts_before_after, done_section, edits_by_reason
+
+__all__ = ["SECTIONS", "ReportInputs", "ReportSettings", "build_report", "check_output_path", "choose_runs",
+           "counts_before_after", "download_name", "edits_by_reason", "gather_inputs", "pick_conflicting_groups",
+           "pick_leak_pairs", "pick_outliers", "read_finished_runs", "read_training_runs", "render_report",
+           "reproduce_commands", "write_report"]
+
+SECTIONS = (("headline", "Headline"), ("evidence", "Evidence"), ("done", "What was done"),
+            ("changed", "What it changed"), ("appendix", "Appendix"))
+
+
+def build_report(audit: AuditReport, workspace: str | os.PathLike | None = None, run_ids: Sequence[str] = (),
+                 data_path: str | os.PathLike | None = None, settings: ReportSettings = ReportSettings()) -> str:
+    """The whole report as one HTML string."""
+    return render_report(gather_inputs(audit, workspace, run_ids, data_path), settings)
+
+
+def render_report(inputs: ReportInputs, settings: ReportSettings = ReportSettings()) -> str:
+    """Assemble the sections into one standalone HTML document."""
+    import plotly.offline
+
+    dataset = inputs.audit.dataset
+    summary = views.curated_summary(inputs.audit, inputs.table, count_edits_in_effect(inputs.edit_log))
+    body = "".join([
+        headline_section(inputs, summary),
+        evidence_section(inputs, settings),
+        done_section(inputs),
+        changed_section(inputs),
+        appendix_section(inputs, settings),
+    ])
+    contents = "".join(f'<li><a href="#{section_id}">{escape(title)}</a></li>' for section_id, title in SECTIONS)
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>FER data audit — {escape(Path(inputs.data_path).name or inputs.data_path)}</title>"
+        f"<style>{REPORT_CSS}</style>"
+        f"<script>{plotly.offline.get_plotlyjs()}</script></head><body><main>"
+        f"<header><h1>What was wrong with the data, what was done, what it changed</h1>"
+        f"<p class=\"meta\">{escape(inputs.data_path)} · {len(dataset):,} images · fingerprint "
+        f"<code>{escape(dataset.fingerprint)}</code> · generated {escape(inputs.generated_at)}</p>"
+        f"<nav><ol>{contents}</ol></nav></header>{body}</main></body></html>\n")
