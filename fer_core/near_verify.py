@@ -190,22 +190,31 @@ def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> 
     queries = np.concatenate([descriptors, mirror_descriptors(descriptors)])
     probes = min(config.descriptor_probes, clusters)
     closeness = queries @ centers.T
-    probed = np.argpartition(-closeness, probes - 1, axis=1)[:, :probes] if probes < clusters else \
-        np.tile(np.arange(clusters), (len(queries), 1))
-    query_rows = np.repeat(np.arange(len(queries)), probes)
-    query_blocks = probed.ravel()
+    probed = np.argsort(-closeness, axis=1)[:, :probes]  # nearest block first
+    keep = neighbours + 1  # +1: an image (or its mirror) may find itself
     found_query, found_member, found_similarity = [], [], []
-    for block in range(clusters):
-        members = np.flatnonzero(home == block)
-        asking = query_rows[query_blocks == block]
-        if len(members) == 0 or len(asking) == 0:
-            continue
-        similarity = queries[asking] @ descriptors[members].T
-        keep = min(neighbours + 1, len(members))  # +1: an image (or its mirror) may find itself
-        nearest = np.argpartition(-similarity, keep - 1, axis=1)[:, :keep]
-        found_query.append(np.repeat(asking, keep))
-        found_member.append(members[nearest].ravel())
-        found_similarity.append(np.take_along_axis(similarity, nearest, axis=1).ravel())
+    # In its nearest block each query takes its best `keep`; the worst of those is a floor that
+    # anything from its other blocks must reach to matter (cheap comparisons, no more top-k).
+    floor = np.full(len(queries), -np.inf, np.float32)
+    for probe in range(probes):
+        for block in range(clusters):
+            members = np.flatnonzero(home == block)
+            asking = np.flatnonzero(probed[:, probe] == block)
+            if len(members) == 0 or len(asking) == 0:
+                continue
+            similarity = queries[asking] @ descriptors[members].T
+            if probe == 0 and len(members) > keep:
+                nearest = np.argpartition(similarity, len(members) - keep, axis=1)[:, -keep:]
+                best = np.take_along_axis(similarity, nearest, axis=1)
+                floor[asking] = best.min(axis=1)
+                hit_query, hit_member = np.repeat(np.arange(len(asking)), keep), nearest.ravel()
+                values = best.ravel()
+            else:
+                hit_query, hit_member = np.nonzero(similarity >= floor[asking][:, None])
+                values = similarity[hit_query, hit_member]
+            found_query.append(asking[hit_query])
+            found_member.append(members[hit_member])
+            found_similarity.append(values)
     query = np.concatenate(found_query)
     member = np.concatenate(found_member)
     similarity = np.concatenate(found_similarity)
@@ -213,7 +222,7 @@ def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> 
     order = np.lexsort((-similarity, query))
     query, member = query[order], member[order]
     first = np.searchsorted(query, query)
-    best = ((np.arange(len(query)) - first) <= neighbours) & (query % count != member)
+    best = ((np.arange(len(query)) - first) < keep) & (query % count != member)
     return _unique_pairs(query[best] % count, member[best], count)
 
 
