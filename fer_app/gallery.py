@@ -54,7 +54,9 @@ def clear_picks(key: str, acted: list[str] | None = None) -> None:
     st.session_state[f"{key}_generation"] = st.session_state.get(f"{key}_generation", 0) + 1
 
 
-def _toggle_pick(key: str, sample_id: str, box_key: str) -> None:
+def _toggle_pick(key: str, sample_id: str, box_key: str, generation: int) -> None:
+    if generation != st.session_state.get(f"{key}_generation", 0):
+        return  # a box of before the last action, re-sent by a browser that had not redrawn yet: not a pick
     picks = picked_ids(key)
     if st.session_state[box_key] and sample_id not in picks:
         picks.append(sample_id)
@@ -98,7 +100,7 @@ def image_grid(report: AuditReport, table: pd.DataFrame, rows, key: str, selecta
                     box_key = f"{key}_pick_{generation}_{sample['id']}"
                     st.checkbox(f"![{views.short_id(sample['id'])}]({data_uri(report.dataset.pixels[row])})",
                                 value=sample["id"] in picks, key=box_key, on_change=_toggle_pick,
-                                args=(key, sample["id"], box_key))
+                                args=(key, sample["id"], box_key, generation))
                 else:
                     st.image(views.upscale(report.dataset.pixels[row]), width=IMAGE_WIDTH, output_format="PNG")
                 st.caption(views.escape_markdown(caption(sample, extra)))
