@@ -31,8 +31,8 @@ def done_section(inputs: ReportInputs) -> str:
     undone = sum(1 for edit in log if edit.action != UNDO) - len(decisions)
     state = replay_edits(log)
     facts = (f"The edit log holds {len(log):,} rows. Edits in effect (relabels, drops and restores not undone): "
-             f"{len(find_edits_in_effect(log)):,}; they leave {len(state.labels):,} images relabeled and "
-             f"{len(state.dropped):,} dropped. Images reviewed and kept as they are: {len(state.reviewed):,}. "
+             f"{len(find_edits_in_effect(log)):,} (images relabeled now: {len(state.labels):,}; dropped now: "
+             f"{len(state.dropped):,}). Images reviewed and kept as they are: {len(state.reviewed):,}. "
              f"Rows undone: {undone:,}. Source files are never changed: the curated data is the loaded data with "
              f"these edits applied.")
     parts = [paragraph(escape(facts)), "<h3>Decisions in effect, by action and reason</h3>",
