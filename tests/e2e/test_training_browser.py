@@ -23,7 +23,7 @@ def test_launch_a_run_and_see_its_confusion_matrix(server, workspace, tmp_path):
         epochs = form.get_by_label("Epochs (at most; early stopping on PublicTest)")
         epochs.fill("2")
         epochs.press("Tab")
-        form.get_by_role("button", name="Launch").click()
+        form.get_by_role("button", name="Launch", exact=True).click()
 
         expect(page.get_by_role("button", name="Cancel")).to_be_visible(timeout=WAIT_MS)  # queued or running
         records = jobs.list_runs(workspace)
