@@ -151,3 +151,22 @@ def test_module_entry_point_exit_status(workspace, data_csv):
     wrong = subprocess.run([sys.executable, "-m", "fer_core", "edit", "undo", "99"],
                            env=env, capture_output=True, text=True, cwd=REPO)
     assert wrong.returncode == 2 and wrong.stderr == "error: unknown edit id 99; edit ids in this workspace: 1..1\n"
+
+
+def test_resolve_leaks_uses_the_audits_verified_leaks_by_default(workspace, tmp_path, capsys):
+    """The CLI drops the same Training copies the audit and the app show: a mirrored test copy's
+    original is a leak (verified on pixels) that the pHash alone misses."""
+    from fer_core.dataset import Dataset
+    from synthetic import make_synthetic_near
+
+    base, _, near = make_synthetic_near(seed=0)
+    original, copy = (base.index_of(sample_id) for sample_id in near.copies["mirrored"])
+    usages = base.usages.copy()
+    usages[copy] = "PublicTest"
+    data = tmp_path / "mirrored.csv"
+    write_csv(Dataset(ids=base.ids, pixels=base.pixels, labels=base.labels, usages=usages), data)
+    original_row = f"row:{original}"  # a CSV's ids are its data rows
+    code, verified, _ = run(capsys, "edit", "resolve-leaks", str(data), "--dry-run")
+    assert code == 0 and f"drop {original_row} (" in verified
+    code, by_hash, _ = run(capsys, "edit", "resolve-leaks", str(data), "--dry-run", "--near-mode", "hash")
+    assert code == 0 and f"drop {original_row} (" not in by_hash

@@ -12,7 +12,9 @@ import json
 import os
 
 from .. import edits
+from ..audit import AuditConfig, run_audit
 from ..dataset import Dataset, load
+from ..duplicates import DEFAULT_NEAR_THRESHOLD, NEAR_MODES
 from ..labels import EMOTIONS
 
 SHOWN_EDITS = 20
@@ -58,6 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     leaks.add_argument("--dry-run", action="store_true", help="show what would be dropped, write nothing")
     leaks.add_argument("--max-hamming-distance", type=int, default=None,
                        help="near-copy threshold in pHash bits (default: the duplicates module's)")
+    leaks.add_argument("--near-mode", choices=NEAR_MODES, default="verified",
+                       help="verified: the audit's leaks, near copies confirmed on pixels (shifted, cropped, "
+                            "mirrored too; default); hash: pHashes within --max-hamming-distance only")
     leaks.add_argument("--reason", default=edits.DEFAULT_LEAK_REASON)
     leaks.set_defaults(func=run_resolve_leaks)
 
@@ -123,8 +128,14 @@ def run_history(args: argparse.Namespace) -> int:
 
 def run_resolve_leaks(args: argparse.Namespace) -> int:
     dataset = load(args.data, workspace=args.workspace)
+    leaks = None
+    if args.near_mode == "verified":  # the same leaks the audit, the app and the report show
+        edits.check_fingerprint(edits.read_workspace_meta(args.workspace), dataset, args.workspace)
+        threshold = DEFAULT_NEAR_THRESHOLD if args.max_hamming_distance is None else args.max_hamming_distance
+        config = AuditConfig(near_threshold=threshold, near_mode="verified", face_stage=False)
+        leaks = run_audit(dataset, config, workspace=args.workspace).leaks
     planned = edits.resolve_leaks(dataset, args.reason, max_hamming_distance=args.max_hamming_distance,
-                                  author=args.author, workspace=args.workspace, dry_run=args.dry_run)
+                                  author=args.author, workspace=args.workspace, dry_run=args.dry_run, leaks=leaks)
     return print_edits(planned, dry_run=args.dry_run)
 
 
