@@ -107,11 +107,12 @@ def train_command(data_path: str, record: "RunRecord", workspace: str) -> str:
     """The `train` command line of a run's config (the flags the CLI has; learning rate and patience at their defaults)."""
     config = record.config
     parts = ["python -m fer_core train", shlex.quote(data_path), "--model", str(config.get("model")),
-             "--sampling", str(config.get("sampling")), "--epochs", str(config.get("epochs")),
+             "--sampling", str(config.get("sampling")),
              "--size", str(config.get("size")), "--batch-size", str(config.get("batch_size")),
              "--seed", str(config.get("seed"))]
-    if config.get("limit"):
-        parts += ["--limit", str(config["limit"])]
+    for option in ("epochs", "variant", "limit"):  # epochs None: the size's default; variant None: the default
+        if config.get(option):
+            parts += [f"--{option}", str(config[option])]
     if config.get("raw"):
         parts.append("--raw")
     parts += ["--workspace", shlex.quote(workspace), "--out", shlex.quote(f"runs/{record.run_id}")]
