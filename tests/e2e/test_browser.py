@@ -107,15 +107,24 @@ def browser_page(shots: Path, failure_name: str = "failure.png"):
             browser.close()
 
 
-def choose(page, container, label: str, option: str) -> None:
+def choose(page, container, label: str, option: str, attempts: int = 5) -> None:
     """Pick `option` in the selectbox `label`: a Streamlit 1.67 selectbox does not open on a click on
-    its text field under load, so click its "Open" button, then the option."""
+    its text field under load, so click its "Open" button, once the page is idle; a list closed by a
+    rerun that was still under way is opened again."""
     from playwright.sync_api import expect
 
     box = container.locator('[data-testid="stSelectbox"]').filter(has_text=label)
-    box.get_by_role("button", name="Open").click()
     choice = page.get_by_role("option", name=option, exact=True)
-    expect(choice).to_be_visible(timeout=WAIT_MS)
+    for attempt in range(attempts):
+        settle(page)
+        box.get_by_role("button", name="Open").click()
+        try:
+            expect(choice).to_be_visible(timeout=WAIT_MS // attempts)
+            break
+        except AssertionError:
+            if attempt == attempts - 1:
+                raise
+            page.keyboard.press("Escape")
     choice.click()
     expect(box.get_by_role("combobox")).to_have_value(option, timeout=WAIT_MS)
 
@@ -134,12 +143,15 @@ def pick(tile_locator) -> None:
     """Click the picture (the whole tile picks it) and wait until its box shows the tick."""
     from playwright.sync_api import expect
 
+    settle(tile_locator.page)
     tile_locator.locator("img").first.click()
     expect(tile_locator.locator("input[type=checkbox]")).to_be_checked(timeout=WAIT_MS)
 
 
 def review_form(page):
-    return page.locator('[data-testid="stForm"]').filter(has_text="image(s) picked")
+    """The Review page's pick → act form, once the page is idle (a rerun briefly shows the old one too)."""
+    settle(page)
+    return page.locator('[data-testid="stForm"]').filter(has_text="image(s) picked").last
 
 
 def short(sample_id: str) -> str:
@@ -188,16 +200,20 @@ def test_pick_act_pick_act_acts_on_exactly_the_shown_picks(server, workspace, tm
         expect(form.get_by_role("button", name="Drop picked")).to_be_disabled(timeout=WAIT_MS)  # nothing picked
         batches = []
         for reason in ("e2e: first", "e2e: second"):
+            settle(page)
             first = tile(page, "rev", "Training")
             expect(first).to_be_visible(timeout=WAIT_MS)
             picked = tile_id(first)
             pick(first)
+            form = review_form(page)
             expect(form).to_contain_text("1 image(s) picked", timeout=WAIT_MS)
             form.get_by_placeholder("why (kept in the edit history)").fill(reason)
             form.get_by_role("button", name="Drop picked").click()
             expect(page.locator('[class*="st-key-last_edit_bar"]')).to_contain_text("Dropped 1 image(s)",
                                                                                   timeout=WAIT_MS)
-            expect(form).to_contain_text("0 image(s) picked", timeout=WAIT_MS)
+            expect(review_form(page)).to_contain_text("0 image(s) picked", timeout=WAIT_MS)
+            expect(page.locator(f'[class*="st-key-gallery_rev"] img[alt="{picked}"]')).to_have_count(
+                0, timeout=WAIT_MS)  # the dropped image has left the page (not a stale copy of it picked next)
             expect(page.locator('[class*="st-key-gallery_rev"] input[type=checkbox]:checked')).to_have_count(0)
             batches.append((reason, picked))
         page.screenshot(path=str(shots / "pick_act.png"))
