@@ -21,7 +21,8 @@ from .dataset import Dataset
 from .hashing import (exact_digests, find_close_pairs, find_near_links, hamming_distance, phash_and_mirror_batch,
                       phash_batch)
 from .labels import EMOTIONS, TRAINING
-from .near_verify import KINDS, NearVerifyConfig, VerifiedPairs, accepted, find_candidates, verify_pairs
+from .near_candidates import find_candidates
+from .near_verify import KINDS, NearVerifyConfig, VerifiedPairs, accepted, verify_pairs
 
 # Chosen from the pair-distance histogram of FER-2013's pHashes (README, "Near-duplicate
 # threshold"): up to 6 bits, pairs are almost all copies (shifted, re-encoded, re-cropped);

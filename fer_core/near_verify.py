@@ -30,14 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .hashing import find_close_pairs
 
 SIDE = 48
 CENTER = (SIDE - 1) / 2
-DESCRIPTOR_SIDE = 24
-DESCRIPTOR_CELLS = 4
-DESCRIPTOR_CHANNELS = 5  # magnitude, cos 2θ, sin 2θ, cos 4θ, sin 4θ
-MIRROR_SIGNS = np.array([1, 1, -1, 1, -1], np.float32)
 KINDS = ("exact", "near", "shifted", "cropped", "mirrored")
 
 
@@ -118,151 +113,6 @@ def empty_pairs() -> VerifiedPairs:
     empty = np.empty(0, np.int64)
     return VerifiedPairs(empty, empty, np.empty(0, np.float32), np.empty(0, np.int8), np.empty(0, np.int8),
                          np.empty(0, np.float32), np.empty(0, bool), np.empty(0, dtype=object))
-
-
-# ----------------------------------------------------------------------------------------- candidates
-
-def _pooling_matrix(side: int, cells: int) -> np.ndarray:
-    """Soft cells: each row a Gaussian over pixel centres, so a small shift moves weight smoothly."""
-    centers = (np.arange(cells) + 0.5) * side / cells
-    positions = np.arange(side) + 0.5
-    weights = np.exp(-0.5 * ((positions[None] - centers[:, None]) / (side / cells / 1.5)) ** 2)
-    return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def shape_descriptors(pixels: np.ndarray, chunk_size: int = 4096) -> np.ndarray:
-    """N×80 unit vectors: gradient orientation statistics of the 24×24 image over 4×4 soft cells.
-
-    Per pixel, the gradient magnitude m and its unsigned orientation θ as m·(1, cos 2θ, sin 2θ,
-    cos 4θ, sin 4θ) — a smooth orientation histogram (HOG-like, without binning, so no arctan
-    and no scatter) — pooled over Gaussian cells that overlap, so a shift of a few pixels or a
-    10 % crop changes the vector little while different faces still differ.
-    """
-    pooling = _pooling_matrix(DESCRIPTOR_SIDE, DESCRIPTOR_CELLS)
-    out = np.empty((len(pixels), DESCRIPTOR_CHANNELS * DESCRIPTOR_CELLS ** 2), np.float32)
-    for start in range(0, len(pixels), chunk_size):
-        images = np.asarray(pixels[start:start + chunk_size], dtype=np.uint8)
-        # 2×2 sums: the 24×24 image (scaled by 4, which the normalisation removes)
-        small = (images[:, 0::2, 0::2].astype(np.float32) + images[:, 1::2, 0::2] + images[:, 0::2, 1::2]
-                 + images[:, 1::2, 1::2])
-        gx = np.zeros_like(small)
-        gy = np.zeros_like(small)
-        gx[:, :, 1:-1] = small[:, :, 2:] - small[:, :, :-2]
-        gy[:, 1:-1, :] = small[:, 2:, :] - small[:, :-2, :]
-        magnitude = np.sqrt(gx * gx + gy * gy)
-        inverse = 1.0 / (magnitude + 1e-3)
-        cos2 = (gx * gx - gy * gy) * inverse  # m·cos 2θ
-        sin2 = 2.0 * gx * gy * inverse  # m·sin 2θ
-        cos4 = (cos2 * cos2 - sin2 * sin2) * inverse
-        sin4 = 2.0 * cos2 * sin2 * inverse
-        cells = pooling @ np.stack([magnitude, cos2, sin2, cos4, sin4], axis=1) @ pooling.T
-        features = cells.reshape(len(images), -1)
-        out[start:start + len(images)] = features / (np.linalg.norm(features, axis=1, keepdims=True) + 1e-6)
-    return out
-
-
-def mirror_descriptors(descriptors: np.ndarray) -> np.ndarray:
-    """Descriptors of the mirrored images: cells flipped left–right, θ → π − θ (the sines change sign)."""
-    cells = descriptors.reshape(len(descriptors), DESCRIPTOR_CHANNELS, DESCRIPTOR_CELLS, DESCRIPTOR_CELLS)
-    mirrored = cells[:, :, :, ::-1] * MIRROR_SIGNS[None, :, None, None]
-    return np.ascontiguousarray(mirrored, dtype=descriptors.dtype).reshape(descriptors.shape)
-
-
-def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (i < j): each image's `descriptor_neighbours` nearest descriptors, and its mirror's.
-
-    Blocked search: k-means (on a sample) splits the descriptors into blocks; each image and each
-    mirrored image looks only in its `descriptor_probes` nearest blocks, and keeps its nearest
-    neighbours over those blocks. Ranks, not a fixed cosine: faces crowd together unevenly.
-    """
-    from scipy.cluster.vq import kmeans2  # scipy is loaded already; importing scikit-learn costs seconds
-
-    count = len(descriptors)
-    neighbours = min(config.descriptor_neighbours, count - 1)
-    if neighbours < 1:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    clusters = int(min(config.descriptor_clusters, max(1, count // 200)))
-    rng = np.random.default_rng(config.seed)
-    sample = descriptors[rng.choice(count, min(count, 100 * clusters), replace=False)]
-    centers, _ = kmeans2(sample.astype(np.float64), clusters, iter=10, minit="points", seed=config.seed)
-    centers = centers.astype(np.float32)
-    home = np.argmax(descriptors @ centers.T, axis=1)
-    queries = np.concatenate([descriptors, mirror_descriptors(descriptors)])
-    probes = min(config.descriptor_probes, clusters)
-    closeness = queries @ centers.T
-    probed = np.argsort(-closeness, axis=1)[:, :probes]  # nearest block first
-    keep = neighbours + 1  # +1: an image (or its mirror) may find itself
-    found_query, found_member, found_similarity = [], [], []
-    # In its nearest block each query takes its best `keep`; the worst of those is a floor that
-    # anything from its other blocks must reach to matter (cheap comparisons, no more top-k).
-    floor = np.full(len(queries), -np.inf, np.float32)
-    for probe in range(probes):
-        for block in range(clusters):
-            members = np.flatnonzero(home == block)
-            asking = np.flatnonzero(probed[:, probe] == block)
-            if len(members) == 0 or len(asking) == 0:
-                continue
-            similarity = queries[asking] @ descriptors[members].T
-            if probe == 0 and len(members) > keep:
-                nearest = np.argpartition(similarity, len(members) - keep, axis=1)[:, -keep:]
-                best = np.take_along_axis(similarity, nearest, axis=1)
-                floor[asking] = best.min(axis=1)
-                hit_query, hit_member = np.repeat(np.arange(len(asking)), keep), nearest.ravel()
-                values = best.ravel()
-            else:
-                hit_query, hit_member = np.nonzero(similarity >= floor[asking][:, None])
-                values = similarity[hit_query, hit_member]
-            found_query.append(asking[hit_query])
-            found_member.append(members[hit_member])
-            found_similarity.append(values)
-    query = np.concatenate(found_query)
-    member = np.concatenate(found_member)
-    similarity = np.concatenate(found_similarity)
-    # over all probed blocks, keep each query's best `neighbours`
-    order = np.lexsort((-similarity, query))
-    query, member = query[order], member[order]
-    first = np.searchsorted(query, query)
-    best = ((np.arange(len(query)) - first) < keep) & (query % count != member)
-    return _unique_pairs(query[best] % count, member[best], count)
-
-
-def hash_candidates(hashes: np.ndarray, mirror_hashes: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (i < j) of rows whose pHashes, or one's pHash and the other's mirror pHash, are within `radius`."""
-    hashes = np.asarray(hashes, dtype=np.uint64)
-    count = len(hashes)
-    both = np.concatenate([hashes, np.asarray(mirror_hashes, dtype=np.uint64)])
-    unique, inverse = np.unique(both, return_inverse=True)
-    a, b, _ = find_close_pairs(unique, radius)
-    values_a = np.concatenate([a, b, np.arange(len(unique))])
-    values_b = np.concatenate([b, a, np.arange(len(unique))])
-    # rows holding each hash value (as their own pHash or as their mirror's)
-    order = np.argsort(inverse, kind="stable")
-    starts = np.searchsorted(inverse[order], np.arange(len(unique) + 1))
-    sizes = starts[1:] - starts[:-1]
-    pair_counts = sizes[values_a] * sizes[values_b]
-    left = np.repeat(values_a, pair_counts)
-    offsets = np.arange(pair_counts.sum()) - np.repeat(np.cumsum(pair_counts) - pair_counts, pair_counts)
-    right_size = np.repeat(sizes[values_b], pair_counts)
-    row_a = order[starts[left] + offsets // right_size]
-    row_b = order[starts[np.repeat(values_b, pair_counts)] + offsets % right_size]
-    # a mirror hash against a mirror hash is the same comparison as the two pHashes: keep pairs with a pHash side
-    keep = (row_a < count) | (row_b < count)
-    return _unique_pairs(row_a[keep] % count, row_b[keep] % count, count)
-
-
-def _unique_pairs(a: np.ndarray, b: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
-    low, high = np.minimum(a, b), np.maximum(a, b)
-    codes = np.unique(low[low != high] * count + high[low != high])
-    return codes // count, codes % count
-
-
-def find_candidates(pixels: np.ndarray, hashes: np.ndarray, mirror_hashes: np.ndarray,
-                    config: NearVerifyConfig = NearVerifyConfig()) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate pairs (i < j): pHash neighbours (direct and mirrored) ∪ shape-descriptor neighbours."""
-    hash_a, hash_b = hash_candidates(hashes, mirror_hashes, config.hash_radius)
-    shape_a, shape_b = descriptor_candidates(shape_descriptors(pixels), config)
-    return _unique_pairs(np.concatenate([hash_a, shape_a]), np.concatenate([hash_b, shape_b]), len(pixels))
 
 
 # --------------------------------------------------------------------------------------- verification

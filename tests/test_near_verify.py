@@ -4,8 +4,8 @@ import pytest
 from fer_core.duplicates import (NO_GROUP, exact_pairs, expand_pairs, find_verified_pairs, group_near,
                                  group_verified, kinds_by_group, leaks_from_pairs, strongest_pair_per_row)
 from fer_core.hashing import exact_digests, phash_and_mirror_batch
-from fer_core.near_verify import (NearVerifyConfig, VerifiedPairs, brute_force_similarity, find_candidates,
-                                  mirror_descriptors, shape_descriptors, verify_pairs)
+from fer_core.near_candidates import find_candidates, mirror_descriptors, shape_descriptors
+from fer_core.near_verify import NearVerifyConfig, VerifiedPairs, brute_force_similarity, verify_pairs
 from synthetic import make_synthetic_near
 
 
@@ -139,7 +139,7 @@ def test_blocked_descriptor_search_finds_the_exact_nearest_neighbours():
     from scipy import ndimage
     from sklearn.neighbors import NearestNeighbors
 
-    from fer_core.near_verify import descriptor_candidates
+    from fer_core.near_candidates import descriptor_candidates
 
     rng = np.random.default_rng(4)
     noise = ndimage.gaussian_filter(rng.normal(128, 60, (2000, 48, 48)), (0, 2, 2))
