@@ -231,6 +231,8 @@ def _score_pairs(pixels: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray, gri
     then each pair is one small matrix product of its two images' views.
     """
     scores = np.empty((len(rows_a), len(grid.shifts) ** 2, len(grid.transforms)), np.float32)
+    if not len(rows_a):  # no pair to score (a tiny dataset, or none promising): no views to build
+        return scores
     view_floats = (len(grid.shifts) ** 2 + len(grid.transforms)) * grid.grid_side ** 2
     whole = view_floats * len(np.union1d(rows_a, rows_b)) <= 64 * 2**20  # all views fit in 256 MB: build once
     if whole:
@@ -269,16 +271,16 @@ def verify_pairs(pixels: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray,
     flat = np.isin(rows_a, flat_rows) | np.isin(rows_b, flat_rows)
     coarse_best[flat] = 0.0
     promising = np.flatnonzero(coarse_best >= config.coarse_min_similarity)
+    result = VerifiedPairs(rows_a, rows_b, coarse_best.astype(np.float32), np.zeros(len(rows_a), np.int8),
+                           np.zeros(len(rows_a), np.int8), np.ones(len(rows_a), np.float32),
+                           np.zeros(len(rows_a), bool), np.full(len(rows_a), "", dtype=object))
+    if not len(promising):  # nothing worth the full search (always so on a tiny dataset)
+        return result
     grid = fine_grid(config)
     fine = _best_transforms(rows_a[promising], rows_b[promising],
                             _score_pairs(pixels, rows_a[promising], rows_b[promising], grid, config.pair_batch),
                             grid, config.kind_margin)
-    similarity = coarse_best.astype(np.float32)
-    similarity[promising] = fine.similarity
-    result = VerifiedPairs(rows_a, rows_b, similarity, np.zeros(len(rows_a), np.int8), np.zeros(len(rows_a), np.int8),
-                           np.ones(len(rows_a), np.float32), np.zeros(len(rows_a), bool),
-                           np.full(len(rows_a), "", dtype=object))
-    for name in ("shift_x", "shift_y", "scale", "mirrored", "kind"):
+    for name in ("similarity", "shift_x", "shift_y", "scale", "mirrored", "kind"):
         getattr(result, name)[promising] = getattr(fine, name)
     return result
 
