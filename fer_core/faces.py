@@ -97,12 +97,20 @@ class FaceDetector:
 
     def __init__(self, config: FaceConfig = FaceConfig()) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import keras
         from mtcnn.stages import StageONet, StagePNet, StageRNet
 
         self.config = config
-        self.pnet = StagePNet()._model
-        self.rnet = StageRNet()._model
-        self.onet = StageONet()._model
+        # The networks carry float32 weights; a training run in this process may have set a mixed
+        # precision policy (bfloat16 on some CPUs), under which they would be built in half precision.
+        previous = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy("float32")
+        try:
+            self.pnet = StagePNet()._model
+            self.rnet = StageRNet()._model
+            self.onet = StageONet()._model
+        finally:
+            keras.mixed_precision.set_global_policy(previous)
 
     def detect(self, pixels: np.ndarray) -> np.ndarray:
         """Best face per image: rows of [confidence, x1, y1, x2, y2, left-eye x, y, right-eye x, y]

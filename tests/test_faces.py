@@ -158,3 +158,21 @@ def test_batched_driver_agrees_with_mtcnn_detect_faces(real_faces):
         eye = np.array(best["keypoints"]["left_eye"]) - pad
         assert np.abs(eye - ours[row, 5:7]).max() < 4
     assert sum(bool(detections) for detections in theirs) >= 6
+
+
+def test_a_mixed_precision_policy_left_by_training_does_not_change_the_face_stage(real_faces):
+    """Training sets a process-wide mixed precision policy (bfloat16 on some CPUs); the detector
+    built afterwards must still run its float32 weights in float32 and find the same faces."""
+    import keras
+
+    faces.face_detector.cache_clear()
+    expected = faces.find_faces(real_faces)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        faces.face_detector.cache_clear()
+        found = faces.find_faces(real_faces)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+        faces.face_detector.cache_clear()
+    assert found.equals(expected)
