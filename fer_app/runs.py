@@ -112,7 +112,9 @@ def show_queue() -> None:
     st.dataframe(results.queue_table(records[:SHOWN_RUNS]), hide_index=True, key="train_queue", column_config={
         "run": st.column_config.TextColumn("run", width="medium"),
         "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=100.0, format="%.0f%%"),
-        **{name: st.column_config.NumberColumn(name, format="%.3f") for name in ("loss", "accuracy", "val_accuracy")}})
+        "loss": st.column_config.NumberColumn("loss", format="%.3f"),  # a loss is not a share: no percent
+        "accuracy": st.column_config.NumberColumn("train accuracy", format="percent"),  # as on Results
+        "val_accuracy": st.column_config.NumberColumn("PublicTest accuracy", format="percent")})
     for record in results.active_runs(records):
         with st.container(horizontal=True, vertical_alignment="center"):
             st.write(f"**{record.run_id}** · {record.config['model']} · {record.state}: "
