@@ -1,5 +1,6 @@
 """Shared fixtures: an isolated workspace per test, and the real dataset when it is present."""
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,18 @@ def workspace(tmp_path, monkeypatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("FER_AUDIT_HOME", str(home))
     return home
+
+
+@pytest.fixture(autouse=True)
+def keras_precision_policy_restored():
+    """Each training run is its own process in the product; here many run in one, and a run leaves
+    Keras's process-wide precision policy (bfloat16 on some CPUs) to whatever test comes next."""
+    keras = sys.modules.get("keras")
+    before = keras.mixed_precision.global_policy().name if keras else "float32"
+    yield
+    keras = sys.modules.get("keras")
+    if keras and keras.mixed_precision.global_policy().name != before:
+        keras.mixed_precision.set_global_policy(before)
 
 
 @pytest.fixture(scope="session")
