@@ -1,7 +1,8 @@
 """Candidate near-duplicate pairs, cheap and with high recall; `fer_core.near_verify` decides on pixels.
 
 The union of pHash pairs within `hash_radius` bits (direct, and against each image's mirror) and
-shape-descriptor neighbours (see `fer_core/near_verify.py`'s module docstring for the method).
+whitened shape-descriptor neighbours (see `fer_core/near_verify.py`'s module docstring). Matrix
+products here are small: they run with BLAS on one thread (`near_views.one_blas_thread`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import numpy as np
 
 from .hashing import find_close_pairs
 from .near_verify import NearVerifyConfig
+from .near_views import one_blas_thread
 
 DESCRIPTOR_SIDE = 24
 DESCRIPTOR_CELLS = 4
@@ -25,7 +27,8 @@ def _pooling_matrix(side: int, cells: int) -> np.ndarray:
     return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def shape_descriptors(pixels: np.ndarray, chunk_size: int = 4096) -> np.ndarray:
+@one_blas_thread
+def shape_descriptors(pixels: np.ndarray, chunk_size: int = 1024) -> np.ndarray:
     """N×80 unit vectors: gradient orientation statistics of the 24×24 image over 4×4 soft cells.
 
     Per pixel, the gradient magnitude m and its unsigned orientation θ as m·(1, cos 2θ, sin 2θ,
@@ -44,14 +47,20 @@ def shape_descriptors(pixels: np.ndarray, chunk_size: int = 4096) -> np.ndarray:
         gy = np.zeros_like(small)
         gx[:, :, 1:-1] = small[:, :, 2:] - small[:, :, :-2]
         gy[:, 1:-1, :] = small[:, 2:, :] - small[:, :-2, :]
-        magnitude = np.sqrt(gx * gx + gy * gy)
+        channels = np.empty((len(images), DESCRIPTOR_CHANNELS) + small.shape[1:], np.float32)  # n × 5 × 24 × 24
+        magnitude, cos2, sin2, cos4, sin4 = (channels[:, index] for index in range(DESCRIPTOR_CHANNELS))
+        np.hypot(gx, gy, out=magnitude)
         inverse = 1.0 / (magnitude + 1e-3)
-        cos2 = (gx * gx - gy * gy) * inverse  # m·cos 2θ
-        sin2 = 2.0 * gx * gy * inverse  # m·sin 2θ
-        cos4 = (cos2 * cos2 - sin2 * sin2) * inverse
-        sin4 = 2.0 * cos2 * sin2 * inverse
-        cells = pooling @ np.stack([magnitude, cos2, sin2, cos4, sin4], axis=1) @ pooling.T
-        features = cells.reshape(len(images), -1)
+        np.multiply(gx * gx - gy * gy, inverse, out=cos2)  # m·cos 2θ
+        np.multiply(2.0 * gx * gy, inverse, out=sin2)  # m·sin 2θ
+        np.multiply(cos2 * cos2 - sin2 * sin2, inverse, out=cos4)
+        np.multiply(2.0 * cos2 * sin2, inverse, out=sin4)
+        # pooling @ channel @ pooling.T as two large matrix products (tiny stacked ones are slow):
+        # pool the columns, then the rows of the transposed result, and transpose back
+        columns = (channels.reshape(-1, DESCRIPTOR_SIDE) @ pooling.T).reshape(-1, DESCRIPTOR_SIDE, DESCRIPTOR_CELLS)
+        rows = np.ascontiguousarray(columns.transpose(0, 2, 1)).reshape(-1, DESCRIPTOR_SIDE) @ pooling.T
+        features = rows.reshape(len(images), DESCRIPTOR_CHANNELS, DESCRIPTOR_CELLS, DESCRIPTOR_CELLS
+                                ).transpose(0, 1, 3, 2).reshape(len(images), -1)
         out[start:start + len(images)] = features / (np.linalg.norm(features, axis=1, keepdims=True) + 1e-6)
     return out
 
@@ -63,12 +72,36 @@ def mirror_descriptors(descriptors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(mirrored, dtype=descriptors.dtype).reshape(descriptors.shape)
 
 
-def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (i < j): each image's `descriptor_neighbours` nearest descriptors, and its mirror's.
+def whiten_descriptors(descriptors: np.ndarray, dimensions: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors of the descriptors, and of their mirror images, whitened over the data set (and
+    its mirror) and kept to the `dimensions` principal components of largest variance.
 
-    Blocked search: k-means (on a sample) splits the descriptors into blocks; each image and each
-    mirrored image looks only in its `descriptor_probes` nearest blocks, and keeps its nearest
-    neighbours over those blocks. Ranks, not a fixed cosine: faces crowd together unevenly.
+    Faces share most of their gradient layout, so raw descriptors of different faces are close
+    (cosine ≥ 0.96 for most neighbours); whitening weighs what varies between faces, and puts a
+    copy's original among its first 4 neighbours where the raw descriptor needs 6 or more. The
+    components of least variance carry mostly noise; dropping them makes the search cheaper.
+    """
+    mirrored = mirror_descriptors(descriptors)
+    both = np.concatenate([descriptors, mirrored])
+    mean = both.mean(axis=0)
+    both -= mean
+    eigenvalues, eigenvectors = np.linalg.eigh((both.T @ both).astype(np.float64) / len(both))  # ascending
+    projection = (eigenvectors * (eigenvalues + 1e-6 * eigenvalues.max()) ** -0.5)[:, -dimensions:].astype(np.float32)
+
+    def whiten(vectors: np.ndarray) -> np.ndarray:
+        whitened = (vectors - mean) @ projection
+        return whitened / (np.linalg.norm(whitened, axis=1, keepdims=True) + 1e-6)
+    return whiten(descriptors), whiten(mirrored)
+
+
+@one_blas_thread
+def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i < j): each image's `descriptor_neighbours` nearest whitened descriptors, and its mirror's.
+
+    Blocked search: k-means (on a sample of the raw descriptors, whose crowding the blocks follow)
+    splits the images into blocks; each image and each mirrored image looks only in its
+    `descriptor_probes` nearest blocks and keeps its nearest neighbours there, by the whitened
+    descriptors. Ranks, not a fixed cosine: faces crowd together unevenly.
     """
     from scipy.cluster.vq import kmeans2  # scipy is loaded already; importing scikit-learn costs seconds
 
@@ -82,22 +115,27 @@ def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> 
     centers, _ = kmeans2(sample.astype(np.float64), clusters, iter=10, minit="points", seed=config.seed)
     centers = centers.astype(np.float32)
     home = np.argmax(descriptors @ centers.T, axis=1)
-    queries = np.concatenate([descriptors, mirror_descriptors(descriptors)])
+    by_block = np.argsort(home, kind="stable")
+    block_bounds = np.searchsorted(home[by_block], np.arange(clusters + 1))
     probes = min(config.descriptor_probes, clusters)
-    closeness = queries @ centers.T
-    probed = np.argsort(-closeness, axis=1)[:, :probes]  # nearest block first
+    probed = np.argsort(-(np.concatenate([descriptors, mirror_descriptors(descriptors)]) @ centers.T),
+                        axis=1)[:, :probes]  # nearest block first
+    whitened, whitened_mirrors = whiten_descriptors(descriptors, config.descriptor_dimensions)
+    queries = np.concatenate([whitened, whitened_mirrors])
     keep = neighbours + 1  # +1: an image (or its mirror) may find itself
     found_query, found_member, found_similarity = [], [], []
     # In its nearest block each query takes its best `keep`; the worst of those is a floor that
     # anything from its other blocks must reach to matter (cheap comparisons, no more top-k).
     floor = np.full(len(queries), -np.inf, np.float32)
     for probe in range(probes):
+        by_probe = np.argsort(probed[:, probe], kind="stable")
+        probe_bounds = np.searchsorted(probed[by_probe, probe], np.arange(clusters + 1))
         for block in range(clusters):
-            members = np.flatnonzero(home == block)
-            asking = np.flatnonzero(probed[:, probe] == block)
+            members = by_block[block_bounds[block]:block_bounds[block + 1]]
+            asking = by_probe[probe_bounds[block]:probe_bounds[block + 1]]
             if len(members) == 0 or len(asking) == 0:
                 continue
-            similarity = queries[asking] @ descriptors[members].T
+            similarity = queries[asking] @ whitened[members].T
             if probe == 0 and len(members) > keep:
                 nearest = np.argpartition(similarity, len(members) - keep, axis=1)[:, -keep:]
                 best = np.take_along_axis(similarity, nearest, axis=1)
@@ -105,7 +143,7 @@ def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> 
                 hit_query, hit_member = np.repeat(np.arange(len(asking)), keep), nearest.ravel()
                 values = best.ravel()
             else:
-                hit_query, hit_member = np.nonzero(similarity >= floor[asking][:, None])
+                hit_query, hit_member = np.divmod(np.flatnonzero(similarity >= floor[asking][:, None]), len(members))
                 values = similarity[hit_query, hit_member]
             found_query.append(asking[hit_query])
             found_member.append(members[hit_member])
@@ -114,7 +152,7 @@ def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> 
     member = np.concatenate(found_member)
     similarity = np.concatenate(found_similarity)
     # over all probed blocks, keep each query's best `neighbours`
-    order = np.lexsort((-similarity, query))
+    order = np.argsort(query + (1.0 - similarity.astype(np.float64)) / 4)  # by query, then most similar first
     query, member = query[order], member[order]
     first = np.searchsorted(query, query)
     best = ((np.arange(len(query)) - first) < keep) & (query % count != member)

@@ -5,7 +5,7 @@ from fer_core.duplicates import (NO_GROUP, exact_pairs, expand_pairs, find_verif
                                  group_verified, kinds_by_group, leaks_from_pairs, strongest_pair_per_row)
 from fer_core.hashing import exact_digests, phash_and_mirror_batch
 from fer_core.near_candidates import find_candidates, mirror_descriptors, shape_descriptors
-from fer_core.near_verify import NearVerifyConfig, VerifiedPairs, brute_force_similarity, verify_pairs
+from fer_core.near_verify import NearVerifyConfig, VerifiedPairs, accepted, brute_force_similarity, verify_pairs
 from synthetic import make_synthetic_near
 
 
@@ -64,21 +64,28 @@ def test_brute_force_verification_agrees_with_the_fast_path(near_fixture):
               ("face_000", "face_001"), ("face_005", "face_030")]
     rows_a = np.array([index[a] for a, _ in sample])
     rows_b = np.array([index[b] for _, b in sample])
-    config = NearVerifyConfig(coarse_min_similarity=-1.0)  # every pair gets the full search
+    config = NearVerifyConfig(coarse_min_similarity=-1.0, refine_radius=None)  # every pair, every transform
     fast = verify_pairs(dataset.pixels, rows_a, rows_b, config).similarity
     slow = [brute_force_similarity(dataset.pixels[a], dataset.pixels[b], config) for a, b in zip(rows_a, rows_b)]
     np.testing.assert_allclose(fast, slow, atol=2e-3)
 
 
-def test_the_coarse_pass_only_skips_pairs_far_below_the_threshold(near_fixture):
-    dataset, *_ = near_fixture
+def test_the_coarse_pass_and_the_local_search_change_no_decision(near_fixture):
+    dataset, planted, near, *_ = near_fixture
+    index = {sample_id: row for row, sample_id in enumerate(dataset.ids.tolist())}
+    copies = [(index[a], index[b]) for a, b in (planted.shifted_copy, planted.jpeg_copy, *near.copies.values())]
     rng = np.random.default_rng(0)
-    a, b = rng.integers(0, len(dataset), 200), rng.integers(0, len(dataset), 200)
+    a = np.concatenate([rng.integers(0, len(dataset), 200), [pair[0] for pair in copies]])
+    b = np.concatenate([rng.integers(0, len(dataset), 200), [pair[1] for pair in copies]])
     keep = a != b
-    cascaded = verify_pairs(dataset.pixels, a[keep], b[keep]).similarity
-    full = verify_pairs(dataset.pixels, a[keep], b[keep], NearVerifyConfig(coarse_min_similarity=-1.0)).similarity
-    threshold = NearVerifyConfig().min_similarity
-    assert np.array_equal(cascaded >= threshold, full >= threshold)
+    config = NearVerifyConfig()
+    cascaded = verify_pairs(dataset.pixels, a[keep], b[keep], config)
+    full = verify_pairs(dataset.pixels, a[keep], b[keep], NearVerifyConfig(coarse_min_similarity=-1.0, refine_radius=None))
+    assert np.array_equal(accepted(cascaded, config), accepted(full, config))
+    assert accepted(cascaded, config)[-len(copies):].all()
+    sure = accepted(full, config)  # where it accepts, the local search finds the same best transform
+    np.testing.assert_allclose(cascaded.similarity[sure], full.similarity[sure], atol=1e-5)
+    assert cascaded.kind[sure].tolist() == full.kind[sure].tolist()
 
 
 def test_mirror_descriptors_are_descriptors_of_mirrored_images(near_fixture):
@@ -139,15 +146,16 @@ def test_blocked_descriptor_search_finds_the_exact_nearest_neighbours():
     from scipy import ndimage
     from sklearn.neighbors import NearestNeighbors
 
-    from fer_core.near_candidates import descriptor_candidates
+    from fer_core.near_candidates import descriptor_candidates, whiten_descriptors
 
     rng = np.random.default_rng(4)
     noise = ndimage.gaussian_filter(rng.normal(128, 60, (2000, 48, 48)), (0, 2, 2))
     descriptors = shape_descriptors(np.clip(noise, 0, 255).astype(np.uint8))
     config = NearVerifyConfig()  # 10 blocks for 2,000 images: each image looks in 4
     found = set(zip(*(side.tolist() for side in descriptor_candidates(descriptors, config))))
-    queries = np.concatenate([descriptors, mirror_descriptors(descriptors)])
-    _, nearest = NearestNeighbors(n_neighbors=config.descriptor_neighbours + 1).fit(descriptors).kneighbors(queries)
+    whitened, whitened_mirrors = whiten_descriptors(descriptors, config.descriptor_dimensions)  # what it ranks by
+    queries = np.concatenate([whitened, whitened_mirrors])
+    _, nearest = NearestNeighbors(n_neighbors=config.descriptor_neighbours + 1).fit(whitened).kneighbors(queries)
     exact = {(min(q % len(descriptors), n), max(q % len(descriptors), n))
              for q, row in enumerate(nearest) for n in row.tolist() if n != q % len(descriptors)}
     # approximate by design: 0.90 of the exact neighbour pairs here (and on 4,000 real images)
