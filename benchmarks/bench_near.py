@@ -97,6 +97,8 @@ def plant_copies(dataset: Dataset, copies: int, seed: int) -> tuple[Dataset, dic
 
 
 def timed(seconds: dict, name: str, work):
+    """Run `work`, recording its wall and CPU seconds (CPU: this process only, so a busy machine
+    inflates it less than the wall time)."""
     wall, cpu = time.perf_counter(), time.process_time()
     result = work()
     seconds[name] = {"wall": round(time.perf_counter() - wall, 2), "cpu": round(time.process_time() - cpu, 2)}
@@ -199,9 +201,10 @@ def main() -> None:
     config = NearVerifyConfig()
     results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores",
                      "load_average_at_start": [round(value, 1) for value in os.getloadavg()],
-                     "config": {"min_similarity": config.min_similarity,
-                                "mirrored_min_similarity": config.mirrored_min_similarity, "hash_radius": config.hash_radius,
-                                "descriptor_neighbours": config.descriptor_neighbours}}
+                     "config": {name: getattr(config, name) for name in (
+                         "min_similarity", "mirrored_min_similarity", "hash_radius", "descriptor_neighbours",
+                         "descriptor_dimensions", "descriptor_probes", "max_shift", "coarse_min_similarity",
+                         "refine_radius")}}
     dataset = load(args.data)
 
     # the real data: hash-only vs verified
@@ -209,6 +212,7 @@ def main() -> None:
     scored, accepted, hashes, digests = verified_near(dataset, config, seconds)
     results["real_seconds_by_stage"] = seconds
     results["real_candidates"] = int(len(scored))
+    results["real_fine_searched"] = int((scored.kind != "").sum())  # reached coarse_min_similarity
     verified_of = group_verified(len(dataset), accepted)
     hash_of = group_near(hashes, args.threshold)
     verified_leaks = leaks_from_pairs(dataset, expand_pairs(accepted.select(accepted.kind != "exact"), digests), hashes)

@@ -124,8 +124,8 @@ def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> 
     queries = np.concatenate([whitened, whitened_mirrors])
     keep = neighbours + 1  # +1: an image (or its mirror) may find itself
     found_query, found_member, found_similarity = [], [], []
-    # In its nearest block each query takes its best `keep`; the worst of those is a floor that
-    # anything from its other blocks must reach to matter (cheap comparisons, no more top-k).
+    # In its nearest block each query takes its best `keep` (a partition, no sort); the worst of
+    # those is a floor that anything from its other blocks must reach to matter.
     floor = np.full(len(queries), -np.inf, np.float32)
     for probe in range(probes):
         by_probe = np.argsort(probed[:, probe], kind="stable")
@@ -137,14 +137,10 @@ def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> 
                 continue
             similarity = queries[asking] @ whitened[members].T
             if probe == 0 and len(members) > keep:
-                nearest = np.argpartition(similarity, len(members) - keep, axis=1)[:, -keep:]
-                best = np.take_along_axis(similarity, nearest, axis=1)
-                floor[asking] = best.min(axis=1)
-                hit_query, hit_member = np.repeat(np.arange(len(asking)), keep), nearest.ravel()
-                values = best.ravel()
-            else:
-                hit_query, hit_member = np.divmod(np.flatnonzero(similarity >= floor[asking][:, None]), len(members))
-                values = similarity[hit_query, hit_member]
+                floor[asking] = np.partition(similarity, len(members) - keep, axis=1)[:, len(members) - keep]
+            hits = np.flatnonzero(similarity >= floor[asking][:, None])
+            hit_query, hit_member = np.divmod(hits, len(members))
+            values = similarity.ravel()[hits]
             found_query.append(asking[hit_query])
             found_member.append(members[hit_member])
             found_similarity.append(values)

@@ -158,5 +158,6 @@ def test_blocked_descriptor_search_finds_the_exact_nearest_neighbours():
     _, nearest = NearestNeighbors(n_neighbors=config.descriptor_neighbours + 1).fit(whitened).kneighbors(queries)
     exact = {(min(q % len(descriptors), n), max(q % len(descriptors), n))
              for q, row in enumerate(nearest) for n in row.tolist() if n != q % len(descriptors)}
-    # approximate by design: 0.90 of the exact neighbour pairs here (and on 4,000 real images)
+    # approximate by design: 0.97 of the exact neighbour pairs here, 0.90 on 4,000 real images, 0.76 on all of
+    # FER-2013; copies are far nearer than a 4th neighbour, and 98-100 % of planted ones are found (README)
     assert len(exact & found) >= 0.85 * len(exact), len(exact & found) / len(exact)
