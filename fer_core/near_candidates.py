@@ -73,12 +73,12 @@ def mirror_descriptors(descriptors: np.ndarray) -> np.ndarray:
 
 
 def whiten_descriptors(descriptors: np.ndarray, dimensions: int) -> tuple[np.ndarray, np.ndarray]:
-    """Unit vectors of the descriptors, and of their mirror images, whitened over the data set (and
-    its mirror) and kept to the `dimensions` principal components of largest variance.
+    """Unit vectors of the descriptors, and of their mirror images, half-whitened over the data set
+    (and its mirror) and kept to the `dimensions` principal components of largest variance.
 
     Faces share most of their gradient layout, so raw descriptors of different faces are close
     (cosine ≥ 0.96 for most neighbours); whitening weighs what varies between faces, and puts a
-    copy's original among its first 4 neighbours where the raw descriptor needs 6 or more. The
+    copy's original among its first 4 neighbours more often than the raw descriptor does. The
     components of least variance carry mostly noise; dropping them makes the search cheaper.
     """
     mirrored = mirror_descriptors(descriptors)
@@ -86,7 +86,9 @@ def whiten_descriptors(descriptors: np.ndarray, dimensions: int) -> tuple[np.nda
     mean = both.mean(axis=0)
     both -= mean
     eigenvalues, eigenvectors = np.linalg.eigh((both.T @ both).astype(np.float64) / len(both))  # ascending
-    projection = (eigenvectors * (eigenvalues + 1e-6 * eigenvalues.max()) ** -0.5)[:, -dimensions:].astype(np.float32)
+    # halfway whitening (variance^-1/4): full whitening (^-1/2) ranks planted copies as well but
+    # loses real cropped copies among faces that vary little (README, "Near duplicates")
+    projection = (eigenvectors * (eigenvalues + 1e-6 * eigenvalues.max()) ** -0.25)[:, -dimensions:].astype(np.float32)
 
     def whiten(vectors: np.ndarray) -> np.ndarray:
         whitened = (vectors - mean) @ projection
@@ -123,9 +125,11 @@ def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> 
     whitened, whitened_mirrors = whiten_descriptors(descriptors, config.descriptor_dimensions)
     queries = np.concatenate([whitened, whitened_mirrors])
     keep = neighbours + 1  # +1: an image (or its mirror) may find itself
+    dense_keep = max(keep, min(config.descriptor_dense_neighbours + 1, count))
     found_query, found_member, found_similarity = [], [], []
-    # In its nearest block each query takes its best `keep` (a partition, no sort); the worst of
-    # those is a floor that anything from its other blocks must reach to matter.
+    # In its nearest block each query takes its best `keep` (a partition, no sort), and up to
+    # `dense_keep` that reach the dense similarity; the worst of those is a floor that anything
+    # from its other blocks must reach to matter.
     floor = np.full(len(queries), -np.inf, np.float32)
     for probe in range(probes):
         by_probe = np.argsort(probed[:, probe], kind="stable")
@@ -137,7 +141,9 @@ def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> 
                 continue
             similarity = queries[asking] @ whitened[members].T
             if probe == 0 and len(members) > keep:
-                floor[asking] = np.partition(similarity, len(members) - keep, axis=1)[:, len(members) - keep]
+                ranked = np.partition(similarity, (len(members) - keep, max(0, len(members) - dense_keep)), axis=1)
+                floor[asking] = np.minimum(ranked[:, len(members) - keep], np.maximum(
+                    ranked[:, max(0, len(members) - dense_keep)], config.descriptor_dense_similarity))
             hits = np.flatnonzero(similarity >= floor[asking][:, None])
             hit_query, hit_member = np.divmod(hits, len(members))
             values = similarity.ravel()[hits]
@@ -150,8 +156,10 @@ def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> 
     # over all probed blocks, keep each query's best `neighbours`
     order = np.argsort(query + (1.0 - similarity.astype(np.float64)) / 4)  # by query, then most similar first
     query, member = query[order], member[order]
-    first = np.searchsorted(query, query)
-    best = ((np.arange(len(query)) - first) < keep) & (query % count != member)
+    rank = np.arange(len(query)) - np.searchsorted(query, query)
+    similarity = similarity[order]
+    best = ((rank < keep) | ((rank < dense_keep) & (similarity >= config.descriptor_dense_similarity))) \
+        & (query % count != member)
     return _unique_pairs(query[best] % count, member[best], count)
 
 

@@ -49,9 +49,11 @@ class NearVerifyConfig:
     blur_sigma: float = 1.0
     grid_side: int = 16
     grid_step: float = 2.0
-    hash_radius: int = 6
+    hash_radius: int = 8
     descriptor_neighbours: int = 4
     descriptor_dimensions: int = 56
+    descriptor_dense_similarity: float = 0.7
+    descriptor_dense_neighbours: int = 16
     descriptor_clusters: int = 64
     descriptor_probes: int = 8
     coarse_min_similarity: float = 0.85
