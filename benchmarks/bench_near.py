@@ -202,7 +202,7 @@ def main() -> None:
     results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores",
                      "load_average_at_start": [round(value, 1) for value in os.getloadavg()],
                      "config": {name: getattr(config, name) for name in (
-                         "min_similarity", "mirrored_min_similarity", "hash_radius", "descriptor_neighbours",
+                         "min_similarity", "wide_min_similarity", "wide_shift", "hash_radius", "descriptor_neighbours",
                          "descriptor_dimensions", "descriptor_probes", "max_shift", "coarse_min_similarity",
                          "refine_radius")}}
     dataset = load(args.data)

@@ -42,7 +42,8 @@ class NearVerifyConfig:
     """How near-duplicate candidates are proposed and verified (defaults: README, "Near duplicates")."""
 
     min_similarity: float = 0.95
-    mirrored_min_similarity: float = 0.97
+    wide_min_similarity: float = 0.97
+    wide_shift: int = 3
     max_shift: int = 5
     scales: tuple[float, ...] = (0.9, 0.95, 1.0, 1.05, 1.1)
     try_mirror: bool = True
@@ -64,7 +65,7 @@ class NearVerifyConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("min_similarity", "mirrored_min_similarity"):
+        for name in ("min_similarity", "wide_min_similarity"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} {getattr(self, name)} out of range; expected 0 < value <= 1")
         if not 0 <= self.max_shift <= 8:
@@ -111,11 +112,13 @@ class VerifiedPairs:
 
 
 def accepted(pairs: VerifiedPairs, config: NearVerifyConfig) -> np.ndarray:
-    """Which scored pairs are near duplicates: similarity ≥ `min_similarity`, and ≥ `mirrored_min_similarity`
-    when only the mirror explains them (faces are nearly symmetric, so the mirror search finds more
-    chance look-alikes; README, "Near duplicates")."""
-    bar = np.where(pairs.kind == "mirrored", config.mirrored_min_similarity, config.min_similarity)
-    return pairs.similarity >= bar
+    """Which scored pairs are near duplicates: similarity ≥ `min_similarity`, and ≥ the stricter
+    `wide_min_similarity` when only the mirror, or a translation beyond `wide_shift` px, explains
+    them (the wider the search, the more chance look-alikes it finds: faces are nearly symmetric,
+    and a large shift can line up the head and the lighting of two different faces; README,
+    "Near duplicates")."""
+    wide = (pairs.kind == "mirrored") | (np.maximum(np.abs(pairs.shift_x), np.abs(pairs.shift_y)) > config.wide_shift)
+    return pairs.similarity >= np.where(wide, config.wide_min_similarity, config.min_similarity)
 
 
 def empty_pairs() -> VerifiedPairs:

@@ -161,3 +161,17 @@ def test_blocked_descriptor_search_finds_the_exact_nearest_neighbours():
     # approximate by design: 0.97 of the exact neighbour pairs here, 0.90 on 4,000 real images, 0.76 on all of
     # FER-2013; copies are far nearer than a 4th neighbour, and 98-100 % of planted ones are found (README)
     assert len(exact & found) >= 0.85 * len(exact), len(exact & found) / len(exact)
+
+
+def test_the_mirror_and_shifts_beyond_3_px_need_the_stricter_bar():
+    config = NearVerifyConfig()
+
+    def decide(similarity: float, shift_x: int, kind: str) -> bool:
+        pair = VerifiedPairs(np.array([0]), np.array([1]), np.array([similarity], np.float32),
+                             np.array([shift_x], np.int8), np.zeros(1, np.int8), np.ones(1, np.float32),
+                             np.array([kind == "mirrored"]), np.array([kind], dtype=object))
+        return bool(accepted(pair, config)[0])
+
+    assert decide(0.96, 3, "shifted") and decide(0.96, -3, "cropped")
+    assert not decide(0.96, 4, "shifted") and not decide(0.96, -5, "cropped") and not decide(0.96, 0, "mirrored")
+    assert decide(0.97, 5, "shifted") and decide(0.97, 0, "mirrored")
