@@ -85,7 +85,8 @@ class NearVerifyConfig:
 
 @dataclass(frozen=True)
 class VerifiedPairs:
-    """Pairs of rows (a < b) with their best similarity and the transform that gave it."""
+    """Pairs of rows (a < b) with their best similarity and the transform that gave it (the best over
+    the transforms that pass their bar, when only that way is the pair accepted; see `verify_pairs`)."""
 
     rows_a: np.ndarray
     rows_b: np.ndarray
@@ -116,9 +117,14 @@ def accepted(pairs: VerifiedPairs, config: NearVerifyConfig) -> np.ndarray:
     `wide_min_similarity` when only the mirror, or a translation beyond `wide_shift` px, explains
     them (the wider the search, the more chance look-alikes it finds: faces are nearly symmetric,
     and a large shift can line up the head and the lighting of two different faces; README,
-    "Near duplicates")."""
-    wide = (pairs.kind == "mirrored") | (np.maximum(np.abs(pairs.shift_x), np.abs(pairs.shift_y)) > config.wide_shift)
-    return pairs.similarity >= np.where(wide, config.wide_min_similarity, config.min_similarity)
+    "Near duplicates"). `verify_pairs` reports the narrow transform when the wide one misses its bar."""
+    bar = np.where(_wide(pairs.kind, pairs.shift_y, pairs.shift_x, config), config.wide_min_similarity,
+                   config.min_similarity)
+    return pairs.similarity >= bar
+
+
+def _wide(kind: np.ndarray, shift_y: np.ndarray, shift_x: np.ndarray, config: NearVerifyConfig) -> np.ndarray:
+    return (kind == "mirrored") | (np.maximum(np.abs(shift_y), np.abs(shift_x)) > config.wide_shift)
 
 
 def empty_pairs() -> VerifiedPairs:
@@ -177,6 +183,17 @@ def verify_pairs(pixels: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray,
     scores, shift_y, shift_x = refine_pairs(pixels, rows_a[promising], rows_b[promising], grid, center_y, center_x,
                                              radius)
     fine = _best_transforms(scores, shift_y, shift_x, grid, config.kind_margin)
+    # where only a wide transform explains the pair and it misses the wide bar, yet a narrow one
+    # passes the narrow bar, the narrow one is reported (elsewhere the best over all transforms)
+    redo = _wide(fine["kind"], fine["shift_y"], fine["shift_x"], config) & (fine["similarity"] < config.wide_min_similarity)
+    if redo.any():
+        narrow = ((np.maximum(np.abs(shift_y[redo]), np.abs(shift_x[redo])) <= config.wide_shift)[:, :, None]
+                  & ~np.array([mirrored for _, mirrored in grid.transforms])[None, None, :])
+        again = _best_transforms(np.where(narrow, scores[redo], -np.inf), shift_y[redo], shift_x[redo], grid,
+                                 config.kind_margin)
+        rescued = np.flatnonzero(redo)[again["similarity"] >= config.min_similarity]
+        for name in fine:
+            fine[name][rescued] = again[name][again["similarity"] >= config.min_similarity]
     for name in ("similarity", "shift_x", "shift_y", "scale", "mirrored", "kind"):
         getattr(result, name)[promising] = fine[name]
     return result
