@@ -174,18 +174,20 @@ def verify_pairs(pixels: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray,
                            np.zeros(len(rows_a), bool), np.full(len(rows_a), "", dtype=object))
     if not len(promising):  # nothing worth the fine search (always so on a tiny dataset)
         return result
-    shift_index = coarse_index[promising] // len(coarse.transforms)
-    coarse_shifts = np.array(coarse.shifts)
-    radius = config.max_shift if config.refine_radius is None else config.refine_radius
-    center_y = np.zeros(len(promising), int) if config.refine_radius is None else coarse_shifts[shift_index // len(coarse_shifts)]
-    center_x = np.zeros(len(promising), int) if config.refine_radius is None else coarse_shifts[shift_index % len(coarse_shifts)]
+    if config.refine_radius is None:  # the window around no translation covers them all
+        radius, center_y, center_x = config.max_shift, np.zeros(len(promising), int), np.zeros(len(promising), int)
+    else:
+        radius, coarse_shifts = config.refine_radius, np.array(coarse.shifts)
+        shift_index = coarse_index[promising] // len(coarse.transforms)  # y-major, like the windows
+        center_y, center_x = (coarse_shifts[index] for index in np.divmod(shift_index, len(coarse_shifts)))
     grid = fine_grid(config)
     scores, shift_y, shift_x = refine_pairs(pixels, rows_a[promising], rows_b[promising], grid, center_y, center_x,
                                              radius)
     fine = _best_transforms(scores, shift_y, shift_x, grid, config.kind_margin)
     # where only a wide transform explains the pair and it misses the wide bar, yet a narrow one
     # passes the narrow bar, the narrow one is reported (elsewhere the best over all transforms)
-    redo = _wide(fine["kind"], fine["shift_y"], fine["shift_x"], config) & (fine["similarity"] < config.wide_min_similarity)
+    redo = (_wide(fine["kind"], fine["shift_y"], fine["shift_x"], config)
+            & (fine["similarity"] < config.wide_min_similarity))
     if redo.any():
         narrow = ((np.maximum(np.abs(shift_y[redo]), np.abs(shift_x[redo])) <= config.wide_shift)[:, :, None]
                   & ~np.array([mirrored for _, mirrored in grid.transforms])[None, None, :])

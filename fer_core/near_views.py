@@ -131,7 +131,8 @@ def shifted_windows(images: np.ndarray, grid: SearchGrid) -> tuple[np.ndarray, n
 def contrast(images: np.ndarray, chunk: int = 1024) -> np.ndarray:
     """Standard deviation of each image's grey levels (in chunks: one large temporary costs more in
     page faults than the arithmetic)."""
-    return np.concatenate([np.asarray(images[first:first + chunk]).reshape(-1, SIDE * SIDE).std(axis=1, dtype=np.float32)
+    return np.concatenate([np.asarray(images[first:first + chunk]).reshape(-1, SIDE * SIDE)
+                           .std(axis=1, dtype=np.float32)
                            for first in range(0, len(images), chunk)] or [np.empty(0, np.float32)])
 
 
@@ -151,15 +152,17 @@ def _units(rows_a: np.ndarray, rows_b: np.ndarray, unit_size: int) -> tuple[np.n
 
 
 def score_pairs(pixels: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray, grid: SearchGrid,
-                 unit_size: int, chunk_floats: int = 2**20, shared_floats: int = 2**24) -> tuple[np.ndarray, np.ndarray]:
+                unit_size: int, chunk_floats: int = 2**20,
+                shared_floats: int = 2**24) -> tuple[np.ndarray, np.ndarray]:
     """The best correlation of image a's template views against image b's windows, per pair, and
     where it is (an index into shifts² × transforms, y-major shifts, transforms fastest).
 
     Pairs sharing image b form units; units of equal size are stacked, so each unit is one
     (shifts² × grid²) · (grid² × size·transforms) product in a batched matrix product. Work goes
     in chunks of about `chunk_floats` floats (4 MB, measured best): fresh large arrays cost more
-    in page faults than the arithmetic, and small ones stay in cache. Template views are built once per image when they fit in `shared_floats`
-    (the coarse pass, where each image has many partners), else once per chunk.
+    in page faults than the arithmetic, and small ones stay in cache. Template views are built
+    once per image when they fit in `shared_floats` (the coarse pass, where each image has many
+    partners), else once per chunk.
     """
     shift_count, transform_count = len(grid.shifts) ** 2, len(grid.transforms)
     best, where = np.empty(len(rows_a), np.float32), np.empty(len(rows_a), np.int64)

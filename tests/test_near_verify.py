@@ -80,7 +80,8 @@ def test_the_coarse_pass_and_the_local_search_change_no_decision(near_fixture):
     keep = a != b
     config = NearVerifyConfig()
     cascaded = verify_pairs(dataset.pixels, a[keep], b[keep], config)
-    full = verify_pairs(dataset.pixels, a[keep], b[keep], NearVerifyConfig(coarse_min_similarity=-1.0, refine_radius=None))
+    exhaustive = NearVerifyConfig(coarse_min_similarity=-1.0, refine_radius=None)
+    full = verify_pairs(dataset.pixels, a[keep], b[keep], exhaustive)
     assert np.array_equal(accepted(cascaded, config), accepted(full, config))
     assert accepted(cascaded, config)[-len(copies):].all()
     sure = accepted(full, config)  # where it accepts, the local search finds the same best transform
