@@ -116,7 +116,8 @@ def verified_near(dataset: Dataset, config: NearVerifyConfig, seconds: dict) -> 
     descriptors = timed(seconds, "descriptors", lambda: shape_descriptors(pixels[representatives]))
     shape = timed(seconds, "descriptor neighbours", lambda: descriptor_candidates(descriptors, config))
     by_hash = timed(seconds, "hash candidates (direct + mirror)",
-                    lambda: hash_candidates(hashes[representatives], mirror_hashes[representatives], config.hash_radius))
+                    lambda: hash_candidates(hashes[representatives], mirror_hashes[representatives], config.hash_radius,
+                                            config.mirror_hash_radius))
     a = representatives[np.concatenate([shape[0], by_hash[0]])]
     b = representatives[np.concatenate([shape[1], by_hash[1]])]
     codes = np.unique(np.minimum(a, b) * len(pixels) + np.maximum(a, b))
@@ -202,7 +203,8 @@ def main() -> None:
     results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores",
                      "load_average_at_start": [round(value, 1) for value in os.getloadavg()],
                      "config": {name: getattr(config, name) for name in (
-                         "min_similarity", "wide_min_similarity", "wide_shift", "hash_radius", "descriptor_neighbours",
+                         "min_similarity", "wide_min_similarity", "wide_shift", "hash_radius", "mirror_hash_radius",
+                         "descriptor_neighbours",
                          "descriptor_dimensions", "descriptor_probes", "max_shift", "coarse_min_similarity",
                          "refine_radius")}}
     dataset = load(args.data)

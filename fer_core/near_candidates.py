@@ -163,16 +163,31 @@ def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> 
     return _unique_pairs(query[best] % count, member[best], count)
 
 
-def hash_candidates(hashes: np.ndarray, mirror_hashes: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (i < j) of rows whose pHashes, or one's pHash and the other's mirror pHash, are within `radius`."""
+def hash_candidates(hashes: np.ndarray, mirror_hashes: np.ndarray, radius: int,
+                    mirror_radius: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i < j) of rows whose pHashes are within `radius`, or one's pHash and the other's mirror
+    pHash within `mirror_radius` (default: `radius`; a narrower one costs less, as the mirror doubles
+    the hashes searched)."""
     hashes = np.asarray(hashes, dtype=np.uint64)
     count = len(hashes)
-    both = np.concatenate([hashes, np.asarray(mirror_hashes, dtype=np.uint64)])
-    unique, inverse = np.unique(both, return_inverse=True)
+    mirror_radius = radius if mirror_radius is None else min(mirror_radius, radius)
+    row_a, row_b = _rows_within(np.concatenate([hashes, np.asarray(mirror_hashes, dtype=np.uint64)]), mirror_radius)
+    # a mirror hash against a mirror hash is the same comparison as the two pHashes: keep pairs with a pHash side
+    keep = (row_a < count) | (row_b < count)
+    row_a, row_b = row_a[keep] % count, row_b[keep] % count
+    if mirror_radius < radius:
+        direct_a, direct_b = _rows_within(hashes, radius)
+        row_a, row_b = np.concatenate([row_a, direct_a]), np.concatenate([row_b, direct_b])
+    return _unique_pairs(row_a, row_b, count)
+
+
+def _rows_within(values: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of positions whose hashes are within `radius` bits, equal hashes included (both orders)."""
+    unique, inverse = np.unique(values, return_inverse=True)
     a, b, _ = find_close_pairs(unique, radius)
     values_a = np.concatenate([a, b, np.arange(len(unique))])
     values_b = np.concatenate([b, a, np.arange(len(unique))])
-    # rows holding each hash value (as their own pHash or as their mirror's)
+    # positions holding each hash value
     order = np.argsort(inverse, kind="stable")
     starts = np.searchsorted(inverse[order], np.arange(len(unique) + 1))
     sizes = starts[1:] - starts[:-1]
@@ -180,11 +195,8 @@ def hash_candidates(hashes: np.ndarray, mirror_hashes: np.ndarray, radius: int) 
     left = np.repeat(values_a, pair_counts)
     offsets = np.arange(pair_counts.sum()) - np.repeat(np.cumsum(pair_counts) - pair_counts, pair_counts)
     right_size = np.repeat(sizes[values_b], pair_counts)
-    row_a = order[starts[left] + offsets // right_size]
-    row_b = order[starts[np.repeat(values_b, pair_counts)] + offsets % right_size]
-    # a mirror hash against a mirror hash is the same comparison as the two pHashes: keep pairs with a pHash side
-    keep = (row_a < count) | (row_b < count)
-    return _unique_pairs(row_a[keep] % count, row_b[keep] % count, count)
+    return (order[starts[left] + offsets // right_size],
+            order[starts[np.repeat(values_b, pair_counts)] + offsets % right_size])
 
 
 def _unique_pairs(a: np.ndarray, b: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -197,6 +209,6 @@ def _unique_pairs(a: np.ndarray, b: np.ndarray, count: int) -> tuple[np.ndarray,
 def find_candidates(pixels: np.ndarray, hashes: np.ndarray, mirror_hashes: np.ndarray,
                     config: NearVerifyConfig = NearVerifyConfig()) -> tuple[np.ndarray, np.ndarray]:
     """Candidate pairs (i < j): pHash neighbours (direct and mirrored) ∪ shape-descriptor neighbours."""
-    hash_a, hash_b = hash_candidates(hashes, mirror_hashes, config.hash_radius)
+    hash_a, hash_b = hash_candidates(hashes, mirror_hashes, config.hash_radius, config.mirror_hash_radius)
     shape_a, shape_b = descriptor_candidates(shape_descriptors(pixels), config)
     return _unique_pairs(np.concatenate([hash_a, shape_a]), np.concatenate([hash_b, shape_b]), len(pixels))

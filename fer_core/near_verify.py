@@ -51,6 +51,7 @@ class NearVerifyConfig:
     grid_side: int = 16
     grid_step: float = 2.0
     hash_radius: int = 8
+    mirror_hash_radius: int = 6
     descriptor_neighbours: int = 4
     descriptor_dimensions: int = 56
     descriptor_dense_similarity: float = 0.7

@@ -176,3 +176,22 @@ def test_the_mirror_and_shifts_beyond_3_px_need_the_stricter_bar():
     assert decide(0.96, 3, "shifted") and decide(0.96, -3, "cropped")
     assert not decide(0.96, 4, "shifted") and not decide(0.96, -5, "cropped") and not decide(0.96, 0, "mirrored")
     assert decide(0.97, 5, "shifted") and decide(0.97, 0, "mirrored")
+
+
+def test_hash_candidates_search_the_mirror_within_its_own_radius():
+    from fer_core.near_candidates import hash_candidates
+
+    rng = np.random.default_rng(3)
+    hashes = rng.integers(0, 2**63, 6, dtype=np.int64).astype(np.uint64)  # far apart (about 32 bits)
+    mirrors = rng.integers(0, 2**63, 6, dtype=np.int64).astype(np.uint64)
+
+    def flipped(value: np.uint64, bits: int) -> np.uint64:
+        return np.uint64(int(value) ^ ((1 << bits) - 1))
+
+    hashes[1] = flipped(hashes[0], 8)  # rows 0 and 1: pHashes 8 bits apart
+    mirrors[2] = flipped(hashes[3], 6)  # row 2's mirror within 6 bits of row 3
+    mirrors[4] = flipped(hashes[5], 8)  # row 4's mirror within 8 bits of row 5
+    pairs = set(zip(*(side.tolist() for side in hash_candidates(hashes, mirrors, 8, mirror_radius=6))))
+    assert pairs == {(0, 1), (2, 3)}
+    pairs = set(zip(*(side.tolist() for side in hash_candidates(hashes, mirrors, 8))))
+    assert pairs == {(0, 1), (2, 3), (4, 5)}
