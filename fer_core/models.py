@@ -1,6 +1,6 @@
 """Keras 3 Functional-API models for 48×48 grayscale faces: cnn, cnn_lstm, vit, cnn_attention, xception.
 
-Small block functions feed one builder per model; each builder takes its hyperparameters as
+The blocks of model_blocks.py feed one builder per model; each builder takes its hyperparameters as
 keyword arguments (defaults = the `full` size) and returns an uncompiled `keras.Model`, whose
 last Dense layer is float32 so mixed precision never reaches the softmax. Compile and fit live
 in training.py. One registry (`MODELS`) holds each family's builder, its size presets (`tiny`
@@ -14,159 +14,19 @@ validate a TrainConfig in the app) does not import TensorFlow.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from .labels import EMOTIONS, IMAGE_SIDE
+from .labels import IMAGE_SIDE
+from .model_blocks import (BATCH_NORM_MOMENTUM, classifier_head, conv_backbone, input_block, position_embedding_class,
+                           separable_residual_block, transformer_block)
 
 if TYPE_CHECKING:
     import keras
 
 SIZES: tuple[str, ...] = ("tiny", "fast", "full")
-AUGMENTATIONS: tuple[str, ...] = ("none", "light", "standard")
-INPUT_SHAPE = (IMAGE_SIDE, IMAGE_SIDE, 1)
-
-
-# ---------------------------------------------------------------------------------------------
-# Blocks
-
-
-def input_block(augmentation: str, seed: int) -> tuple["keras.KerasTensor", "keras.KerasTensor"]:
-    """The model input (raw pixels 0..255, 48×48×1) and its augmented, rescaled view."""
-    import keras
-    from keras import layers
-
-    if augmentation not in AUGMENTATIONS:
-        raise ValueError(f"unknown augmentation {augmentation!r}; expected one of {', '.join(AUGMENTATIONS)}")
-    inputs = keras.Input(shape=INPUT_SHAPE, name="pixels")
-    x = inputs if augmentation == "none" else augmentation_block(inputs, seed, heavy=augmentation == "standard")
-    return inputs, layers.Rescaling(1.0 / 255, name="rescale")(x)
-
-
-def augmentation_block(x: "keras.KerasTensor", seed: int, heavy: bool = True, shift_factor: float = 0.1,
-                       rotation_factor: float = 0.04, zoom_factor: float = 0.1) -> "keras.KerasTensor":
-    """Random horizontal flip and small shift, plus (heavy) rotation (fraction of a full turn) and zoom; training only.
-
-    Kept in float32 so that mixed precision does not round the interpolated pixels. Rotation and
-    zoom each cost about as much CPU as a small network's step, so the `fast` sizes leave them out.
-    """
-    from keras import layers
-
-    x = layers.RandomFlip("horizontal", seed=seed, dtype="float32", name="random_flip")(x)
-    x = layers.RandomTranslation(shift_factor, shift_factor, fill_mode="nearest", seed=seed + 1,
-                                 dtype="float32", name="random_shift")(x)
-    if not heavy:
-        return x
-    x = layers.RandomRotation(rotation_factor, fill_mode="nearest", seed=seed + 2, dtype="float32",
-                              name="random_rotation")(x)
-    return layers.RandomZoom(zoom_factor, fill_mode="nearest", seed=seed + 3, dtype="float32",
-                             name="random_zoom")(x)
-
-
-def conv_block(x: "keras.KerasTensor", filters: int, convs: int, dropout_rate: float, seed: int,
-               name: str) -> "keras.KerasTensor":
-    """VGG stage: `convs` × (3×3 conv, batch norm, ReLU), then 2×2 max pooling and dropout."""
-    from keras import layers
-
-    for index in range(convs):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{index + 1}")(x)
-        x = layers.BatchNormalization(name=f"{name}_bn{index + 1}")(x)
-        x = layers.Activation("relu", name=f"{name}_relu{index + 1}")(x)
-    x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
-    return layers.Dropout(dropout_rate, seed=seed, name=f"{name}_dropout")(x)
-
-
-def conv_backbone(x: "keras.KerasTensor", filters: tuple[int, ...], convs_per_block: int | tuple[int, ...],
-                  dropout_rate: float, seed: int) -> "keras.KerasTensor":
-    """Stacked VGG stages; each halves the side (48 → 24 → 12 → 6 → 3).
-
-    `convs_per_block` is one count for every stage or one per stage: the `fast` sizes give the
-    first stage (48×48, the costliest pixels) a single convolution and the middle stages two.
-    """
-    counts = (convs_per_block,) * len(filters) if isinstance(convs_per_block, int) else tuple(convs_per_block)
-    if len(counts) != len(filters):
-        raise ValueError(f"convs_per_block {convs_per_block!r} must be one count or one per stage of {filters!r}")
-    for stage, (stage_filters, convs) in enumerate(zip(filters, counts)):
-        x = conv_block(x, stage_filters, convs, dropout_rate, seed + stage, name=f"block{stage + 1}")
-    return x
-
-
-def separable_residual_block(x: "keras.KerasTensor", filters: int, name: str) -> "keras.KerasTensor":
-    """Xception module: 2 × (depthwise-separable 3×3 conv, batch norm), 3×3/2 max pooling,
-    plus a strided 1×1 convolution of the input as the residual (ReLU between the two convs)."""
-    from keras import layers
-
-    residual = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False, name=f"{name}_shortcut")(x)
-    residual = layers.BatchNormalization(name=f"{name}_shortcut_bn")(residual)
-    x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_sepconv1")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn1")(x)
-    x = layers.Activation("relu", name=f"{name}_relu1")(x)
-    x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_sepconv2")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn2")(x)
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_pool")(x)
-    x = layers.Add(name=f"{name}_add")([x, residual])
-    return layers.Activation("relu", name=f"{name}_out")(x)
-
-
-def classifier_head(x: "keras.KerasTensor", dense_units: int, dropout_rate: float,
-                    seed: int) -> "keras.KerasTensor":
-    """Dense + ReLU, dropout, then a float32 softmax over the seven emotions."""
-    from keras import layers
-
-    x = layers.Dense(dense_units, activation="relu", name="head_dense")(x)
-    x = layers.Dropout(dropout_rate, seed=seed, name="head_dropout")(x)
-    return layers.Dense(len(EMOTIONS), activation="softmax", dtype="float32", name="emotion")(x)
-
-
-def transformer_block(x: "keras.KerasTensor", num_heads: int, key_dim: int, mlp_units: int,
-                      dropout_rate: float, seed: int, name: str) -> "keras.KerasTensor":
-    """Pre-norm ViT encoder block: LN → multi-head self-attention → add, LN → MLP → add."""
-    from keras import layers
-
-    width = x.shape[-1]
-    attended = layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm1")(x)
-    attended = layers.MultiHeadAttention(num_heads=num_heads, key_dim=key_dim, dropout=dropout_rate,
-                                         seed=seed, name=f"{name}_attention")(attended, attended)
-    x = layers.Add(name=f"{name}_add1")([x, attended])
-    mlp = layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm2")(x)
-    mlp = layers.Dense(mlp_units, activation="gelu", name=f"{name}_mlp1")(mlp)
-    mlp = layers.Dropout(dropout_rate, seed=seed + 1, name=f"{name}_mlp_dropout")(mlp)
-    mlp = layers.Dense(width, name=f"{name}_mlp2")(mlp)
-    return layers.Add(name=f"{name}_add2")([x, mlp])
-
-
-@functools.cache
-def position_embedding_class() -> type:
-    """The PositionEmbedding layer class (a learned vector per token position, added to the tokens).
-
-    Defined on first use so that importing this module does not import TensorFlow; registered
-    with Keras so that saved models load (see `load_trained_model`).
-    """
-    import keras
-
-    @keras.saving.register_keras_serializable(package="fer_core")
-    class PositionEmbedding(keras.layers.Layer):
-        """Adds a learned embedding per position to a (batch, tokens, width) sequence."""
-
-        def __init__(self, seed: int | None = None, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.seed = seed
-
-        def build(self, input_shape: tuple[int | None, ...]) -> None:
-            self.embedding = self.add_weight(
-                name="embedding", shape=(input_shape[1], input_shape[2]),
-                initializer=keras.initializers.RandomNormal(stddev=0.02, seed=self.seed))
-
-        def call(self, tokens: Any) -> Any:
-            return tokens + keras.ops.cast(self.embedding, tokens.dtype)
-
-        def get_config(self) -> dict[str, Any]:
-            return {**super().get_config(), "seed": self.seed}
-
-    return PositionEmbedding
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,7 +135,7 @@ def build_xception(*, stem_filters: tuple[int, ...] = (32, 64), stem_stride: int
     for index, filters in enumerate(stem_filters):
         x = layers.Conv2D(filters, 3, strides=stem_stride if index == 0 else 1, padding="same", use_bias=False,
                           name=f"stem_conv{index + 1}")(x)
-        x = layers.BatchNormalization(name=f"stem_bn{index + 1}")(x)
+        x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"stem_bn{index + 1}")(x)
         x = layers.Activation("relu", name=f"stem_relu{index + 1}")(x)
     for index, filters in enumerate(module_filters):
         x = separable_residual_block(x, filters, name=f"module{index + 1}")
