@@ -21,7 +21,8 @@ from typing import Any, Callable
 from .models import MODEL_NAMES, SIZES, validate_variant
 from .sampling import validate_sampling
 
-MAX_HAMMING_DISTANCE = 64  # 64-bit perceptual hashes
+MAX_NEAR_THRESHOLD = 32  # duplicates.MAX_NEAR_THRESHOLD (not imported: this module stays light)
+NEAR_MODES = ("verified", "hash")  # duplicates.NEAR_MODES
 # Upper bounds checked at construction (so at submit): a typo such as 99999999999999999999 epochs
 # must fail before a run starts, not with an OverflowError an epoch later.
 MAX_EPOCHS = 10_000
@@ -46,6 +47,9 @@ class TrainConfig:
     limit: int | None = None
     raw: bool = False
     near_threshold: int | None = None  # None: duplicates.DEFAULT_NEAR_THRESHOLD, the audit's threshold
+    # How a leaked test image is found: "verified" near pairs (the audit's default: shifted, cropped
+    # and mirrored copies too) or "hash" (pHashes within near_threshold, the original method)
+    near_mode: str = "verified"
     learning_rate: float = 1e-3
     patience: int = 5
     variant: str | None = None  # None: the model's default variant (models.model_variants)
@@ -67,7 +71,9 @@ class TrainConfig:
         if self.limit is not None:
             check_range("limit", self.limit, 1, MAX_LIMIT, unit=" (number of samples)")
         if self.near_threshold is not None:
-            check_range("near_threshold", self.near_threshold, 0, MAX_HAMMING_DISTANCE, unit=" bits")
+            check_range("near_threshold", self.near_threshold, 0, MAX_NEAR_THRESHOLD, unit=" bits")
+        if self.near_mode not in NEAR_MODES:
+            raise ValueError(f"unknown near_mode {self.near_mode!r}; expected one of {', '.join(NEAR_MODES)}")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be positive (and finite), got {self.learning_rate!r}")
 
@@ -165,7 +171,7 @@ def _is_instance(value: Any, allowed: tuple[type, ...]) -> bool:
 def check_range(name: str, value: int, low: int, high: int, unit: str = "") -> None:
     """ValueError naming the field, the allowed range and the value when an integer lies outside it."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        if high <= MAX_HAMMING_DISTANCE:  # a short range reads best whole
+        if high <= 64:  # a short range reads best whole
             wanted = f"{low}..{high}"
         elif isinstance(value, int) and not isinstance(value, bool) and value > high:
             wanted = f"at most {high:,}"

@@ -46,7 +46,7 @@ def train_and_evaluate(dataset: Dataset, config: TrainConfig, out_dir: str | os.
     data = select_training_data(dataset, config, workspace)
     splits = split_by_usage(data)
     near_threshold = resolve_near_threshold(config.near_threshold)
-    leaked = find_leaked_test_rows(data, near_threshold)
+    leaked = find_leaked_test_rows(data, near_threshold, config.near_mode, workspace)
     training = resample_training(splits[TRAINING].pixels, splits[TRAINING].labels, config.sampling, config.seed)
 
     device = configure_runtime(config.seed, config.deterministic)
@@ -67,6 +67,7 @@ def train_and_evaluate(dataset: Dataset, config: TrainConfig, out_dir: str | os.
         **classification_metrics(test.labels, predicted),
         **leak_free_metrics(test.labels, predicted, leaked),
         "near_threshold": near_threshold,
+        "near_mode": config.near_mode,
         "epochs_run": len(history["epoch"]),
         "best_epoch": history["best_epoch"],
         "seconds": round(time.perf_counter() - started, 2),
@@ -108,13 +109,22 @@ def resolve_near_threshold(near_threshold: int | None) -> int:
     return DEFAULT_NEAR_THRESHOLD
 
 
-def find_leaked_test_rows(dataset: Dataset, max_hamming_distance: int) -> np.ndarray:
-    """Boolean mask over the PrivateTest rows (in dataset order): True where a Training row is a copy."""
-    from .duplicates import find_leaks
+def find_leaked_test_rows(dataset: Dataset, max_hamming_distance: int, near_mode: str = "verified",
+                          workspace: str | os.PathLike | None = None) -> np.ndarray:
+    """Boolean mask over the PrivateTest rows (in dataset order): True where a Training row is a copy.
 
-    leaks = find_leaks(dataset, max_hamming_distance)
+    The copies are the audit's (its duplicate detectors, cached in the workspace per data
+    fingerprint): in `verified` mode shifted, cropped and mirrored copies count too.
+    """
+    from .audit import run_audit
+    from .detectors import AuditConfig, registered_detectors
+
+    needed = ("digests", "phash", "near_pairs", "duplicates")
+    detectors = tuple(detector for detector in registered_detectors() if detector.name in needed)
+    report = run_audit(dataset, AuditConfig(near_threshold=max_hamming_distance, near_mode=near_mode),
+                       workspace=workspace, detectors=detectors)
     leaked = np.zeros(len(dataset), dtype=bool)
-    leaked[np.asarray(leaks.test_rows, dtype=np.int64)] = True
+    leaked[np.asarray(report.leaks.test_rows, dtype=np.int64)] = True
     return leaked[dataset.usages == TEST_USAGE]
 
 
@@ -266,12 +276,20 @@ def fit_model(model: "keras.Model", training: TrainingSet, validation: Dataset, 
     return history, seconds
 
 
-def predict_probabilities(model: "keras.Model", pixels: np.ndarray, batch_size: int) -> np.ndarray:
-    """N×7 softmax probabilities per image, float64 rows summing to 1 (augmentation is off outside training)."""
+def predict_probabilities(model: "keras.Model", pixels: np.ndarray, batch_size: int,
+                          mirror: bool = True) -> np.ndarray:
+    """N×7 softmax probabilities per image, float64 rows summing to 1 (augmentation is off outside training).
+
+    `mirror`: the average over the image and its mirror image (test-time augmentation: a mirrored
+    face shows the same emotion, and the two views' errors partly cancel).
+    """
     if len(pixels) == 0:
         return np.zeros((0, len(EMOTIONS)))
-    probabilities = np.asarray(model.predict(make_pipeline(pixels, np.zeros(len(pixels)), batch_size), verbose=0),
+    views = np.concatenate([pixels, pixels[:, :, ::-1]]) if mirror else np.asarray(pixels)
+    probabilities = np.asarray(model.predict(make_pipeline(views, np.zeros(len(views)), batch_size), verbose=0),
                                dtype=np.float64)
+    if mirror:
+        probabilities = (probabilities[:len(pixels)] + probabilities[len(pixels):]) / 2
     return probabilities / probabilities.sum(axis=1, keepdims=True)
 
 

@@ -9,11 +9,12 @@ import pytest
 
 from fer_core.models import MODEL_NAMES, SIZES
 from fer_core.sampling import SAMPLING_NAMES
-from fer_core.train_config import (MAX_BATCH_SIZE, MAX_EPOCHS, MAX_LIMIT, EpochProgress, TrainConfig,
+from fer_core.train_config import (MAX_BATCH_SIZE, MAX_EPOCHS, MAX_LIMIT, NEAR_MODES, EpochProgress, TrainConfig,
                                    format_epoch_line, parse_epoch_lines)
 
 STRING_CHOICES = {"model": MODEL_NAMES, "sampling": SAMPLING_NAMES, "size": SIZES,
-                  "variant": ("standard",)}  # the last model (xception) has one variant
+                  "variant": ("standard",),  # the last model (xception) has one variant
+                  "near_mode": NEAR_MODES}
 OPTIONAL_INT_VALUES = {"limit": 500, "near_threshold": 3}
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from fer_core.dataset import Dataset
 from fer_core.labels import EMOTIONS, USAGES
-from fer_core.training import (EpochProgress, TrainConfig, classification_metrics, leak_free_metrics,
-                               select_training_data, train_and_evaluate)
+from fer_core.training import (EpochProgress, TrainConfig, classification_metrics, find_leaked_test_rows,
+                               leak_free_metrics, select_training_data, train_and_evaluate)
 
 
 def make_dataset(seed: int = 0) -> Dataset:
@@ -39,7 +39,8 @@ def make_dataset(seed: int = 0) -> Dataset:
     ("epochs", 0, "epochs must be a positive integer, got 0"),
     ("batch_size", -1, "batch_size must be a positive integer"),
     ("limit", 0, "limit must be a positive integer"),
-    ("near_threshold", 65, "near_threshold must be 0..64"),
+    ("near_threshold", 33, "near_threshold must be 0..32"),
+    ("near_mode", "fuzzy", "unknown near_mode 'fuzzy'; expected one of verified, hash"),
     ("learning_rate", 0.0, "learning_rate must be positive"),
 ])
 def test_invalid_config_is_refused_with_the_allowed_values(field, value, message):
@@ -93,6 +94,18 @@ def test_training_reads_the_curated_view_unless_raw(workspace):
     assert curated.labels[curated.index_of("Training_5")] == 3
     raw = select_training_data(dataset, TrainConfig(raw=True), workspace)
     assert len(raw) == len(dataset) and raw.labels[raw.index_of("Training_5")] == 0
+
+
+def test_leaks_include_mirrored_copies_in_verified_mode_only(workspace):
+    planted = make_dataset()
+    pixels = planted.pixels.copy()
+    private = np.flatnonzero(planted.usages == "PrivateTest")
+    pixels[private[2]] = pixels[3][:, ::-1]  # a mirrored copy of Training row 3
+    dataset = Dataset(ids=planted.ids, pixels=pixels, labels=planted.labels, usages=planted.usages, source="synthetic")
+    verified = find_leaked_test_rows(dataset, 6, "verified", workspace)
+    hashed = find_leaked_test_rows(dataset, 6, "hash", workspace)
+    assert np.flatnonzero(verified).tolist() == [0, 1, 2]
+    assert np.flatnonzero(hashed).tolist() == [0, 1]
 
 
 def test_same_seed_gives_same_metrics_and_leaks_are_left_out(tmp_path, workspace):

@@ -55,7 +55,10 @@ def add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = 
         "seed": dict(type=int, default=TrainConfig.seed),
         "raw": dict(action="store_true", help="ignore the workspace's edits (train on the raw data)"),
         "near_threshold": dict(type=int, default=None,
-                               help="pHash bits that make a test image leaked (default: the audit's threshold)"),
+                               help="with --near-mode hash: pHash bits that make a test image leaked (default: the audit's threshold)"),
+        "near_mode": dict(default=TrainConfig.near_mode, choices=("verified", "hash"),
+                          help="how a leaked test image is found: verified near pairs (default) or pHashes "
+                               "within --near-threshold"),
         "learning_rate": dict(type=float, default=TrainConfig.learning_rate),
         "patience": dict(type=int, default=TrainConfig.patience, help="epochs without improvement before stopping"),
     }
