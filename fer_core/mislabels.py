@@ -58,9 +58,9 @@ class MislabelConfig:
     size: str = "fast"
     # Fewer than a training run's default: K models are trained, and the ranking needs probabilities
     # that separate the emotions, not a converged model (README, "Suspected mislabels": time on CPU).
-    epochs: int = 4
+    epochs: int = 5
     batch_size: int = 128
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     patience: int = 3
     seed: int = 0
     pooling: str = "near"  # which duplicate groups share one suggestion
