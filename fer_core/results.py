@@ -81,12 +81,18 @@ def planned_epochs(config: dict[str, Any]) -> int:
     return int(config.get("epochs") or DEFAULT_EPOCHS.get(config.get("size") or "full", 1))
 
 
-# Training images per second at batch 128 on the 2-core development VM (benchmarks/RESULTS_train.md),
-# the fallback of `estimate_run_seconds` until this workspace has finished runs of its own.
-REFERENCE_IMAGES_PER_SECOND = {"tiny": 900.0, "fast": 60.0, "full": 30.0}
+# Training images per second at batch 128 on the idle 2-core development VM (README, "Training"),
+# per size and model, the fallback of `estimate_run_seconds` until this workspace has finished runs of its own.
+REFERENCE_IMAGES_PER_SECOND = {"tiny": {None: 900.0}, "fast": {None: 370.0, "cnn": 373.0}, "full": {None: 79.0}}
 FULL_TRAINING_IMAGES = 28_709  # FER-2013's Training split
 RESAMPLED_SHARE = 50_505 / 28_709  # ROS and SMOTE grow every emotion to the largest (happy)
 RUN_OVERHEAD_SECONDS = 60.0  # TensorFlow start, leak search, evaluation and writing
+
+
+def reference_images_per_second(size: str | None, model: str | None) -> float:
+    """The development VM's training speed for a size and model (the size's typical one for another model)."""
+    by_model = REFERENCE_IMAGES_PER_SECOND.get(size or "full", REFERENCE_IMAGES_PER_SECOND["full"])
+    return by_model.get(model, by_model[None])
 
 
 def estimate_run_seconds(config: dict[str, Any], finished: Sequence["RunRecord"] = (),
@@ -103,8 +109,8 @@ def estimate_run_seconds(config: dict[str, Any], finished: Sequence["RunRecord"]
         speed, basis = float(np.median(speeds)), f"the speed of {len(speeds)} finished run(s) like it here"
         basis = f"at {speed:,.0f} training images/s, {basis}"
     else:
-        speed = REFERENCE_IMAGES_PER_SECOND.get(config.get("size"), REFERENCE_IMAGES_PER_SECOND["full"])
-        basis = (f"at about {speed:,.0f} training images/s, measured on a busy 2-core CPU "
+        speed = reference_images_per_second(config.get("size"), config.get("model"))
+        basis = (f"at about {speed:,.0f} training images/s, measured on an idle 2-core CPU "
                  f"(no finished {config.get('model')} {config.get('size')} run here yet)")
     images = min(training_images, config["limit"]) if config.get("limit") else training_images
     if config.get("sampling") in ("ros", "smote"):

@@ -9,6 +9,7 @@ from fer_core import predictions, results, study
 from fer_core.edits import Edit
 from fer_core.jobs import RunRecord
 from fer_core.labels import EMOTIONS
+from fer_core.train_config import DEFAULT_EPOCHS
 
 CONFUSION = np.diag([10, 2, 8, 20, 9, 6, 12]).tolist()
 CONFUSION[0][6] = 10  # half of the angry images predicted neutral
@@ -161,7 +162,7 @@ def test_study_table_puts_raw_and_curated_side_by_side_with_the_change():
 def test_estimated_run_time_from_finished_runs_else_the_reference_speed():
     config = {"model": "cnn", "size": "fast", "epochs": None, "sampling": "ros", "limit": None}
     seconds, basis = results.estimate_run_seconds(config)
-    expected = 12 * 28_709 * (50_505 / 28_709) / results.REFERENCE_IMAGES_PER_SECOND["fast"]
+    expected = DEFAULT_EPOCHS["fast"] * 50_505 / results.reference_images_per_second("fast", "cnn")
     assert seconds == pytest.approx(results.RUN_OVERHEAD_SECONDS + expected) and "no finished cnn fast run" in basis
     done = make_record(images_per_second=500.0)
     done.config.update(size="fast")
