@@ -267,18 +267,30 @@ def recall_changes(before: dict[str, Any], after: dict[str, Any]) -> pd.DataFram
     return table.reset_index()
 
 
-def confusion_figure(matrix: np.ndarray, normalized: bool = False, title: str = "") -> "go.Figure":
-    """A heatmap with emotion names, true emotions down, predicted across, the value written in each cell."""
+def confusion_figure(matrix: np.ndarray, normalized: bool = False, title: str = "",
+                     clickable: bool = False) -> "go.Figure":
+    """A heatmap with emotion names, true emotions down, predicted across, the value written in each cell.
+
+    `clickable`: an invisible square marker over each cell, because Streamlit's chart selections
+    (`on_select`) return nothing for a heatmap (streamlit/streamlit#8760) but do for scatter points;
+    a click then selects the marker, whose x and y are the cell's predicted and true emotions.
+    """
     import plotly.graph_objects as go
 
     counts = np.asarray(matrix)
     values = normalize_rows(counts) if normalized else counts
     text = [[f"{value:.0%}" if normalized else f"{int(value):,}" for value in row] for row in values]
+    hover = "true %{y}, predicted %{x}: %{customdata} images" + (" (%{z:.1%} of the row)" if normalized else "")
     figure = go.Figure(go.Heatmap(
         z=values, x=list(EMOTIONS), y=list(EMOTIONS), text=text, texttemplate="%{text}", colorscale="Blues",
-        zmin=0, zmax=1 if normalized else None, customdata=counts,
-        hovertemplate="true %{y}, predicted %{x}: %{customdata} images" + (" (%{z:.1%} of the row)" if normalized
-                                                                             else "") + "<extra></extra>"))
+        zmin=0, zmax=1 if normalized else None, customdata=counts, hovertemplate=hover + "<extra></extra>"))
+    if clickable:
+        true, predicted = np.meshgrid(np.arange(len(EMOTIONS)), np.arange(len(EMOTIONS)), indexing="ij")
+        figure.add_trace(go.Scatter(
+            x=np.asarray(EMOTIONS)[predicted.ravel()], y=np.asarray(EMOTIONS)[true.ravel()], mode="markers",
+            marker={"symbol": "square", "size": 40, "color": "rgba(0,0,0,0)"}, customdata=counts.ravel(),
+            hovertemplate="true %{y}, predicted %{x}: %{customdata} images<extra></extra>", showlegend=False,
+            selected={"marker": {"opacity": 1}}, unselected={"marker": {"opacity": 1}}))
     return _matrix_layout(figure, title)
 
 

@@ -34,7 +34,7 @@ normalized = st.toggle("Row-normalized (share of each true emotion = recall on t
                        key="results_normalized")
 left, right = st.columns([3, 2])
 left.plotly_chart(results.confusion_figure(results.confusion_of(record.metrics), normalized,
-                                           title="Confusion matrix on PrivateTest (click a cell)"),
+                                           title="Confusion matrix on PrivateTest (click a cell)", clickable=True),
                   key="results_confusion", on_select=lambda: runs.select_cell("results_confusion"),
                   selection_mode="points")
 with right:

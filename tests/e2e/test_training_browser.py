@@ -42,3 +42,12 @@ def test_launch_a_run_and_see_its_confusion_matrix(server, workspace, tmp_path):
         expect(chart.get_by_text("neutral").first).to_be_attached()
         settle(page)
         page.screenshot(path=str(shots / "results.png"))
+
+        # A click on a cell shows that cell's images: row "angry" (top; the y axis runs down), column "surprise".
+        area = chart.locator(".nsewdrag").first.bounding_box()
+        row, column = 0, 5
+        page.mouse.click(area["x"] + area["width"] * (column + 0.5) / 7, area["y"] + area["height"] * (row + 0.5) / 7)
+        caption = page.get_by_text("images filed as angry and predicted surprise")
+        expect(caption).to_be_visible(timeout=WAIT_MS)
+        caption.scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "results_cell.png"))
