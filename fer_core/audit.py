@@ -98,7 +98,8 @@ def run_audit(dataset: Dataset, config: AuditConfig = AuditConfig(), workspace=N
 
 def run_detectors(dataset: Dataset, config: AuditConfig, detectors: tuple[Detector, ...], workspace,
                   progress: Progress, timer: StageTimer) -> dict[str, DetectorResult]:
-    """Each detector's result by name; a detector starts once every detector it needs has finished."""
+    """Each detector's result by name; a detector starts once every detector it needs, or is to run
+    after, has finished."""
     names = [detector.name for detector in detectors]
     for detector in detectors:
         missing = [need for need in detector.needs if need not in names]
@@ -109,7 +110,9 @@ def run_detectors(dataset: Dataset, config: AuditConfig, detectors: tuple[Detect
     with ThreadPoolExecutor(max_workers=DETECTOR_WORKERS, thread_name_prefix="fer-detector") as pool:
         running = {}
         while pending or running:
-            for detector in [d for d in pending if all(need in results for need in d.needs)]:
+            ready = [d for d in pending if all(need in results for need in d.needs)
+                     and all(name in results or name not in names for name in d.after)]
+            for detector in ready:
                 pending.remove(detector)
                 context = DetectorContext({need: results[need] for need in detector.needs}, progress)
                 running[pool.submit(_run_cached, detector, dataset, config, context, workspace, timer)] = detector

@@ -98,6 +98,9 @@ class Detector:
     version: str = "1"  # bump when the cached columns' definition changes
     flags: tuple[Flag, ...] = ()
     internal_columns: tuple[str, ...] = ()  # used by other detectors, not written to samples.csv
+    # Detectors to wait for without reading their results (when registered): order only, e.g. so that
+    # two detectors' memory peaks do not add up.
+    after: tuple[str, ...] = ()
 
 
 
@@ -209,7 +212,10 @@ def registered_detectors() -> tuple[Detector, ...]:
             Flag("leak", "a Training image with a test copy, or a test image with a Training copy", ("leak",)))),
         Detector("outliers", detect_outliers, needs=("digests",), cache_key=lambda config: config.outliers,
                  version="2"),
-        Detector("faces", detect_faces, cache_key=lambda config: config.faces if config.face_stage else None),
+        # After the pixel-pair search: TensorFlow's face detector and the pair verification side by side
+        # peaked at 2.3 GB on FER-2013; the face stage takes minutes, the pair search seconds.
+        Detector("faces", detect_faces, cache_key=lambda config: config.faces if config.face_stage else None,
+                 after=("near_pairs",)),
         Detector("outlier_kinds", detect_outlier_kinds, needs=("outliers", "faces"), flags=(
             Flag("outlier", "not a usable face: blank, placeholder, drawing or no upright framed face", ("outlier",)),)),
     )

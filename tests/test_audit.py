@@ -124,6 +124,24 @@ def test_a_registered_detector_adds_its_columns_summary_and_flags(synthetic, wor
     assert flag_mask(report.samples, duplicate).sum() == report.samples["near_group"].notna().sum()
 
 
+def test_a_detector_runs_after_the_ones_it_is_ordered_after(synthetic, workspace):
+    dataset, _ = synthetic
+    started: list[str] = []
+
+    def recorder(name):
+        def detect(dataset, config, context):
+            started.append(name)
+            return DetectorResult(pd.DataFrame({name: np.zeros(len(dataset))}))
+        return detect
+
+    ordered = (Detector("second", recorder("second"), after=("first", "unregistered")),
+               Detector("first", recorder("first")))
+    run_audit(dataset, workspace=workspace, detectors=(*registered_detectors(), *ordered))
+    assert started == ["first", "second"]
+    faces = next(detector for detector in registered_detectors() if detector.name == "faces")
+    assert faces.after == ("near_pairs",)
+
+
 def test_detectors_that_cannot_run_are_refused(synthetic, workspace):
     dataset, _ = synthetic
     lost = Detector("lost", lambda *args: None, needs=("nowhere",))
