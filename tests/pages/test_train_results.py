@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from fer_core import jobs, predictions
 from fer_core.labels import EMOTIONS
 from fer_core.training import TrainConfig
+from fer_core.train_config import DEFAULT_EPOCHS
 from synthetic import make_synthetic, write_folders
 
 from test_pages import open_page, texts
@@ -80,7 +81,7 @@ def test_train_page_defaults_to_the_fast_size_with_an_estimate_and_shows_variant
     app = open_page(app, TRAIN)
     assert app.radio(key="train_size").value == "fast" and app.number_input(key="train_epochs").value is None
     assert app.selectbox(key="train_batch_size").value == 128
-    assert "Estimated time:" in texts(app) and "12 for fast" in app.number_input(key="train_epochs").placeholder
+    assert "Estimated time:" in texts(app) and f"{DEFAULT_EPOCHS['fast']} for fast" in app.number_input(key="train_epochs").placeholder
     assert not [box for box in app.selectbox if box.key == "train_variant"]
     app.selectbox(key="train_model").set_value("cnn_lstm").run()
     assert app.selectbox(key="train_variant").options[:2] == ["bilstm_rows", "bilstm_rows_2layers"]
