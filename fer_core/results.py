@@ -115,6 +115,9 @@ def estimate_run_seconds(config: dict[str, Any], finished: Sequence["RunRecord"]
     images = min(training_images, config["limit"]) if config.get("limit") else training_images
     if config.get("sampling") in ("ros", "smote"):
         images *= RESAMPLED_SHARE
+    basis += f", {planned_epochs(config)} epochs of {images:,.0f} training images"
+    if training_images == FULL_TRAINING_IMAGES and not config.get("limit"):
+        basis += " (FER-2013's Training split)"
     return RUN_OVERHEAD_SECONDS + planned_epochs(config) * images / speed, basis
 
 
