@@ -81,16 +81,15 @@ def planned_epochs(config: dict[str, Any]) -> int:
     return int(config.get("epochs") or DEFAULT_EPOCHS.get(config.get("size") or "full", 1))
 
 
-# Training images per second at batch 128 on the idle 2-core development VM (README, "Training"),
-# per size and model, the fallback of `estimate_run_seconds` until this workspace has finished runs of its own.
-REFERENCE_IMAGES_PER_SECOND = {"tiny": {None: 900.0}, "fast": {None: 370.0, "cnn": 373.0}, "full": {None: 79.0}}
+REFERENCE_IMAGES_PER_SECOND = {"tiny": {None: 900.0}, "full": {None: 79.0}, "fast": {
+    None: 400.0, "cnn": 373.0, "cnn_lstm": 400.0, "vit": 790.0, "cnn_attention": 400.0, "xception": 630.0}}
 FULL_TRAINING_IMAGES = 28_709  # FER-2013's Training split
 RESAMPLED_SHARE = 50_505 / 28_709  # ROS and SMOTE grow every emotion to the largest (happy)
 RUN_OVERHEAD_SECONDS = 60.0  # TensorFlow start, leak search, evaluation and writing
 
 
 def reference_images_per_second(size: str | None, model: str | None) -> float:
-    """The development VM's training speed for a size and model (the size's typical one for another model)."""
+    """Training images/s (batch 128) of a size and model on the idle 2-core dev VM (README): the estimate's fallback."""
     by_model = REFERENCE_IMAGES_PER_SECOND.get(size or "full", REFERENCE_IMAGES_PER_SECOND["full"])
     return by_model.get(model, by_model[None])
 
@@ -115,9 +114,8 @@ def estimate_run_seconds(config: dict[str, Any], finished: Sequence["RunRecord"]
     images = min(training_images, config["limit"]) if config.get("limit") else training_images
     if config.get("sampling") in ("ros", "smote"):
         images *= RESAMPLED_SHARE
-    basis += f", {planned_epochs(config)} epochs of {images:,.0f} training images"
-    if training_images == FULL_TRAINING_IMAGES and not config.get("limit"):
-        basis += " (FER-2013's Training split)"
+    full_split = training_images == FULL_TRAINING_IMAGES and not config.get("limit")
+    basis += f", {planned_epochs(config)} epochs of {images:,.0f} training images{' (FER-2013)' if full_split else ''}"
     return RUN_OVERHEAD_SECONDS + planned_epochs(config) * images / speed, basis
 
 
