@@ -102,3 +102,11 @@ def test_old_import_path_still_works():
     from fer_core.training import TrainConfig as OldConfig
 
     assert OldConfig is TrainConfig and OldProgress is EpochProgress
+
+
+def test_near_settings_mirror_the_audits():
+    """train_config keeps copies (it must not import the audit's modules): they must agree."""
+    from fer_core import duplicates, train_config
+
+    assert train_config.NEAR_MODES == duplicates.NEAR_MODES
+    assert train_config.MAX_NEAR_THRESHOLD == duplicates.MAX_NEAR_THRESHOLD

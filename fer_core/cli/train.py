@@ -13,7 +13,7 @@ import typing
 from ..dataset import load
 from ..models import MODEL_NAMES, SIZES, model_variants
 from ..sampling import SAMPLING_NAMES
-from ..train_config import DEFAULT_EPOCHS, EpochProgress, TrainConfig, format_epoch_line
+from ..train_config import DEFAULT_EPOCHS, NEAR_MODES, EpochProgress, TrainConfig, format_epoch_line
 from ..training import train_and_evaluate
 
 
@@ -56,7 +56,7 @@ def add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = 
         "raw": dict(action="store_true", help="ignore the workspace's edits (train on the raw data)"),
         "near_threshold": dict(type=int, default=None,
                                help="with --near-mode hash: pHash bits that make a test image leaked (default: the audit's threshold)"),
-        "near_mode": dict(default=TrainConfig.near_mode, choices=("verified", "hash"),
+        "near_mode": dict(default=TrainConfig.near_mode, choices=NEAR_MODES,
                           help="how a leaked test image is found: verified near pairs (default) or pHashes "
                                "within --near-threshold"),
         "learning_rate": dict(type=float, default=TrainConfig.learning_rate),
