@@ -1,4 +1,4 @@
-"""The audit in a background thread, once per (data path, source signature, threshold, workspace).
+"""The audit in a background thread, once per (data path, source signature, near mode and threshold, workspace).
 
 A click during the cold audit (seconds to a minute) does not restart it: the page polls the job
 and shows its progress. The fast stages come first and are shown at once; the same thread then
@@ -22,11 +22,13 @@ from fer_core import edits, views
 from fer_core.audit import AuditConfig, AuditReport, audit_source
 from fer_core.curation import Edit
 
-from .session import THRESHOLD, checked_data_path, one_line, require_data_path, stop_on_error, workspace
+from .session import NEAR_MODE, THRESHOLD, checked_data_path, one_line, require_data_path, stop_on_error, workspace
 
 POLL_SECONDS = 0.25
 KEPT_AUDITS = 4  # each report holds its dataset's pixels (~80 MB for FER-2013); older ones are let go
 THRESHOLD_SLIDER = "threshold_slider"
+NEAR_MODE_RADIO = "near_mode_radio"
+NEAR_MODE_LABELS = {"verified": "Confirmed on pixels", "hash": "pHash distance"}
 log = logging.getLogger("fer_app")
 
 
@@ -52,9 +54,10 @@ def _audit_jobs() -> tuple[dict, threading.Lock]:
     return {}, threading.Lock()
 
 
-def _run_job(job: AuditJob, path: str, threshold: int, workspace_path: str) -> None:
+def _run_job(job: AuditJob, path: str, threshold: int, near_mode: str, workspace_path: str) -> None:
     try:
-        job.report = audit_source(path, AuditConfig(near_threshold=threshold), workspace_path, job.progress)
+        config = AuditConfig(near_threshold=threshold, near_mode=near_mode)
+        job.report = audit_source(path, config, workspace_path, job.progress)
     except Exception as error:  # shown to the reviewer as one line; the traceback goes to the server log only
         if not isinstance(error, ValueError):
             log.exception("the audit of %s failed", path)
@@ -64,7 +67,7 @@ def _run_job(job: AuditJob, path: str, threshold: int, workspace_path: str) -> N
         job.finished.set()
     if job.error is None:
         try:
-            config = AuditConfig(near_threshold=threshold, face_stage=True)
+            config = AuditConfig(near_threshold=threshold, near_mode=near_mode, face_stage=True)
             job.report = audit_source(path, config, workspace_path, job.progress)
         except Exception as error:  # the fast report stays; the page says the face stage failed
             if threading.main_thread().is_alive():  # not the interpreter shutting down under the thread
@@ -93,9 +96,9 @@ def source_signature(path: str | os.PathLike) -> str:
     return "|".join(parts)
 
 
-def audit_job(path: str, threshold: int, workspace_path: str) -> AuditJob:
+def audit_job(path: str, threshold: int, workspace_path: str, near_mode: str = "verified") -> AuditJob:
     """The job for these inputs, started on first request; a failed job is retried on the next request."""
-    key = (str(Path(path).expanduser()), source_signature(path), int(threshold), workspace_path)
+    key = (str(Path(path).expanduser()), source_signature(path), int(threshold), near_mode, workspace_path)
     jobs, lock = _audit_jobs()
     with lock:
         job = jobs.get(key)
@@ -104,7 +107,7 @@ def audit_job(path: str, threshold: int, workspace_path: str) -> AuditJob:
             finished = [other for other, kept in jobs.items() if kept.finished.is_set()]
             for other in finished[:max(0, len(jobs) - KEPT_AUDITS)]:
                 del jobs[other]
-            threading.Thread(target=_run_job, args=(job, key[0], int(threshold), workspace_path),
+            threading.Thread(target=_run_job, args=(job, key[0], int(threshold), near_mode, workspace_path),
                              name="fer-audit", daemon=True).start()
     return job
 
@@ -113,7 +116,7 @@ def wait_for_audit(path: str) -> AuditReport | None:
     """The audit of `path` (checked against the data root), with a progress bar while it runs;
     None (after a one-line message) when it failed."""
     path = checked_data_path(path)
-    job = audit_job(path, st.session_state[THRESHOLD], workspace())
+    job = audit_job(path, st.session_state[THRESHOLD], workspace(), st.session_state[NEAR_MODE])
     if not job.finished.is_set():
         bar = st.progress(0.0, text="Auditing…")
         while not job.finished.wait(POLL_SECONDS):
@@ -160,16 +163,31 @@ def curation(report: AuditReport) -> tuple[pd.DataFrame, list[Edit]]:
     return views.annotate(report, edits.replay_edits(log_rows)), log_rows
 
 
-def _copy_threshold() -> None:
-    st.session_state[THRESHOLD] = st.session_state[THRESHOLD_SLIDER]
+def _copy_near_settings() -> None:
+    st.session_state[NEAR_MODE] = st.session_state.get(NEAR_MODE_RADIO, st.session_state[NEAR_MODE])
+    st.session_state[THRESHOLD] = st.session_state.get(THRESHOLD_SLIDER, st.session_state[THRESHOLD])
 
 
-def threshold_slider() -> int:
-    """The near-duplicate threshold; a new value regroups (features are cached, hashes are not recomputed)."""
-    # pHash sets exactly 32 of its 64 bits, so distances are even: odd thresholds would change nothing.
-    st.slider("Near-duplicate threshold (Hamming bits)", 0, 16, value=int(st.session_state[THRESHOLD]), step=2,
-              key=THRESHOLD_SLIDER, on_change=_copy_threshold,
-              help="Images whose 64-bit pHashes differ in at most this many bits are near duplicates. "
-                   "pHash distances are even, so the slider moves in steps of 2; 6 is the default (see README). "
-                   "A group is a chain of such pairs, so two members of one group can differ in more bits.")
-    return int(st.session_state[THRESHOLD])
+def near_settings() -> tuple[str, int]:
+    """How near duplicates are found, and the pHash threshold where it applies; a change re-audits
+    (features and verified pairs are cached, so it takes seconds)."""
+    mode = st.radio("Near duplicates found by", tuple(NEAR_MODE_LABELS), format_func=NEAR_MODE_LABELS.get,
+                    index=tuple(NEAR_MODE_LABELS).index(st.session_state[NEAR_MODE]), key=NEAR_MODE_RADIO,
+                    on_change=_copy_near_settings,
+                    help="Confirmed on pixels (default): candidate pairs are checked image against image, so "
+                         "shifted, cropped and mirrored copies are found and look-alikes are not merged. "
+                         "pHash distance: images whose 64-bit pHashes differ in at most the threshold's bits "
+                         "(the study's method; no pixel check).")
+    if mode == "hash":
+        # pHash sets exactly 32 of its 64 bits, so distances are even: odd thresholds would change nothing.
+        st.slider("Near-duplicate threshold (Hamming bits)", 0, 16, value=int(st.session_state[THRESHOLD]), step=2,
+                  key=THRESHOLD_SLIDER, on_change=_copy_near_settings,
+                  help="Images whose 64-bit pHashes differ in at most this many bits are near duplicates. "
+                       "pHash distances are even, so the slider moves in steps of 2; 6 is the default (see README). "
+                       "A group is a chain of such pairs, so two members of one group can differ in more bits.")
+    else:
+        verify = AuditConfig().near_verify
+        st.caption(f"A pair counts when its pixels match after the best shift (up to {verify.max_shift} px), "
+                   f"scale or mirror: similarity ≥ {verify.min_similarity} ({verify.wide_min_similarity} when only "
+                   "a mirror or a wide shift explains it). No threshold to set.")
+    return st.session_state[NEAR_MODE], int(st.session_state[THRESHOLD])

@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from fer_core import edits, views
-from fer_core.duplicates import DEFAULT_NEAR_THRESHOLD
+from fer_core.duplicates import DEFAULT_NEAR_THRESHOLD, NEAR_MODES
 from fer_core.workspace import check_under_data_root, data_root, resolve_workspace
 
 # Session keys that outlive a page's widgets (widget keys are declared beside their widgets).
 DATA_PATH = "data_path"
 THRESHOLD = "near_threshold"
+NEAR_MODE = "near_mode"  # how near duplicates are found: "verified" (the default) or "hash"
 FLASH = "flash"  # (kind, message): shown once on the next run
 LAST_EDIT = "last_edit"  # (message, batch_id): the newest edit, offered for undo until a page change
 CURRENT_PAGE = "current_page"
@@ -54,6 +55,7 @@ def setup(title: str) -> None:
     state = st.session_state
     state.setdefault(DATA_PATH, os.environ.get("FER_DATA", ""))
     state.setdefault(THRESHOLD, DEFAULT_NEAR_THRESHOLD)
+    state.setdefault(NEAR_MODE, NEAR_MODES[0])
     if state.get(CURRENT_PAGE) != title:  # a page change ends page-scoped state
         state[CURRENT_PAGE] = title
         state.pop(LAST_EDIT, None)

@@ -10,7 +10,7 @@ from fer_core.labels import EMOTIONS, USAGES
 session.setup("Duplicates")
 with st.sidebar:
     kind = st.radio("Groups", views.GROUP_KINDS, format_func=lambda k: f"{k} duplicates", key="dup_kind")
-    audit_task.threshold_slider()
+    audit_task.near_settings()
     conflicting_only = st.checkbox("Conflicting labels only", key="dup_conflicting")
     cross_split_only = st.checkbox("Cross-split only (train and test)", key="dup_cross")
     emotions = st.multiselect("Emotion", EMOTIONS, key="dup_emotions")

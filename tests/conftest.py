@@ -21,12 +21,18 @@ def workspace(tmp_path, monkeypatch) -> Path:
 def keras_precision_policy_restored():
     """Each training run is its own process in the product; here many run in one, and a run leaves
     Keras's process-wide precision policy (bfloat16 on some CPUs) to whatever test comes next."""
-    keras = sys.modules.get("keras")
-    before = keras.mixed_precision.global_policy().name if keras else "float32"
+    before = _keras_policy() or "float32"
     yield
-    keras = sys.modules.get("keras")
-    if keras and keras.mixed_precision.global_policy().name != before:
-        keras.mixed_precision.set_global_policy(before)
+    after = _keras_policy()
+    if after is not None and after != before:
+        sys.modules["keras"].mixed_precision.set_global_policy(before)
+
+
+def _keras_policy() -> str | None:
+    """Keras's precision policy, or None when Keras is not (yet fully) imported: an app test's
+    background face stage may still be importing it when the test ends."""
+    precision = getattr(sys.modules.get("keras"), "mixed_precision", None)
+    return precision.global_policy().name if precision is not None else None
 
 
 @pytest.fixture(scope="session")

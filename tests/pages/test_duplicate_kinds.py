@@ -26,3 +26,22 @@ def test_near_groups_show_their_kind_and_filter_by_it(app):
         assert f"**{expected:,}** near-duplicate group(s) match" in texts(app)
     app.multiselect(key="dup_match_kinds").set_value(["shifted", "near"]).run()
     assert len(group_titles(app)) == 2
+
+
+def test_near_mode_choice_shows_the_threshold_only_where_it_applies(app):
+    app = open_page(app, "pages/1_Duplicates.py")
+    assert app.radio(key="near_mode_radio").value == "verified"
+    assert not [slider for slider in app.slider if slider.key == "threshold_slider"]  # no knob that does nothing
+    assert "No threshold to set" in texts(app)
+    verified_titles = group_titles(app)
+
+    app.radio(key="near_mode_radio").set_value("hash").run()
+    assert not app.exception
+    assert app.slider(key="threshold_slider").value == 6
+    assert "within 6 bits" in texts(app)
+    assert not any(" · shifted" in title for title in group_titles(app))  # pHash pairs have no pixel kind
+    app.slider(key="threshold_slider").set_value(0).run()
+    assert not app.exception and "within 0 bits" in texts(app)
+
+    app.radio(key="near_mode_radio").set_value("verified").run()
+    assert not app.exception and group_titles(app) == verified_titles
