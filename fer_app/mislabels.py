@@ -14,6 +14,7 @@ import streamlit as st
 from fer_core import edits, jobs, mislabel_review, mislabels, views
 from fer_core.audit import AuditReport
 from fer_core.curation import Edit
+from fer_core.labels import TRAINING
 
 from .gallery import clear_picks, image_grid, pager, picked_ids
 from .session import DATA_PATH, apply_edit, call_safely, flash, test_guard, workspace
@@ -79,10 +80,15 @@ def overview_card(report: AuditReport, log: list[Edit]) -> None:
                     st.caption("Computed before the latest edits.")
             if result is None or not current:
                 settings = mislabels.MislabelConfig()
+                training_images = int((report.dataset.usages == TRAINING).sum())
+                minutes = settings.estimated_seconds(training_images) / 60
                 st.button("Find suspected mislabels" if result is None else "Recompute", key="mis_compute",
                           on_click=_submit, args=(st.session_state[DATA_PATH],),
-                          help=f"Trains {settings.folds} {settings.model} models ({settings.size} size) in the "
-                               "background; on a 2-core CPU this takes a long time (README: Suspected mislabels).")
+                          help=f"Trains {settings.folds} {settings.model} models ({settings.size} size, up to "
+                               f"{settings.epochs} epochs each) in the background, each on "
+                               f"{settings.folds - 1} of {settings.folds} parts of the Training images.")
+                st.caption(f"About {minutes:.0f} minutes for {training_images:,} Training images on a 2-core CPU "
+                           "(at the speed measured on an idle one; README: Suspected mislabels).")
 
     card()
 

@@ -107,6 +107,19 @@ def test_config_rejects_bad_settings(settings, message):
         MislabelConfig(**settings)
 
 
+def test_time_estimate_grows_with_the_passes_over_training():
+    from fer_core.results import reference_images_per_second
+
+    config = MislabelConfig()
+    base = config.estimated_seconds(28_709)
+    passes = (config.folds - 1) * config.epochs * 28_709
+    assert base > passes / reference_images_per_second(config.size, config.model)  # training, plus overhead
+    assert MislabelConfig(epochs=2 * config.epochs).estimated_seconds(28_709) - base == pytest.approx(
+        passes / reference_images_per_second(config.size, config.model))
+    assert MislabelConfig(folds=config.folds + 1).estimated_seconds(28_709) > base
+    assert config.estimated_seconds(1_000) < base
+
+
 def test_cache_hit_miss_after_edit_and_resume_after_cancel(workspace):
     data = texture_dataset(per_class=12, per_class_test=2)
     config = MislabelConfig(folds=2, epochs=1, **FAST)

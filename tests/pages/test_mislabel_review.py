@@ -16,9 +16,11 @@ def suspects_of(dataset) -> dict[str, tuple[int, float]]:
             for sample, given in zip(training, (0.03, 0.06))}
 
 
-def test_without_a_result_the_overview_offers_to_compute_and_review_says_so(app):
+def test_without_a_result_the_overview_offers_to_compute_with_an_estimate_and_review_says_so(app, synthetic_folder):
     app = open_page(app, None)
     assert any(b.label == "Find suspected mislabels" for b in app.button)
+    training_images = sum(usage == "Training" for usage in load(synthetic_folder).usages)
+    assert f"minutes for {training_images:,} Training images on a 2-core CPU" in texts(app)
     app = open_page(app, "pages/3_Review.py")
     app.toggle(key="rev_mislabels").set_value(True).run()
     assert "have not been computed" in texts(app)
