@@ -32,7 +32,8 @@ SCORES = {name: st.column_config.NumberColumn(label, format="percent") for name,
     ("accuracy", "accuracy"), ("leak_free_accuracy", "leak-free acc."), ("macro_f1", "macro-F1"),
     ("precision", "precision"), ("recall", "recall"), ("f1", "F1"), ("recall_before", "recall before"),
     ("recall_after", "recall after"))}
-LABELS = {"train_images": "train images", "test_images": "test images",
+LABELS = {"train_images": st.column_config.NumberColumn("train images", format="localized"),  # 28,709 as elsewhere
+          "test_images": st.column_config.NumberColumn("test images", format="localized"),
           "run": st.column_config.TextColumn("run", width="medium")}
 CHANGES = {name: st.column_config.NumberColumn(label, format="percent")
            for name, label in (("recall_change", "Δ recall"), ("f1_change", "Δ F1"))}

@@ -270,9 +270,8 @@ def recall_changes(before: dict[str, Any], after: dict[str, Any]) -> pd.DataFram
 
 def confusion_figure(matrix: np.ndarray, normalized: bool = False, title: str = "",
                      clickable: bool = False) -> "go.Figure":
-    """A heatmap with emotion names, true emotions down, predicted across, the value written in each cell.
-
-    `clickable`: an invisible square marker over each cell, because Streamlit's chart selections
+    """A heatmap with emotion names, true emotions down, predicted across, the value written in each cell
+    and the colour bar in the cells' unit (percent of the row, or images). `clickable`: an invisible square marker over each cell, because Streamlit's chart selections
     (`on_select`) return nothing for a heatmap (streamlit/streamlit#8760) but do for scatter points;
     a click then selects the marker, whose x and y are the cell's predicted and true emotions.
     """
@@ -284,7 +283,8 @@ def confusion_figure(matrix: np.ndarray, normalized: bool = False, title: str = 
     hover = "true %{y}, predicted %{x}: %{customdata} images" + (" (%{z:.1%} of the row)" if normalized else "")
     figure = go.Figure(go.Heatmap(
         z=values, x=list(EMOTIONS), y=list(EMOTIONS), text=text, texttemplate="%{text}", colorscale="Blues",
-        zmin=0, zmax=1 if normalized else None, customdata=counts, hovertemplate=hover + "<extra></extra>"))
+        zmin=0, zmax=1 if normalized else None, customdata=counts, hovertemplate=hover + "<extra></extra>",
+        colorbar={"title": "of row", "tickformat": ".0%"} if normalized else {"title": "images"}))
     if clickable:
         true, predicted = np.meshgrid(np.arange(len(EMOTIONS)), np.arange(len(EMOTIONS)), indexing="ij")
         figure.add_trace(go.Scatter(

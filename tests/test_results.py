@@ -104,6 +104,7 @@ def test_confusion_figures_carry_emotion_names_counts_and_shares():
     assert counts.text[0][6] == "10" and counts.text[0][0] == "10"
     shares = results.confusion_figure(matrix, normalized=True).data[0]
     assert shares.text[0][0] == "50%" and shares.zmax == 1
+    assert shares.colorbar.tickformat == ".0%" and counts.colorbar.title.text == "images"  # one unit per figure
     markers = results.confusion_figure(matrix, clickable=True).data[1]  # what a click selects: one per cell
     assert len(markers.x) == 49 and (markers.y[6], markers.x[6], markers.customdata[6]) == ("angry", "neutral", 10)
     after = np.diag([20, 2, 8, 200, 9, 6, 12])
