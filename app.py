@@ -19,7 +19,7 @@ table, log = audit_task.curation(report)
 summary = views.curated_summary(report, table, curation.count_edits_in_effect(log))
 
 st.caption(f"{summary['images']:,} images · fingerprint {report.dataset.fingerprint} · "
-           f"near threshold {report.config.near_threshold} bits · "
+           f"{views.near_mode_note(report.config.near_mode, report.config.near_threshold)} · "
            f"workspace {views.escape_markdown(session.workspace())}")
 with st.container(horizontal=True, gap="medium"):
     for card in overview.overview_cards(summary):

@@ -248,6 +248,11 @@ def group_badges(group: pd.Series) -> str:
     return "".join(f" · :red[{flag}]" for flag in flags)
 
 
+def near_mode_note(mode: str, threshold: int) -> str:
+    """How near duplicates were found, in a few words (the threshold only matters in hash mode)."""
+    return "near copies confirmed on pixels" if mode == "verified" else f"near copies: pHash within {threshold} bits"
+
+
 def chain_note(threshold: int, mode: str = "hash") -> str:
     """Why a near group can hold members that are not near each other."""
     if mode == "verified":

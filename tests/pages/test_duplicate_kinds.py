@@ -29,6 +29,7 @@ def test_near_groups_show_their_kind_and_filter_by_it(app):
 
 
 def test_near_mode_choice_shows_the_threshold_only_where_it_applies(app):
+    assert "near copies confirmed on pixels" in texts(open_page(app, None))  # the Overview says how they were found
     app = open_page(app, "pages/1_Duplicates.py")
     assert app.radio(key="near_mode_radio").value == "verified"
     assert not [slider for slider in app.slider if slider.key == "threshold_slider"]  # no knob that does nothing
@@ -43,5 +44,8 @@ def test_near_mode_choice_shows_the_threshold_only_where_it_applies(app):
     app.slider(key="threshold_slider").set_value(0).run()
     assert not app.exception and "within 0 bits" in texts(app)
 
+    app = open_page(app, None)
+    assert not app.exception and "near copies: pHash within 0 bits" in texts(app)
+    app = open_page(app, "pages/1_Duplicates.py")
     app.radio(key="near_mode_radio").set_value("verified").run()
     assert not app.exception and group_titles(app) == verified_titles
