@@ -30,6 +30,8 @@ THRESHOLD_SLIDER = "threshold_slider"
 NEAR_MODE_RADIO = "near_mode_radio"
 NEAR_MODE_LABELS = {"verified": "Confirmed on pixels", "hash": "pHash distance"}
 log = logging.getLogger("fer_app")
+# The face stage takes minutes on a first audit and does not depend on the near settings: one at a time.
+_FACE_STAGE_LOCK = threading.Lock()
 
 
 @dataclass
@@ -68,7 +70,8 @@ def _run_job(job: AuditJob, path: str, threshold: int, near_mode: str, workspace
     if job.error is None:
         try:
             config = AuditConfig(near_threshold=threshold, near_mode=near_mode, face_stage=True)
-            job.report = audit_source(path, config, workspace_path, job.progress)
+            with _FACE_STAGE_LOCK:  # a second job (another near mode) then reads the first one's cached faces
+                job.report = audit_source(path, config, workspace_path, job.progress)
         except Exception as error:  # the fast report stays; the page says the face stage failed
             if threading.main_thread().is_alive():  # not the interpreter shutting down under the thread
                 log.exception("the face stage of %s failed", path)
