@@ -1,0 +1,26 @@
+"""The app's background audit jobs: two near modes of one data source share one face stage."""
+
+import threading
+import time
+
+from fer_core import faces
+
+
+def test_a_second_near_mode_waits_for_the_first_face_stage_and_reuses_it(synthetic_folder, workspace, monkeypatch):
+    from fer_app import audit_task
+
+    calls, real_find_faces = [], faces.find_faces
+
+    def counted_find_faces(*args, **kwargs):
+        calls.append(threading.current_thread().name)
+        time.sleep(1.0)  # long enough for the second job to reach its face stage while the first is in it
+        return real_find_faces(*args, **kwargs)
+
+    monkeypatch.setattr(faces, "find_faces", counted_find_faces)
+    jobs = [audit_task.audit_job(str(synthetic_folder), 6, str(workspace), mode) for mode in ("verified", "hash")]
+    for job in jobs:
+        assert job.faces_finished.wait(240), job.stage
+        assert job.error is None and job.face_error is None
+    assert len(calls) == 1  # the second job read the faces the first one cached
+    assert [job.report.config.near_mode for job in jobs] == ["verified", "hash"]
+    assert all(job.report.config.face_stage for job in jobs)
