@@ -159,7 +159,8 @@ def _remove_leaks(report: AuditReport) -> None:
 def leak_removal(report: AuditReport, table: pd.DataFrame) -> None:
     """Dataset-wide: drop every Training copy of a test image, after a dry-run preview."""
     st.write("Drops every Training image that is an exact or near copy of a PublicTest/PrivateTest image "
-             f"(threshold {report.config.near_threshold} bits), in one batch you can undo. Test images are kept.")
+             f"({views.near_mode_note(report.config.near_mode, report.config.near_threshold)}), in one batch you "
+             "can undo. Test images are kept.")
     planned = st.session_state.get(LEAK_PREVIEW)
     if planned is None:
         st.button("Preview (dry run)", key="leak_preview_button", on_click=_preview_leaks, args=(report,))
