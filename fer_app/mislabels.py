@@ -8,10 +8,12 @@ suggestion (which changes the curation) does not empty it.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pandas as pd
 import streamlit as st
 
-from fer_core import edits, jobs, mislabel_review, mislabels, views
+from fer_core import edits, jobs, mislabel_results, mislabel_review, mislabels, views
 from fer_core.audit import AuditReport
 from fer_core.curation import Edit
 from fer_core.labels import TRAINING
@@ -69,6 +71,8 @@ def overview_card(report: AuditReport, log: list[Edit]) -> None:
         edit_ids = tuple(edit.edit_id for edit in log)
         current = result is not None and result.summary.get("fingerprint") == _curated_fingerprint(
             report.dataset.fingerprint, edit_ids, report, log)
+        settings = mislabels.MislabelConfig()
+        other_settings = result is not None and result.summary.get("settings") != asdict(settings)
         with st.container(horizontal=True, vertical_alignment="center"):
             if result is not None:
                 flagged = int(result.summary["flagged"])
@@ -78,8 +82,11 @@ def overview_card(report: AuditReport, log: list[Edit]) -> None:
                 st.page_link("pages/3_Review.py", label="Review them", icon=":material/fact_check:")
                 if not current:
                     st.caption("Computed before the latest edits.")
-            if result is None or not current:
-                settings = mislabels.MislabelConfig()
+                elif other_settings:  # e.g. a quick CLI run with a tiny model
+                    used = result.summary.get("settings", {})
+                    st.caption(f"Computed with other settings ({used.get('folds')} folds of {used.get('model')}, "
+                               f"{used.get('size')}, up to {used.get('epochs')} epochs).")
+            if result is None or not current or other_settings:
                 training_images = int((report.dataset.usages == TRAINING).sum())
                 minutes = settings.estimated_seconds(training_images) / 60
                 st.button("Find suspected mislabels" if result is None else "Recompute", key="mis_compute",
@@ -89,6 +96,8 @@ def overview_card(report: AuditReport, log: list[Edit]) -> None:
                                f"{settings.folds - 1} of {settings.folds} parts of the Training images.")
                 st.caption(f"About {minutes:.0f} minutes for {training_images:,} Training images on a 2-core CPU "
                            "(at the speed measured on an idle one; README: Suspected mislabels).")
+        if result is not None and (warning := mislabel_results.learning_warning(result)):
+            st.warning(f"Suspected mislabels: {warning}.", icon=":material/warning:")
 
     card()
 

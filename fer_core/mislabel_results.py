@@ -105,6 +105,23 @@ def latest_result(dataset: Dataset, workspace: str | os.PathLike | None = None) 
     return None
 
 
+LEARNED_MARGIN = 0.05  # out-of-fold accuracy this far above always guessing the commonest emotion
+
+
+def learning_warning(result: MislabelResult) -> str | None:
+    """A one-line warning when the fold models barely beat guessing the commonest Training emotion:
+    their doubts then reflect the models, not the labels (e.g. too few epochs, or a `tiny` size)."""
+    accuracy, majority = result.summary.get("out_of_fold_accuracy"), result.summary.get("majority_share")
+    if majority is None:  # a result stored before the summary had it
+        training = result.table.loc[result.table["usage"] == "Training", "label"]
+        majority = float(training.value_counts(normalize=True).max()) if len(training) else None
+    if accuracy is None or majority is None or accuracy >= majority + LEARNED_MARGIN:
+        return None
+    return (f"the fold models barely learned (out-of-fold accuracy {accuracy:.1%}; always answering the "
+            f"commonest emotion scores {majority:.1%}): these suspects are not meaningful; use more epochs "
+            "or a larger size")
+
+
 # ---------------------------------------------------------------------------------------------
 # Fold checkpoints
 

@@ -385,6 +385,7 @@ def summarize(table: pd.DataFrame, config: MislabelConfig, dataset: Dataset, pro
         "given_by_suggested_counts": "flagged images; rows: given emotion, columns: suggested emotion",
         "out_of_fold_accuracy": round(float((probabilities[training].argmax(axis=1)
                                              == dataset.labels[training]).mean()), 4),
+        "majority_share": round(float(np.bincount(dataset.labels[training]).max() / max(1, training.sum())), 4),
         "folds": fold_metrics,
         "settings": asdict(config),
         "method_version": MISLABELS_VERSION,

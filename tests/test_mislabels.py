@@ -12,12 +12,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from fer_core import edits
 from fer_core.cli import main
 from fer_core.dataset import Dataset, load
 from fer_core.labels import EMOTIONS
+from fer_core.mislabel_results import learning_warning
 from fer_core.mislabels import (RESULT_COLUMNS, MislabelConfig, MislabelResult, MislabelsCancelled, cache_key,
                                 find_mislabels, run_mislabels)
 from tests.synthetic import write_csv
@@ -86,6 +88,24 @@ def test_planted_flips_rank_high_and_copies_share_one_suggestion():
     summary = result.summary
     assert summary["flagged"] == len(flagged) == sum(summary["flagged_by_emotion"].values())
     assert sum(sum(row.values()) for row in summary["given_by_suggested"].values()) == len(flagged)
+    training_labels = data.labels[data.usages == "Training"]
+    assert summary["majority_share"] == round(np.bincount(training_labels).max() / len(training_labels), 4)
+    assert learning_warning(result) is None  # these fold models learned
+
+
+def test_a_warning_when_the_fold_models_barely_beat_guessing_the_commonest_emotion():
+    table = pd.DataFrame({"label": ["happy"] * 3 + ["sad"] * 5 + ["angry"] * 4,
+                          "usage": ["Training"] * 8 + ["PublicTest"] * 4})
+
+    def result(**summary):
+        return MislabelResult(table, summary)
+
+    warning = learning_warning(result(out_of_fold_accuracy=0.249, majority_share=0.2513))
+    assert "barely learned" in warning and "24.9%" in warning and "25.1%" in warning
+    assert learning_warning(result(out_of_fold_accuracy=0.569, majority_share=0.2513)) is None
+    # a result stored before the summary had majority_share: the share comes from its table (sad: 5 of 8)
+    assert "62.5%" in learning_warning(result(out_of_fold_accuracy=0.6))
+    assert learning_warning(result(out_of_fold_accuracy=0.7)) is None
 
 
 def test_folds_keep_copies_together_and_are_stratified():
@@ -232,7 +252,8 @@ def test_near_groups_pool_only_when_every_pair_is_close(monkeypatch):
     assert group_of[4] == group_of[5] != -1 and group_of[4] != group_of[0]
 
 
-def stored_result(dataset: Dataset, suspects: dict[str, tuple[int, float]], workspace) -> MislabelResult:
+def stored_result(dataset: Dataset, suspects: dict[str, tuple[int, float]], workspace,
+                  config: MislabelConfig = MislabelConfig()) -> MislabelResult:
     """A result as run_mislabels stores it (no training): every image 0.88 likely its given emotion,
     except `suspects`, id → (the emotion the model prefers, the probability left to the given one)."""
     from fer_core.mislabels import rank_label_issues, summarize, write_cached_result
@@ -245,7 +266,6 @@ def stored_result(dataset: Dataset, suspects: dict[str, tuple[int, float]], work
         probabilities[row, dataset.labels[row]] = given
         probabilities[row, emotion] = 0.95 - given
     probabilities /= probabilities.sum(axis=1, keepdims=True)
-    config = MislabelConfig()
     table = rank_label_issues(dataset, probabilities, np.full(len(dataset), -1), config)
     summary = summarize(table, config, dataset, probabilities, [], 0.0)
     summary.update(raw_fingerprint=dataset.fingerprint, created_at="2026-01-01T00:00:00+00:00")

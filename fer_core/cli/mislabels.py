@@ -7,6 +7,7 @@ import sys
 
 from ..dataset import load
 from ..labels import EMOTIONS
+from ..mislabel_results import learning_warning
 from ..mislabels import MislabelConfig, MislabelProgress, run_mislabels, write_outputs
 from ..models import MODEL_NAMES, SIZES
 from ..paths import check_output_folder, check_workspace
@@ -43,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
     result = run_mislabels(dataset, config, workspace=args.workspace, on_progress=report)
     csv_path, summary_path = write_outputs(result, out)
     print(format_summary(result.summary))
+    warning = learning_warning(result)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {csv_path} and {summary_path}")
     return 0
 

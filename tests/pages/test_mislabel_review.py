@@ -4,6 +4,7 @@ page's "Suspected mislabels" queue (given → suggested on each tile), accept an
 from fer_core.dataset import load
 from fer_core.edits import read_edits
 from fer_core.labels import EMOTIONS
+from fer_core.mislabels import MislabelConfig
 
 from test_mislabels import stored_result
 from test_pages import button, metrics, open_page, pick_boxes, sample_id, texts
@@ -25,6 +26,17 @@ def test_without_a_result_the_overview_offers_to_compute_with_an_estimate_and_re
     app.toggle(key="rev_mislabels").set_value(True).run()
     assert "have not been computed" in texts(app)
     assert not pick_boxes(app, "mis")
+
+
+def test_a_result_with_other_settings_is_shown_and_offers_to_recompute_with_the_defaults(app, workspace,
+                                                                                          synthetic_folder):
+    dataset = load(synthetic_folder, workspace=workspace)
+    stored_result(dataset, suspects_of(dataset), workspace, MislabelConfig(folds=2, size="tiny", epochs=1))
+
+    app = open_page(app, None)
+    assert metrics(app)["Suspected mislabels"] == "2"
+    assert "Computed with other settings (2 folds of cnn, tiny, up to 1 epochs)." in texts(app)
+    assert any(b.label == "Recompute" for b in app.button)
 
 
 def test_review_queue_shows_given_to_suggested_and_accept_then_reject(app, workspace, synthetic_folder):
