@@ -1,4 +1,5 @@
-"""Suspected-mislabel results: the table, its cache in the workspace, fold checkpoints, output files.
+"""Suspected-mislabel results: the table, its cache in the workspace, fold checkpoints, output files,
+and whether the fold models learned enough for their doubts to mean something.
 
 A result is cached as `<workspace>/cache/mislabels/<key>/` (table.parquet + summary.json, swapped
 in whole) under `cache_key`: the curated data's fingerprint (every relabel and drop changes it),
@@ -21,7 +22,7 @@ import pandas as pd
 
 from .dataset import Dataset
 from .files import replace_atomically, write_atomically, write_json_atomically
-from .labels import EMOTIONS
+from .labels import EMOTIONS, TRAINING
 from .workspace import cache_dir
 
 # Bump when the method changes, so stale cached results are not reused.
@@ -113,7 +114,7 @@ def learning_warning(result: MislabelResult) -> str | None:
     their doubts then reflect the models, not the labels (e.g. too few epochs, or a `tiny` size)."""
     accuracy, majority = result.summary.get("out_of_fold_accuracy"), result.summary.get("majority_share")
     if majority is None:  # a result stored before the summary had it
-        training = result.table.loc[result.table["usage"] == "Training", "label"]
+        training = result.table.loc[result.table["usage"] == TRAINING, "label"]
         majority = float(training.value_counts(normalize=True).max()) if len(training) else None
     if accuracy is None or majority is None or accuracy >= majority + LEARNED_MARGIN:
         return None
