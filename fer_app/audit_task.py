@@ -171,7 +171,7 @@ def _copy_near_settings() -> None:
     st.session_state[THRESHOLD] = st.session_state.get(THRESHOLD_SLIDER, st.session_state[THRESHOLD])
 
 
-def near_settings() -> tuple[str, int]:
+def near_settings() -> None:
     """How near duplicates are found, and the pHash threshold where it applies; a change re-audits
     (features and verified pairs are cached, so it takes seconds)."""
     mode = st.radio("Near duplicates found by", tuple(NEAR_MODE_LABELS), format_func=NEAR_MODE_LABELS.get,
@@ -193,4 +193,3 @@ def near_settings() -> tuple[str, int]:
         st.caption(f"A pair counts when its pixels match after the best shift (up to {verify.max_shift} px), "
                    f"scale or mirror: similarity ≥ {verify.min_similarity} ({verify.wide_min_similarity} when only "
                    "a mirror or a wide shift explains it). No threshold to set.")
-    return st.session_state[NEAR_MODE], int(st.session_state[THRESHOLD])

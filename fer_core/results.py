@@ -270,11 +270,10 @@ def recall_changes(before: dict[str, Any], after: dict[str, Any]) -> pd.DataFram
 
 def confusion_figure(matrix: np.ndarray, normalized: bool = False, title: str = "",
                      clickable: bool = False) -> "go.Figure":
-    """A heatmap with emotion names, true emotions down, predicted across, the value written in each cell
-    and the colour bar in the cells' unit (percent of the row, or images). `clickable`: an invisible square marker over each cell, because Streamlit's chart selections
-    (`on_select`) return nothing for a heatmap (streamlit/streamlit#8760) but do for scatter points;
-    a click then selects the marker, whose x and y are the cell's predicted and true emotions.
-    """
+    """A heatmap with emotion names, true emotions down, predicted across, the value written in each cell,
+    the colour bar in the cells' unit (percent of the row, or images). `clickable`: an invisible square
+    marker over each cell, because Streamlit's chart selections (`on_select`) return nothing for a heatmap
+    (streamlit/streamlit#8760) but do for scatter points; a click selects the marker (x, y = the cell)."""
     import plotly.graph_objects as go
 
     counts = np.asarray(matrix)
