@@ -1,4 +1,5 @@
-"""The audit in a background thread, once per (data path, source signature, near mode and threshold, workspace).
+"""The audit in a background thread, once per (data path, source signature, near mode, workspace, and
+the pHash threshold in pHash mode).
 
 A click during the cold audit (seconds to a minute) does not restart it: the page polls the job
 and shows its progress. The fast stages come first and are shown at once; the same thread then
@@ -21,6 +22,7 @@ import streamlit as st
 from fer_core import edits, views
 from fer_core.audit import AuditConfig, AuditReport, audit_source
 from fer_core.curation import Edit
+from fer_core.duplicates import DEFAULT_NEAR_THRESHOLD
 
 from .session import NEAR_MODE, THRESHOLD, checked_data_path, one_line, require_data_path, stop_on_error, workspace
 
@@ -119,7 +121,11 @@ def wait_for_audit(path: str) -> AuditReport | None:
     """The audit of `path` (checked against the data root), with a progress bar while it runs;
     None (after a one-line message) when it failed."""
     path = checked_data_path(path)
-    job = audit_job(path, st.session_state[THRESHOLD], workspace(), st.session_state[NEAR_MODE])
+    near_mode = st.session_state[NEAR_MODE]
+    # Pixel-confirmed near copies do not use the pHash threshold: a slider moved in pHash mode must
+    # not start a second, identical audit when the reviewer switches back.
+    threshold = st.session_state[THRESHOLD] if near_mode == "hash" else DEFAULT_NEAR_THRESHOLD
+    job = audit_job(path, threshold, workspace(), near_mode)
     if not job.finished.is_set():
         bar = st.progress(0.0, text="Auditing…")
         while not job.finished.wait(POLL_SECONDS):

@@ -49,3 +49,9 @@ def test_near_mode_choice_shows_the_threshold_only_where_it_applies(app):
     app = open_page(app, "pages/1_Duplicates.py")
     app.radio(key="near_mode_radio").set_value("verified").run()
     assert not app.exception and group_titles(app) == verified_titles
+    from fer_app.audit_task import _audit_jobs
+
+    # The slider moved in pHash mode does not start a second verified audit of one source and workspace.
+    verified_sources = [(path, signature, space) for path, signature, _, mode, space in _audit_jobs()[0]
+                        if mode == "verified"]
+    assert len(verified_sources) == len(set(verified_sources))
