@@ -110,17 +110,31 @@ LEARNED_MARGIN = 0.05  # out-of-fold accuracy this far above always guessing the
 
 
 def learning_warning(result: MislabelResult) -> str | None:
-    """A one-line warning when the fold models barely beat guessing the commonest Training emotion:
-    their doubts then reflect the models, not the labels (e.g. too few epochs, or a `tiny` size)."""
+    """A one-line warning when the fold models, or one of them, barely beat guessing the commonest
+    Training emotion: their doubts then reflect the models, not the labels (e.g. too few epochs, a
+    `tiny` size, or one fold's training that went wrong)."""
     accuracy, majority = result.summary.get("out_of_fold_accuracy"), result.summary.get("majority_share")
     if majority is None:  # a result stored before the summary had it
         training = result.table.loc[result.table["usage"] == TRAINING, "label"]
         majority = float(training.value_counts(normalize=True).max()) if len(training) else None
-    if accuracy is None or majority is None or accuracy >= majority + LEARNED_MARGIN:
+    if accuracy is None or majority is None:
         return None
-    return (f"the fold models barely learned (out-of-fold accuracy {accuracy:.1%}; always answering the "
-            f"commonest emotion scores {majority:.1%}): these suspects are not meaningful; use more epochs "
-            "or a larger size")
+    if accuracy < majority + LEARNED_MARGIN:
+        return (f"the fold models barely learned (out-of-fold accuracy {accuracy:.1%}; always answering the "
+                f"commonest emotion scores {majority:.1%}): these suspects are not meaningful; use more epochs "
+                "or a larger size")
+    # A fold failed when its model is closer to guessing the commonest emotion than to the best fold's.
+    folds = [fold for fold in result.summary.get("folds", []) if "held_out_accuracy" in fold]
+    best = max((fold["held_out_accuracy"] for fold in folds), default=1.0)
+    floor = max(majority + LEARNED_MARGIN, (majority + best) / 2)
+    failed = [fold for fold in folds if fold["held_out_accuracy"] < floor]
+    if not failed:
+        return None
+    names = ", ".join(f"{fold['fold']} ({fold['held_out_accuracy']:.1%} on its {fold['held_out_images']:,} images)"
+                      for fold in failed)
+    which = f"model of fold {names} barely learned" if len(failed) == 1 else f"models of folds {names} barely learned"
+    return (f"the {which} (always answering the commonest emotion scores {majority:.1%}; the best fold "
+            f"{best:.1%}): the suspects among those images are not meaningful; recompute with more epochs")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -290,7 +290,8 @@ def cross_validated_probabilities(dataset: Dataset, training_rows: np.ndarray, f
             other_probabilities = predict_probabilities(model, dataset.pixels[other_rows], config.batch_size)
             metrics = {"fold": fold + 1, "train_images": int(len(kept)), "held_out_images": int(len(held_out)),
                        "epochs_run": len(history["epoch"]), "best_epoch": history["best_epoch"],
-                       "best_val_accuracy": round(max(history["val_accuracy"]), 4), "seconds": round(seconds, 1)}
+                       "best_val_accuracy": round(history["val_accuracy"][history["best_epoch"] - 1], 4),
+                       "seconds": round(seconds, 1)}
             saved = (held_probabilities, other_probabilities, metrics)
             write_fold(folds_dir, fold, *saved)
         held_probabilities, other_probabilities, metrics = saved

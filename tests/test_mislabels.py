@@ -106,6 +106,12 @@ def test_a_warning_when_the_fold_models_barely_beat_guessing_the_commonest_emoti
     # a result stored before the summary had majority_share: the share comes from its table (sad: 5 of 8)
     assert "62.5%" in learning_warning(result(out_of_fold_accuracy=0.6))
     assert learning_warning(result(out_of_fold_accuracy=0.7)) is None
+    # one fold's model failed while the others learned (the mean still looks fine)
+    folds = [{"fold": 1, "held_out_accuracy": 0.966, "held_out_images": 295},
+             {"fold": 3, "held_out_accuracy": 0.214, "held_out_images": 294}]
+    warning = learning_warning(result(out_of_fold_accuracy=0.71, majority_share=0.1459, folds=folds))
+    assert "fold 3 (21.4% on its 294 images)" in warning and "fold 1" not in warning
+    assert learning_warning(result(out_of_fold_accuracy=0.71, majority_share=0.1459, folds=folds[:1])) is None
 
 
 def test_folds_keep_copies_together_and_are_stratified():

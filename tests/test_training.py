@@ -166,3 +166,24 @@ def test_epochs_default_per_size_and_fast_recipe_schedule():
     assert rates[0] == pytest.approx(1e-4) and rates[10] == pytest.approx(1e-3)  # warm-up over the first epoch
     assert all(later <= earlier for earlier, later in zip(rates[10:], rates[11:]))  # then only down
     assert rates[-1] < 2e-5
+
+
+def test_early_stopping_waits_for_the_second_half_of_the_schedule():
+    """A validation accuracy that never improves stops a run only once the schedule's second half has
+    begun (a dip while the learning rate is high used to end runs at epoch 2), and the reported best
+    epoch is the one whose weights were restored."""
+    from fer_core.models import build_model
+    from fer_core.sampling import TrainingSet
+    from fer_core.training import configure_runtime, fit_model
+
+    data = make_dataset()
+    training = data.select(np.flatnonzero((data.usages == "Training") & (data.labels != 0)))
+    # Validation: angry faces only, an emotion the model never sees, so its accuracy stays 0 every epoch.
+    validation = data.select(np.flatnonzero(data.usages == "PublicTest")).with_labels(np.zeros(21, dtype=np.int8))
+    config = TrainConfig(model="cnn", sampling="none", epochs=8, size="tiny", batch_size=16, patience=1)
+    configure_runtime(config.seed)
+    history, _ = fit_model(build_model("cnn", "tiny", seed=0), TrainingSet(training.pixels, training.labels),
+                           validation, config)
+    assert set(history["val_accuracy"]) == {0.0}
+    assert len(history["epoch"]) == 8 // 2 + 2  # watched from epoch 5; no gain at epoch 6 with patience 1
+    assert history["best_epoch"] == 5
