@@ -1,9 +1,11 @@
-"""The app's background audit jobs: two near modes of one data source share one face stage."""
+"""The app's background audit jobs: two near modes of one data source share one face stage; a cached face
+stage shows no progress bar."""
 
 import threading
 import time
 
 from fer_core import faces
+from test_pages import open_page
 
 
 def test_a_second_near_mode_waits_for_the_first_face_stage_and_reuses_it(synthetic_folder, workspace, monkeypatch):
@@ -24,3 +26,15 @@ def test_a_second_near_mode_waits_for_the_first_face_stage_and_reuses_it(synthet
     assert len(calls) == 1  # the second job read the faces the first one cached
     assert [job.report.config.near_mode for job in jobs] == ["verified", "hash"]
     assert all(job.report.config.face_stage for job in jobs)
+
+
+def test_a_face_stage_read_from_the_cache_shows_no_progress_bar(app):
+    from fer_app.audit_task import _audit_jobs
+
+    app = open_page(app, None)
+    jobs = _audit_jobs()[0]
+    assert all(job.faces_finished.wait(240) for job in jobs.values())
+    jobs.clear()  # a new job for the same inputs, as after a server restart: its faces come from the cache
+    app = open_page(app, None)
+    assert not [bar for bar in app.get("progress") if "Face stage" in str(bar.proto)]
+    assert "Images kept" in [metric.label for metric in app.metric]
