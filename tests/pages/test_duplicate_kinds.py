@@ -55,4 +55,3 @@ def test_near_mode_choice_shows_the_threshold_only_where_it_applies(app):
     verified_sources = [(path, signature, space) for path, signature, _, mode, space in _audit_jobs()[0]
                         if mode == "verified"]
     assert len(verified_sources) == len(set(verified_sources))
-
