@@ -200,7 +200,10 @@ MODELS: dict[str, ModelFamily] = {
                  "augmentation": "light"},
     }),
     "xception": ModelFamily(build_xception, {
-        "tiny": {"stem_filters": (8,), "module_filters": (16, 32), "dense_units": 16},
+        # A 16-filter stem, not 8: TensorFlow 2.21's oneDNN crashes the process (double free / segfault) in
+        # the backward pass of a strided 1×1 convolution from fewer than 16 channels to 8 or 16 on an AMD
+        # EPYC with AVX-512 (not on Intel with AMX): the first module's shortcut was 8 → 16.
+        "tiny": {"stem_filters": (16,), "module_filters": (16, 32), "dense_units": 16},
         "fast": {"stem_filters": (32,), "stem_stride": 2, "module_filters": (64, 128, 256), "dense_units": 128,
                  "dropout_rate": 0.25, "augmentation": "light"},
     }),
