@@ -60,7 +60,8 @@ def add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = 
                           help="how a leaked test image is found: verified near pairs (default) or pHashes "
                                "within --near-threshold"),
         "learning_rate": dict(type=float, default=TrainConfig.learning_rate),
-        "patience": dict(type=int, default=TrainConfig.patience, help="epochs without improvement before stopping"),
+        "patience": dict(type=int, default=TrainConfig.patience,
+                         help="epochs without improvement before stopping (counted from the schedule's second half)"),
     }
     hints = typing.get_type_hints(TrainConfig)
     for field in dataclasses.fields(TrainConfig):
