@@ -60,6 +60,12 @@ def precision_recall(selected: np.ndarray, planted: np.ndarray) -> dict[str, flo
             "precision": round(hits / max(1, len(selected)), 4), "recall": round(hits / max(1, len(planted)), 4)}
 
 
+def suggestion_restores(table: pd.DataFrame, original: Dataset, planted: np.ndarray) -> float:
+    """Share of the planted flips whose suggested emotion is the one the image had before the flip."""
+    suggested = table["suggested_label"].to_numpy()[planted]
+    return round(float((suggested == np.array(EMOTIONS)[original.labels[planted]]).mean()), 4)
+
+
 def best_recall_at_precision(scores: np.ndarray, is_planted: np.ndarray, minimum_precision: float) -> dict:
     """Over every score threshold: the largest recall whose precision is at least `minimum_precision`."""
     order = np.argsort(-scores, kind="stable")
@@ -135,8 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         f"top_{TOP}_all": precision_recall(top, planted),
         f"top_{TOP}_training": precision_recall(top_training, planted),
         "best_recall_at_precision_0.5": best_recall_at_precision(scores, is_planted, 0.5),
-        "suggestion_restores_planted_label": round(float(
-            (table["suggested_label"].to_numpy()[planted] == np.array(EMOTIONS)[original.labels[planted]]).mean()), 4),
+        "suggestion_restores_planted_label": suggestion_restores(table, original, planted),
         **conflicting_groups(original, table),
         "out_of_fold_accuracy_noisy_labels": result.summary["out_of_fold_accuracy"],
         "folds": result.summary["folds"],

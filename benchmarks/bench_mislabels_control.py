@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_mislabels import PROJECT_ROOT, best_recall_at_precision, plant_flips, precision_recall  # noqa: E402
+from bench_mislabels import (PROJECT_ROOT, best_recall_at_precision, plant_flips, precision_recall,  # noqa: E402
+                             suggestion_restores)
 
 sys.path.insert(0, str(PROJECT_ROOT))
 from fer_core.dataset import Dataset  # noqa: E402
@@ -88,8 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             "best_recall_at_precision_0.5_training": best_recall_at_precision(scores[training],
                                                                                is_planted[training], 0.5),
             "out_of_fold_accuracy_noisy_labels": result.summary["out_of_fold_accuracy"],
-            "suggestion_restores_planted_label": round(float((table["suggested_label"].to_numpy()[planted]
-                                                              == np.array(EMOTIONS)[original.labels[planted]]).mean()), 4),
+            "suggestion_restores_planted_label": suggestion_restores(table, original, planted),
             "seconds": round(time.perf_counter() - started, 1),
         })
         print(json.dumps(per_seed[-1]), flush=True)
