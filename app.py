@@ -3,7 +3,10 @@
 import streamlit as st
 
 from fer_app import audit_task, exports, mislabels, session
-from fer_core import curation, figures, overview, views
+from fer_core.curation import replay as curation
+from fer_core.views import figures
+from fer_core.views import overview
+from fer_core.views import audit_table as views
 
 session.setup("FER Audit")
 path = session.data_path_input()

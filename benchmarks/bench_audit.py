@@ -59,8 +59,8 @@ def bench_audit(data: str, threshold: int, workspace: Path, out: Path) -> dict:
 HASH_SEARCH = """
 import json, sys, time
 import numpy as np
-from fer_core.hashing import find_near_links, hamming_distance
-from fer_core.duplicates import components_from_pairs
+from fer_core.duplicates.hashing import find_near_links, hamming_distance
+from fer_core.duplicates.grouping import components_from_pairs
 count, planted, radius = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 rng = np.random.default_rng(0)
 hashes = rng.integers(0, 2**63, count, dtype=np.int64).astype(np.uint64) ^ (rng.integers(0, 2, count).astype(np.uint64) << np.uint64(63))

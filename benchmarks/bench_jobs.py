@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
 from fer_core import jobs  # noqa: E402
-from fer_core.dataset import load  # noqa: E402
-from fer_core.training import TrainConfig  # noqa: E402
+from fer_core.dataset.loading import load  # noqa: E402
+from fer_core.training.fit import TrainConfig  # noqa: E402
 
 
 def time_one_run(data: str, workspace: Path, limit: int) -> dict:

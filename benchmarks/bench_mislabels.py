@@ -36,10 +36,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "fer2013"
 
-from fer_core.dataset import Dataset, load  # noqa: E402
-from fer_core.duplicates import NO_GROUP, group_exact  # noqa: E402
+from fer_core.dataset.loading import Dataset, load  # noqa: E402
+from fer_core.duplicates.grouping import NO_GROUP, group_exact  # noqa: E402
 from fer_core.labels import EMOTIONS, TRAINING  # noqa: E402
-from fer_core.mislabels import MislabelConfig, run_mislabels  # noqa: E402
+from fer_core.mislabels.folds import MislabelConfig, run_mislabels  # noqa: E402
 
 TOP = 500
 

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from bench_audit import run_measured  # noqa: E402
 
-from fer_core.outlier_kinds import OUTLIER_KINDS  # noqa: E402
+from fer_core.outliers.kinds import OUTLIER_KINDS  # noqa: E402
 
 LABELS = ROOT / "benchmarks" / "outliers_labels.csv"
 
@@ -109,7 +109,7 @@ def write_sheets(labels: pd.DataFrame, data: str, folder: Path, samples: pd.Data
     the labels by eye. Written outside the repository (the images are FER-2013's)."""
     from PIL import Image, ImageDraw
 
-    from fer_core.dataset import load
+    from fer_core.dataset.loading import load
 
     dataset = load(data)
     found = dict(zip(samples["id"], samples["outlier_kind"])) if samples is not None else {}

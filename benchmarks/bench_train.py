@@ -43,7 +43,7 @@ def run_isolated(function: Callable[..., dict[str, Any]], *arguments: Any) -> di
 def load_training_split(data: str, workspace: str | None) -> tuple[Any, Any]:
     import numpy as np
 
-    from fer_core.dataset import load
+    from fer_core.dataset.loading import load
 
     dataset = load(data, workspace=workspace)
     training = np.flatnonzero(dataset.usages == "Training")
@@ -68,8 +68,8 @@ def machine_description() -> str:
 def measure_throughput(model_name: str, data: str, workspace: str | None, batch_size: int, batches: int,
                        warmup_batches: int) -> dict[str, Any]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from fer_core.models import build_model
-    from fer_core.training import configure_runtime, make_pipeline
+    from fer_core.training.models import build_model
+    from fer_core.training.fit import configure_runtime, make_pipeline
 
     pixels, labels = load_training_split(data, workspace)
     device = configure_runtime(seed=0)
@@ -89,7 +89,7 @@ def measure_throughput(model_name: str, data: str, workspace: str | None, batch_
 def measure_sampling(strategy: str, data: str, workspace: str | None) -> dict[str, Any]:
     import numpy as np
 
-    from fer_core.sampling import resample_training
+    from fer_core.training.sampling import resample_training
 
     pixels, labels = load_training_split(data, workspace)
     before = peak_rss_megabytes()
@@ -106,7 +106,7 @@ def measure_sampling(strategy: str, data: str, workspace: str | None) -> dict[st
 
 
 def run_throughput(arguments: argparse.Namespace) -> None:
-    from fer_core.models import MODEL_NAMES
+    from fer_core.training.models import MODEL_NAMES
 
     print(f"machine: {machine_description()}")
     print(f"training throughput at size full, batch {arguments.batch_size}, {arguments.batches} timed batches "
@@ -133,8 +133,8 @@ def run_sampling(arguments: argparse.Namespace) -> None:
 
 def run_accuracy(arguments: argparse.Namespace) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from fer_core.dataset import load
-    from fer_core.training import TrainConfig, train_and_evaluate
+    from fer_core.dataset.loading import load
+    from fer_core.training.fit import TrainConfig, train_and_evaluate
 
     config = TrainConfig(model=arguments.model, sampling=arguments.sampling, epochs=arguments.epochs,
                          size=arguments.size, batch_size=arguments.batch_size, seed=arguments.seed,

@@ -1,4 +1,4 @@
-"""Download the curated dataset (FER-2013 CSV) and its manifest from the app, through fer_core.export.
+"""Download the curated dataset (FER-2013 CSV) and its manifest from the app, through fer_core.curation.export.
 
 The files are built only when a download button is clicked (Streamlit calls the data function on
 a thread of its own), in a temporary folder that is removed right after.
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from fer_core import edits, export
+from fer_core.curation import edits
+from fer_core.curation import export
 from fer_core.audit import AuditReport
 
 from .session import workspace

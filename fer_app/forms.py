@@ -10,9 +10,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from fer_core import edits, views
+from fer_core.curation import edits
+from fer_core.views import audit_table as views
 from fer_core.audit import AuditReport
-from fer_core.curation import Edit
+from fer_core.curation.replay import Edit
 from fer_core.labels import EMOTIONS
 
 from .gallery import image_grid

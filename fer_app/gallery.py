@@ -17,7 +17,8 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from fer_core import edits, views
+from fer_core.curation import edits
+from fer_core.views import audit_table as views
 from fer_core.audit import AuditReport
 from fer_core.labels import EMOTIONS
 

@@ -13,9 +13,14 @@ from dataclasses import asdict
 import pandas as pd
 import streamlit as st
 
-from fer_core import edits, jobs, mislabel_results, mislabel_review, mislabels, views
+from fer_core import jobs
+from fer_core.curation import edits
+from fer_core.mislabels import results as mislabel_results
+from fer_core.mislabels import review as mislabel_review
+from fer_core.mislabels import folds as mislabels
+from fer_core.views import audit_table as views
 from fer_core.audit import AuditReport
-from fer_core.curation import Edit
+from fer_core.curation.replay import Edit
 from fer_core.labels import TRAINING
 
 from .gallery import clear_picks, image_grid, pager, picked_ids

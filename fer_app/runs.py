@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fer_core import jobs, predictions, results, study, views
+from fer_core import jobs
+from fer_core.training import predictions
+from fer_core.views import runs as results
+from fer_core.views import study
+from fer_core.views import audit_table as views
 from fer_core.jobs.experiments import submit_sweep, sweep_configs
-from fer_core.train_config import TrainConfig
+from fer_core.training.config import TrainConfig
 from fer_core.workspace import check_under_data_root, data_root
 
 from .session import DATA_PATH, call_safely, flash, workspace
@@ -140,7 +144,7 @@ TRUE_CELL, PREDICTED_CELL = "results_cell_true", "results_cell_predicted"
 @st.cache_resource(show_spinner="Reading the images…", max_entries=2)
 def _dataset(path: str, workspace_path: str):
     """The dataset a run was trained on (its decoded cache makes this a second or two), held once."""
-    from fer_core.dataset import load
+    from fer_core.dataset.loading import load
 
     return load(path, workspace=workspace_path)
 

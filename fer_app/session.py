@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from fer_core import edits, views
-from fer_core.duplicates import DEFAULT_NEAR_THRESHOLD, NEAR_MODES
+from fer_core.curation import edits
+from fer_core.views import audit_table as views
+from fer_core.duplicates.grouping import DEFAULT_NEAR_THRESHOLD, NEAR_MODES
 from fer_core.workspace import check_under_data_root, data_root, resolve_workspace
 
 # Session keys that outlive a page's widgets (widget keys are declared beside their widgets).
@@ -46,7 +47,7 @@ log = logging.getLogger("fer_app")
 
 if TYPE_CHECKING:
     from fer_core.audit import AuditReport
-    from fer_core.curation import Edit
+    from fer_core.curation.replay import Edit
 
 
 def setup(title: str) -> None:

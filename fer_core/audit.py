@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .dataset import Dataset, Progress, load
-from .detectors import AuditConfig, Detector, DetectorContext, DetectorResult, registered_detectors
-from .duplicates import Leaks
-from .files import write_atomically
-from .labels import EMOTIONS
-from .workspace import cache_dir
+from fer_core.dataset.loading import Dataset, Progress, load
+from fer_core.detectors import AuditConfig, Detector, DetectorContext, DetectorResult, registered_detectors
+from fer_core.duplicates.grouping import Leaks
+from fer_core.files import write_atomically
+from fer_core.labels import EMOTIONS
+from fer_core.workspace import cache_dir
 
 # The samples.csv contract (README): these columns first, in this order, then every other
 # detector column in registration order. Columns named in a detector's `internal_columns` stay out.

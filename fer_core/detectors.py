@@ -19,15 +19,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import faces, outlier_kinds, outliers
-from .dataset import Dataset, Progress
-from .duplicates import (DEFAULT_NEAR_THRESHOLD, NEAR_MODES, NO_GROUP, PAIR_COLUMNS, check_near_threshold,
+from fer_core.outliers import faces
+from fer_core.outliers import kinds as outlier_kinds
+from fer_core.outliers import statistics as outliers
+from fer_core.dataset.loading import Dataset, Progress
+from fer_core.duplicates.grouping import (DEFAULT_NEAR_THRESHOLD, NEAR_MODES, NO_GROUP, PAIR_COLUMNS, check_near_threshold,
                          columns_to_pairs, describe_groups, find_near_duplicates, find_verified_pairs, group_exact,
                          pairs_to_columns)
-from .hashing import exact_digests, phash_and_mirror_batch
-from .near_verify import NearVerifyConfig, empty_pairs
-from .faces import FaceConfig
-from .outliers import OutlierConfig
+from fer_core.duplicates.hashing import exact_digests, phash_and_mirror_batch
+from fer_core.duplicates.verification import NearVerifyConfig, empty_pairs
+from fer_core.outliers.faces import FaceConfig
+from fer_core.outliers.statistics import OutlierConfig
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ def detect_phashes(dataset: Dataset, config: AuditConfig, context: DetectorConte
 
 
 def detect_near_pairs(dataset: Dataset, config: AuditConfig, context: DetectorContext) -> DetectorResult:
-    """Near pairs confirmed on pixels, with kind and similarity (fer_core/near_verify.py); none in hash mode."""
+    """Near pairs confirmed on pixels, with kind and similarity (fer_core/duplicates/verification.py); none in hash mode."""
     if config.near_mode != "verified":
         return DetectorResult(pairs_to_columns(len(dataset), empty_pairs()))
     pairs = find_verified_pairs(dataset.pixels, context.column("phash").astype(np.uint64),
@@ -127,7 +129,7 @@ def detect_near_pairs(dataset: Dataset, config: AuditConfig, context: DetectorCo
 
 
 def detect_outliers(dataset: Dataset, config: AuditConfig, context: DetectorContext) -> DetectorResult:
-    """Pixel statistics, the box-plot rule and the pixel kinds' scores (see fer_core/outliers.py)."""
+    """Pixel statistics, the box-plot rule and the pixel kinds' scores (see fer_core/outliers/statistics.py)."""
     exact_of = group_exact(dataset.pixels, digests=context.column("digest"))
     table = outliers.score_outliers(dataset.pixels, dataset.labels, exact_of, config=config.outliers,
                                     progress=context.progress)
@@ -135,7 +137,7 @@ def detect_outliers(dataset: Dataset, config: AuditConfig, context: DetectorCont
 
 
 def detect_faces(dataset: Dataset, config: AuditConfig, context: DetectorContext) -> DetectorResult:
-    """Face found, confidence, roll, box size and offset per image (fer_core/faces.py); empty cells when
+    """Face found, confidence, roll, box size and offset per image (fer_core/outliers/faces.py); empty cells when
     the face stage is skipped."""
     if not config.face_stage:
         return DetectorResult(faces.skipped_table(len(dataset)), {"faces": {"ran": False}})
@@ -144,7 +146,7 @@ def detect_faces(dataset: Dataset, config: AuditConfig, context: DetectorContext
 
 
 def detect_outlier_kinds(dataset: Dataset, config: AuditConfig, context: DetectorContext) -> DetectorResult:
-    """Outlier kind, the no-face score, the combined outlier score and the flag (fer_core/outliers.py)."""
+    """Outlier kind, the no-face score, the combined outlier score and the flag (fer_core/outliers/statistics.py)."""
     pixel_table = context.results["outliers"].columns
     face_table = context.results["faces"].columns if config.face_stage else None
     table = outlier_kinds.classify_outliers(pixel_table, face_table, config.outliers)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from .workspace import resolve_workspace
+from fer_core.workspace import resolve_workspace
 
 DATABASE_NAME = "fer_audit.db"
 APPLICATION_ID = 0x46455241  # "FERA": marks a database as FER Audit's (PRAGMA application_id)

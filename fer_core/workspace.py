@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from .paths import check_output_folder
+from fer_core.paths import check_output_folder
 
 
 def resolve_workspace(path: str | os.PathLike | None = None) -> Path:

@@ -3,8 +3,8 @@
 import streamlit as st
 
 from fer_app import audit_task, forms, gallery, mislabels, session
-from fer_core import views
-from fer_core.duplicates import PAIR_KINDS
+from fer_core.views import audit_table as views
+from fer_core.duplicates.grouping import PAIR_KINDS
 from fer_core.labels import EMOTIONS, USAGES
 
 session.setup("Duplicates")

@@ -3,7 +3,8 @@
 import streamlit as st
 
 from fer_app import audit_task, gallery, session
-from fer_core import figures, views
+from fer_core.views import figures
+from fer_core.views import audit_table as views
 
 session.setup("Outliers")
 with st.sidebar:

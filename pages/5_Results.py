@@ -6,7 +6,10 @@ import streamlit as st
 
 from fer_app import runs, session
 from fer_app.runs import CHANGES, LABELS, SCORES
-from fer_core import edits, jobs, predictions, results
+from fer_core import jobs
+from fer_core.curation import edits
+from fer_core.training import predictions
+from fer_core.views import runs as results
 
 session.setup("Results")
 with session.stop_on_error("Cannot read the runs"):

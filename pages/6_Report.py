@@ -4,7 +4,8 @@ changed. The same file as `python -m fer_core report DATA --out report.html`; do
 import streamlit as st
 
 from fer_app import audit_task, session
-from fer_core import report, results
+from fer_core import report
+from fer_core.views import runs as results
 
 session.setup("Report")
 audit = audit_task.require_audit()

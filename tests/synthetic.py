@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from fer_core.dataset import Dataset
-from fer_core.hashing import hamming_distance, phash_batch
+from fer_core.dataset.loading import Dataset
+from fer_core.duplicates.hashing import hamming_distance, phash_batch
 from fer_core.labels import EMOTIONS
 
 SIDE = 48

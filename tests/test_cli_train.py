@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from fer_core.cli import main
-from fer_core.dataset import load
-from fer_core.models import MODEL_NAMES
-from fer_core.sampling import SAMPLING_NAMES, stratified_subset
+from fer_core.dataset.loading import load
+from fer_core.training.models import MODEL_NAMES
+from fer_core.training.sampling import SAMPLING_NAMES, stratified_subset
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SMOKE_LIMIT = 150

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_core.dataset import Dataset, load, usage_from_name
+from fer_core.dataset.loading import Dataset, load, usage_from_name
 from synthetic import make_synthetic, write_csv, write_folders
 
 
@@ -165,7 +165,7 @@ def test_real_data_counts(real_data, real_cache):
 
 
 def test_fast_jpeg_decoder_matches_pil_on_real_images(real_data):
-    from fer_core.sources import decode_image, decode_with_pil
+    from fer_core.dataset.sources import decode_image, decode_with_pil
 
     for path in sorted((real_data / "train" / "disgust").glob("*.jpg"))[:200]:
         data = path.read_bytes()
@@ -328,7 +328,7 @@ def test_damaged_pixel_cache_is_recomputed(synthetic, tmp_path, workspace, damag
 
 
 def test_a_cache_that_cannot_be_written_does_not_fail_the_load(synthetic, tmp_path, workspace, monkeypatch):
-    import fer_core.dataset as dataset_module
+    import fer_core.dataset.loading as dataset_module
 
     def read_only(*_):
         raise PermissionError(13, "Read-only file system")

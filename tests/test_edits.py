@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_core import edits
-from fer_core.dataset import Dataset
+from fer_core.curation import edits
+from fer_core.dataset.loading import Dataset
 from fer_core.labels import EMOTIONS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,7 +103,7 @@ def test_undone_relabel_and_restore(workspace):
 
 
 def test_edits_in_effect_leave_out_undone_edits_undo_rows_and_review_marks(workspace):
-    from fer_core.curation import count_edits_in_effect, find_undoable_batches
+    from fer_core.curation.replay import count_edits_in_effect, find_undoable_batches
 
     dataset = make_dataset()
     [relabel] = edits.relabel(dataset, dataset.ids[0], "happy", "smiling")
@@ -279,7 +279,7 @@ CHILD = textwrap.dedent("""
     import os, sys, time
     sys.path.insert(0, {repo!r})
     from test_edits import make_dataset
-    from fer_core import edits
+    from fer_core.curation import edits
     dataset = make_dataset({size})
     start = {start!r}
     while not os.path.exists(start):
@@ -322,7 +322,7 @@ def test_a_writer_killed_mid_batch_leaves_none_of_it(workspace, tmp_path):
     edits.relabel(dataset, dataset.ids[0], "sad", "before the crash")
     # The child writes half of its batch inside the transaction, announces it, and stalls there.
     body = textwrap.dedent(f"""
-        from fer_core import edit_log
+        from fer_core.curation import edit_log
         original = edit_log.insert_edits
         def insert_half_then_stall(connection, planned):
             original(connection, planned[:len(planned) // 2])
@@ -391,7 +391,7 @@ def test_tables_of_other_fer_audit_modules_are_welcome(workspace):
 
 
 def test_resolve_leaks_with_given_hashes_matches_hashing_again(workspace):
-    from fer_core.hashing import phash_batch
+    from fer_core.duplicates.hashing import phash_batch
 
     dataset, planted = with_planted_leaks()
     edits.drop(dataset, [dataset.ids[0]], "unrelated")
@@ -408,7 +408,7 @@ def test_database_check_keeps_this_process_locks(workspace):
     import subprocess
     import sys
 
-    from fer_core import edits
+    from fer_core.curation import edits
 
     edits.connect_database(workspace).close()
     database = edits.database_path(workspace)

@@ -8,8 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from fer_core import edits, export
-from fer_core.dataset import Dataset, load
+from fer_core.curation import edits
+from fer_core.curation import export
+from fer_core.dataset.loading import Dataset, load
 from fer_core.labels import TEST_USAGES
 from fer_core.workspace import resolve_workspace
 from test_edits import make_dataset
@@ -144,8 +145,8 @@ def real_dataset(real_data) -> Dataset:
 
 
 def test_real_data_leaks_are_resolved_and_the_export_is_leak_free(real_dataset, workspace, tmp_path):
-    from fer_core.duplicates import DEFAULT_NEAR_THRESHOLD, find_leaks
-    from fer_core.hashing import phash_batch
+    from fer_core.duplicates.grouping import DEFAULT_NEAR_THRESHOLD, find_leaks
+    from fer_core.duplicates.hashing import phash_batch
 
     dataset, hashes = real_dataset, phash_batch(real_dataset.pixels)
     leaks = find_leaks(dataset, DEFAULT_NEAR_THRESHOLD, hashes=hashes)

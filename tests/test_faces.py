@@ -6,14 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_core import faces, outlier_kinds, outliers
-from fer_core.faces import FACE_COLUMNS, DetectionPass, FaceConfig
+from fer_core.outliers import faces
+from fer_core.outliers import kinds as outlier_kinds
+from fer_core.outliers import statistics as outliers
+from fer_core.outliers.faces import FACE_COLUMNS, DetectionPass, FaceConfig
 
 
 @pytest.fixture(scope="module")
 def real_faces(real_data) -> np.ndarray:
     """Eight real FER-2013 training faces (the first files of 'happy', 'neutral' and 'surprise')."""
-    from fer_core.dataset import decode_image
+    from fer_core.dataset.loading import decode_image
 
     chosen = []
     for emotion in ("happy", "neutral", "surprise"):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_core.hashing import (chunk_plan, exact_digests, find_close_pairs, find_near_links, hamming_distance,
+from fer_core.duplicates.hashing import (chunk_plan, exact_digests, find_close_pairs, find_near_links, hamming_distance,
                               phash_batch, resize_like_pil)
 from synthetic import draw_face, jpeg_round_trip, shift_one_pixel
 
@@ -100,7 +100,7 @@ def test_near_links_connect_copies_without_quadratic_pairs():
 
 
 def test_mirror_phash_is_the_phash_of_the_mirrored_image(real_data):
-    from fer_core.hashing import phash_and_mirror_batch
+    from fer_core.duplicates.hashing import phash_and_mirror_batch
 
     paths = sorted((real_data / "train" / "fear").glob("*.jpg"))[:200]
     images = np.stack([np.asarray(Image.open(path).convert("L")) for path in paths])

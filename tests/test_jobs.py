@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from fer_core import jobs
-from fer_core.training import TrainConfig
+from fer_core.training.fit import TrainConfig
 from synthetic import make_synthetic, write_folders
 
 QUICK = TrainConfig(model="cnn", sampling="none", epochs=2, size="tiny", batch_size=16)
@@ -106,7 +106,7 @@ def test_unknown_run_id_is_a_clear_error(workspace):
 
 def test_parse_epoch_lines_reads_the_train_cli_output():
     from fer_core.cli.train import print_epoch
-    from fer_core.training import EpochProgress
+    from fer_core.training.fit import EpochProgress
     import contextlib
     import io
 
@@ -142,7 +142,7 @@ def test_jobs_cli_submit_list_show_cancel(data_path, workspace, capsys):
 
 def test_run_outlives_the_process_that_submitted_it(data_path, workspace):
     """As when the Streamlit server that launched a run is stopped or restarted."""
-    code = ("import sys; from fer_core import jobs; from fer_core.training import TrainConfig; "
+    code = ("import sys; from fer_core import jobs; from fer_core.training.fit import TrainConfig; "
             "print(jobs.submit(TrainConfig(model='cnn', sampling='none', epochs=2, size='tiny', batch_size=16), "
             "sys.argv[1], sys.argv[2]), flush=True); import time; time.sleep(600)")
     submitter = subprocess.Popen([sys.executable, "-c", code, str(data_path), str(workspace)],

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fer_core import jobs
-from fer_core.training import TrainConfig
+from fer_core.training.fit import TrainConfig
 from synthetic import make_synthetic, write_folders
 
 pytest.importorskip("ray.job_submission", reason="ray[default] is not installed (see requirements.txt)")

@@ -5,7 +5,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from fer_core.models import (MODEL_NAMES, build_model, load_trained_model, model_variants,  # noqa: E402
+from fer_core.training.models import (MODEL_NAMES, build_model, load_trained_model, model_variants,  # noqa: E402
                              size_hyperparameters)
 
 

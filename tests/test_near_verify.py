@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from fer_core.duplicates import (NO_GROUP, exact_pairs, expand_pairs, find_verified_pairs, group_near,
+from fer_core.duplicates.grouping import (NO_GROUP, exact_pairs, expand_pairs, find_verified_pairs, group_near,
                                  group_verified, kinds_by_group, leaks_from_pairs, strongest_pair_per_row)
-from fer_core.hashing import exact_digests, phash_and_mirror_batch
-from fer_core.near_candidates import find_candidates, mirror_descriptors, shape_descriptors
-from fer_core.near_verify import NearVerifyConfig, VerifiedPairs, accepted, brute_force_similarity, verify_pairs
+from fer_core.duplicates.hashing import exact_digests, phash_and_mirror_batch
+from fer_core.duplicates.candidates import find_candidates, mirror_descriptors, shape_descriptors
+from fer_core.duplicates.verification import NearVerifyConfig, VerifiedPairs, accepted, brute_force_similarity, verify_pairs
 from synthetic import make_synthetic_near
 
 
@@ -125,9 +125,9 @@ def test_config_rejects_values_out_of_range():
 
 
 def test_leak_removal_drops_the_training_original_of_a_mirrored_test_copy(workspace):
-    from fer_core import edits
-    from fer_core.dataset import Dataset
-    from fer_core.duplicates import find_near_duplicates
+    from fer_core.curation import edits
+    from fer_core.dataset.loading import Dataset
+    from fer_core.duplicates.grouping import find_near_duplicates
 
     base, _, near = make_synthetic_near(seed=0)
     original, copy = (base.index_of(sample_id) for sample_id in near.copies["mirrored"])
@@ -147,7 +147,7 @@ def test_blocked_descriptor_search_finds_the_exact_nearest_neighbours():
     from scipy import ndimage
     from sklearn.neighbors import NearestNeighbors
 
-    from fer_core.near_candidates import descriptor_candidates, whiten_descriptors
+    from fer_core.duplicates.candidates import descriptor_candidates, whiten_descriptors
 
     rng = np.random.default_rng(4)
     noise = ndimage.gaussian_filter(rng.normal(128, 60, (2000, 48, 48)), (0, 2, 2))
@@ -179,7 +179,7 @@ def test_the_mirror_and_shifts_beyond_3_px_need_the_stricter_bar():
 
 
 def test_hash_candidates_search_the_mirror_within_its_own_radius():
-    from fer_core.near_candidates import hash_candidates
+    from fer_core.duplicates.candidates import hash_candidates
 
     rng = np.random.default_rng(3)
     hashes = rng.integers(0, 2**63, 6, dtype=np.int64).astype(np.uint64)  # far apart (about 32 bits)

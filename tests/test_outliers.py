@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from fer_core import outlier_kinds, outliers
-from fer_core.outliers import OutlierConfig
+from fer_core.outliers import kinds as outlier_kinds
+from fer_core.outliers import statistics as outliers
+from fer_core.outliers.statistics import OutlierConfig
 from synthetic import make_synthetic
 
 SIDE = 48
@@ -221,8 +222,8 @@ def test_empty_input_gives_empty_table():
 
 
 def test_real_blank_frames_rank_first_and_are_flagged(real_data, tmp_path):
-    from fer_core.dataset import load
-    from fer_core.duplicates import group_exact
+    from fer_core.dataset.loading import load
+    from fer_core.duplicates.grouping import group_exact
 
     dataset = load(real_data, workspace=tmp_path)
     table = outliers.score_outliers(dataset.pixels, dataset.labels, group_exact(dataset.pixels))

@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_core import edits, report
+from fer_core import report
+from fer_core.curation import edits
 from fer_core.audit import AuditConfig, audit_source
 from fer_core.cli import main
-from fer_core.dataset import load
+from fer_core.dataset.loading import load
 from fer_core.jobs import RunRecord
 from fer_core.labels import EMOTIONS
 from synthetic import make_synthetic, write_folders
@@ -238,7 +239,7 @@ def test_real_subset_report_shows_each_kind_of_evidence(real_data, real_cache, t
 def test_mislabels_show_when_computed(synthetic_data, workspace, tmp_path):
     """A cached mislabel result (as `python -m fer_core mislabels` stores it) fills the headline card and the
     evidence; the probabilities here are chosen so exactly three labels are disputed."""
-    mislabels = pytest.importorskip("fer_core.mislabels")
+    mislabels = pytest.importorskip("fer_core.mislabels.folds")
     curated = edits.curated_dataset(load(synthetic_data), workspace)
     config = mislabels.MislabelConfig()
     disputed = [0, 10, 20]

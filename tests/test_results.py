@@ -1,15 +1,17 @@
-"""fer_core.results on hand-made run records: matrices, ETA, tables, figures and downloads."""
+"""fer_core.views.runs on hand-made run records: matrices, ETA, tables, figures and downloads."""
 
 import json
 
 import numpy as np
 import pytest
 
-from fer_core import predictions, results, study
-from fer_core.edits import Edit
+from fer_core.training import predictions
+from fer_core.views import runs as results
+from fer_core.views import study
+from fer_core.curation.edits import Edit
 from fer_core.jobs import RunRecord
 from fer_core.labels import EMOTIONS
-from fer_core.train_config import DEFAULT_EPOCHS
+from fer_core.training.config import DEFAULT_EPOCHS
 
 CONFUSION = np.diag([10, 2, 8, 20, 9, 6, 12]).tolist()
 CONFUSION[0][6] = 10  # half of the angry images predicted neutral

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fer_core import edits, store
+from fer_core import store
+from fer_core.curation import edits
 from fer_core.cli import main
 from test_edits import make_dataset
 
@@ -17,7 +18,7 @@ from test_edits import make_dataset
 def fill_workspace(workspace: Path, count: int = 60) -> None:
     """A real edit log large enough that its first 4 KiB are not the whole database, and one queued run."""
     from fer_core.jobs import records
-    from fer_core.train_config import TrainConfig
+    from fer_core.training.config import TrainConfig
 
     dataset = make_dataset(count)
     for index in range(count):

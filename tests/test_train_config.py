@@ -7,9 +7,9 @@ import typing
 
 import pytest
 
-from fer_core.models import MODEL_NAMES, SIZES
-from fer_core.sampling import SAMPLING_NAMES
-from fer_core.train_config import (MAX_BATCH_SIZE, MAX_EPOCHS, MAX_LIMIT, NEAR_MODES, EpochProgress, TrainConfig,
+from fer_core.training.models import MODEL_NAMES, SIZES
+from fer_core.training.sampling import SAMPLING_NAMES
+from fer_core.training.config import (MAX_BATCH_SIZE, MAX_EPOCHS, MAX_LIMIT, NEAR_MODES, EpochProgress, TrainConfig,
                                    format_epoch_line, parse_epoch_lines)
 
 STRING_CHOICES = {"model": MODEL_NAMES, "sampling": SAMPLING_NAMES, "size": SIZES,
@@ -98,15 +98,16 @@ def test_epoch_line_round_trips_through_the_log_parser():
 
 
 def test_old_import_path_still_works():
-    from fer_core.training import EpochProgress as OldProgress
-    from fer_core.training import TrainConfig as OldConfig
+    from fer_core.training.fit import EpochProgress as OldProgress
+    from fer_core.training.fit import TrainConfig as OldConfig
 
     assert OldConfig is TrainConfig and OldProgress is EpochProgress
 
 
 def test_near_settings_mirror_the_audits():
     """train_config keeps copies (it must not import the audit's modules): they must agree."""
-    from fer_core import duplicates, train_config
+    from fer_core.duplicates import grouping as duplicates
+    from fer_core.training import config as train_config
 
     assert train_config.NEAR_MODES == duplicates.NEAR_MODES
     assert train_config.MAX_NEAR_THRESHOLD == duplicates.MAX_NEAR_THRESHOLD

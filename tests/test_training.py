@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_core.dataset import Dataset
+from fer_core.dataset.loading import Dataset
 from fer_core.labels import EMOTIONS, USAGES
-from fer_core.training import (EpochProgress, TrainConfig, classification_metrics, find_leaked_test_rows,
+from fer_core.training.fit import (EpochProgress, TrainConfig, classification_metrics, find_leaked_test_rows,
                                leak_free_metrics, select_training_data, train_and_evaluate)
 
 
@@ -84,7 +84,7 @@ def test_leak_free_accuracy_leaves_out_leaked_images():
 
 
 def test_training_reads_the_curated_view_unless_raw(workspace):
-    from fer_core.edits import drop, relabel
+    from fer_core.curation.edits import drop, relabel
 
     dataset = make_dataset()
     drop(dataset, ["Training_3", "Training_4"], "not a face", workspace=workspace)
@@ -156,8 +156,8 @@ def test_predictions_csv_has_one_row_per_scored_test_image_with_probabilities(tm
 
 
 def test_epochs_default_per_size_and_fast_recipe_schedule():
-    from fer_core.train_config import DEFAULT_EPOCHS
-    from fer_core.training import learning_rate_schedule
+    from fer_core.training.config import DEFAULT_EPOCHS
+    from fer_core.training.fit import learning_rate_schedule
 
     assert TrainConfig(size="fast").epochs_to_run == DEFAULT_EPOCHS["fast"]
     assert TrainConfig(size="fast", epochs=2).epochs_to_run == 2
@@ -172,9 +172,9 @@ def test_early_stopping_waits_for_the_second_half_of_the_schedule():
     """A validation accuracy that never improves stops a run only once the schedule's second half has
     begun (a dip while the learning rate is high used to end runs at epoch 2), and the reported best
     epoch is the one whose weights were restored."""
-    from fer_core.models import build_model
-    from fer_core.sampling import TrainingSet
-    from fer_core.training import configure_runtime, fit_model
+    from fer_core.training.models import build_model
+    from fer_core.training.sampling import TrainingSet
+    from fer_core.training.fit import configure_runtime, fit_model
 
     data = make_dataset()
     training = data.select(np.flatnonzero((data.usages == "Training") & (data.labels != 0)))

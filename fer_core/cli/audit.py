@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..audit import AuditConfig, audit_source, write_report
-from ..duplicates import DEFAULT_NEAR_THRESHOLD, NEAR_MODES
-from ..paths import check_output_folder, check_workspace
-from ..progress import TerminalProgress
+from fer_core.audit import AuditConfig, audit_source, write_report
+from fer_core.duplicates.grouping import DEFAULT_NEAR_THRESHOLD, NEAR_MODES
+from fer_core.paths import check_output_folder, check_workspace
+from fer_core.progress import TerminalProgress
 
 
 def register(subparsers) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..dataset import load
-from ..labels import EMOTIONS
-from ..mislabel_results import learning_warning
-from ..mislabels import MislabelConfig, MislabelProgress, run_mislabels, write_outputs
-from ..models import MODEL_NAMES, SIZES
-from ..paths import check_output_folder, check_workspace
+from fer_core.dataset.loading import load
+from fer_core.labels import EMOTIONS
+from fer_core.mislabels.results import learning_warning
+from fer_core.mislabels.folds import MislabelConfig, MislabelProgress, run_mislabels, write_outputs
+from fer_core.training.models import MODEL_NAMES, SIZES
+from fer_core.paths import check_output_folder, check_workspace
 
 DEFAULTS = MislabelConfig()
 

@@ -7,13 +7,13 @@
 - ray_runner.py the Ray backend ($FER_AUDIT_RAY_ADDRESS): a Ray job per run, config passed as JSON
 """
 
-from ..train_config import parse_epoch_lines
-from .kinds import JOB_KINDS, JobContext, JobKind, job_kind
-from .local import process_alive
-from .ray_runner import RAY_ADDRESS_ENV
-from .records import (CANCELLED, FAILED, FINISHED, LOCAL, LOG_NAME, QUEUED, RAY, RUNNING, STATES, SUCCEEDED,
+from fer_core.training.config import parse_epoch_lines
+from fer_core.jobs.kinds import JOB_KINDS, JobContext, JobKind, job_kind
+from fer_core.jobs.local import process_alive
+from fer_core.jobs.ray_runner import RAY_ADDRESS_ENV
+from fer_core.jobs.records import (CANCELLED, FAILED, FINISHED, LOCAL, LOG_NAME, QUEUED, RAY, RUNNING, STATES, SUCCEEDED,
                       RunRecord)
-from .scheduler import (MAX_RUNS_ENV, cancel, drain, get_run, list_runs, max_concurrent_runs, reconcile,
+from fer_core.jobs.scheduler import (MAX_RUNS_ENV, cancel, drain, get_run, list_runs, max_concurrent_runs, reconcile,
                         selected_backend, submit, submit_many)
 
 __all__ = ["CANCELLED", "FAILED", "FINISHED", "JOB_KINDS", "LOCAL", "LOG_NAME", "MAX_RUNS_ENV", "QUEUED", "RAY",

@@ -20,15 +20,15 @@ def main(argv: list[str]) -> int:
         run.add_argument(option, required=True)
     args = parser.parse_args(argv)
     if args.action == "launch":
-        from .local import spawn_detached
+        from fer_core.jobs.local import spawn_detached
 
         print(spawn_detached(args.run_id, Path(args.workspace)))
         return 0
     if args.action == "work":
-        from .local import work
+        from fer_core.jobs.local import work
 
         return work(args.run_id, Path(args.workspace))
-    from .ray_runner import run_entry
+    from fer_core.jobs.ray_runner import run_entry
 
     return run_entry(args.kind, args.config_json, args.data, args.out, args.workspace)
 

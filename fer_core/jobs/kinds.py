@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..train_config import EpochProgress, config_from_dict, config_from_json, config_to_json
+from fer_core.training.config import EpochProgress, config_from_dict, config_from_json, config_to_json
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,8 @@ class JobContext:
 
 
 JOB_KINDS: dict[str, JobKind] = {
-    "train": JobKind("train", "fer_core.train_config:TrainConfig", "fer_core.jobs.kinds:run_training"),
-    "mislabels": JobKind("mislabels", "fer_core.mislabels:MislabelConfig", "fer_core.mislabels:run_mislabels_job"),
+    "train": JobKind("train", "fer_core.training.config:TrainConfig", "fer_core.jobs.kinds:run_training"),
+    "mislabels": JobKind("mislabels", "fer_core.mislabels.folds:MislabelConfig", "fer_core.mislabels.folds:run_mislabels_job"),
 }
 
 
@@ -76,8 +76,8 @@ def serialize_config(config: Any) -> str:
 
 def run_training(data_path: str, config: Any, context: JobContext) -> dict:
     """The `train` kind: load the data, train and evaluate (training.train_and_evaluate)."""
-    from ..dataset import load
-    from ..training import train_and_evaluate
+    from fer_core.dataset.loading import load
+    from fer_core.training.fit import train_and_evaluate
 
     context.set_stage("loading data")
     dataset = load(data_path, workspace=context.workspace)

@@ -16,10 +16,10 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..train_config import EpochProgress, format_epoch_line
-from . import records
-from .kinds import JobContext, job_kind, serialize_config
-from .records import CANCELLED, FAILED, LOG_NAME, RUNNING, SUCCEEDED
+from fer_core.training.config import EpochProgress, format_epoch_line
+from fer_core.jobs import records
+from fer_core.jobs.kinds import JobContext, job_kind, serialize_config
+from fer_core.jobs.records import CANCELLED, FAILED, LOG_NAME, RUNNING, SUCCEEDED
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # A run is marked running just before its process starts; give the launch this long to record a pid.
@@ -68,7 +68,7 @@ def _raise_cancelled(signum, frame) -> None:
 
 def work(run_id: str, workspace: Path) -> int:
     """The worker: run the run's kind on its config, recording progress; then drain the queue."""
-    from .scheduler import drain
+    from fer_core.jobs.scheduler import drain
 
     home = Path(workspace)
     record = records.read_run(home, run_id)

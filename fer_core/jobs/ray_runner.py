@@ -14,10 +14,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..train_config import format_epoch_line, parse_epoch_lines
-from . import records
-from .kinds import JobContext, job_kind
-from .records import CANCELLED, FAILED, FINISHED, LOG_NAME, QUEUED, RUNNING, SUCCEEDED
+from fer_core.training.config import format_epoch_line, parse_epoch_lines
+from fer_core.jobs import records
+from fer_core.jobs.kinds import JobContext, job_kind
+from fer_core.jobs.records import CANCELLED, FAILED, FINISHED, LOG_NAME, QUEUED, RUNNING, SUCCEEDED
 
 RAY_ADDRESS_ENV = "FER_AUDIT_RAY_ADDRESS"
 RAY_STATES = {"PENDING": QUEUED, "RUNNING": RUNNING, "SUCCEEDED": SUCCEEDED, "FAILED": FAILED, "STOPPED": CANCELLED}
@@ -81,7 +81,7 @@ def refresh(home: Path, record: records.RunRecord) -> None:
 
 def run_entry(kind_name: str, config_json: str, data_path: str, out_dir: str, workspace: str) -> int:
     """The Ray job's body: run a kind's entry on a JSON config, printing stages and epoch lines."""
-    from ..files import write_json_atomically
+    from fer_core.files import write_json_atomically
 
     kind = job_kind(kind_name)
     config = kind.read_config(config_json)

@@ -17,15 +17,15 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from .. import views
-from ..audit import AuditReport
-from ..curation import count_edits_in_effect
-from .appendix import appendix_section, reproduce_commands
-from .blocks import REPORT_CSS, escape
-from .findings import evidence_section, headline_section, pick_conflicting_groups, pick_leak_pairs, pick_outliers
-from .inputs import (ReportInputs, ReportSettings, check_output_path, choose_runs, download_name, gather_inputs,
+from fer_core.views import audit_table as views
+from fer_core.audit import AuditReport
+from fer_core.curation.replay import count_edits_in_effect
+from fer_core.report.appendix import appendix_section, reproduce_commands
+from fer_core.report.blocks import REPORT_CSS, escape
+from fer_core.report.findings import evidence_section, headline_section, pick_conflicting_groups, pick_leak_pairs, pick_outliers
+from fer_core.report.inputs import (ReportInputs, ReportSettings, check_output_path, choose_runs, download_name, gather_inputs,
                      read_finished_runs, read_training_runs, write_report)
-from .outcome import changed_section, counts_before_after, done_section, edits_by_reason
+from fer_core.report.outcome import changed_section, counts_before_after, done_section, edits_by_reason
 
 __all__ = ["SECTIONS", "ReportInputs", "ReportSettings", "build_report", "check_output_path", "choose_runs",
            "counts_before_after", "download_name", "edits_by_reason", "gather_inputs", "pick_conflicting_groups",

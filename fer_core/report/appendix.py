@@ -9,13 +9,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from ..audit import AuditReport
-from .blocks import escape, section
-from .findings import flag_min_score
-from .inputs import ReportInputs, ReportSettings
+from fer_core.audit import AuditReport
+from fer_core.report.blocks import escape, section
+from fer_core.report.findings import flag_min_score
+from fer_core.report.inputs import ReportInputs, ReportSettings
 
 if TYPE_CHECKING:
-    from ..jobs import RunRecord
+    from fer_core.jobs import RunRecord
 
 VERSION_PACKAGES = ("numpy", "pandas", "scipy", "pillow", "plotly", "opencv-python-headless", "streamlit")
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .. import views
+from fer_core.views import audit_table as views
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go

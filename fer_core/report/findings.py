@@ -8,10 +8,11 @@ import shlex
 import numpy as np
 import pandas as pd
 
-from .. import figures, views
-from ..audit import AuditReport
-from .blocks import count_text, escape, figure_html, paragraph, section, thumbnail
-from .inputs import ReportInputs, ReportSettings
+from fer_core.views import figures
+from fer_core.views import audit_table as views
+from fer_core.audit import AuditReport
+from fer_core.report.blocks import count_text, escape, figure_html, paragraph, section, thumbnail
+from fer_core.report.inputs import ReportInputs, ReportSettings
 
 
 def headline_section(inputs: ReportInputs, summary: dict) -> str:
@@ -226,7 +227,7 @@ def outlier_examples(inputs: ReportInputs, settings: ReportSettings) -> str:
 
 def flag_min_score(audit: AuditReport) -> float:
     """The outlier score from which an image is flagged, as the audit was configured."""
-    from ..outliers import OutlierConfig
+    from fer_core.outliers.statistics import OutlierConfig
 
     return getattr(audit.config, "outliers", OutlierConfig()).flag_min_score
 

@@ -11,17 +11,18 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import pandas as pd
 
-from .. import results, views
-from ..audit import AuditReport
-from ..curation import Edit, replay_edits
-from ..dataset import Dataset
-from ..edits import database_path, read_curation
-from ..files import write_text_atomically
-from ..paths import check_output_file
-from ..workspace import resolve_workspace
+from fer_core.views import runs as results
+from fer_core.views import audit_table as views
+from fer_core.audit import AuditReport
+from fer_core.curation.replay import Edit, replay_edits
+from fer_core.dataset.loading import Dataset
+from fer_core.curation.edits import database_path, read_curation
+from fer_core.files import write_text_atomically
+from fer_core.paths import check_output_file
+from fer_core.workspace import resolve_workspace
 
 if TYPE_CHECKING:
-    from ..jobs import RunRecord
+    from fer_core.jobs import RunRecord
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def read_training_runs(workspace: str | os.PathLike | None = None) -> list["RunR
     """Every training run, newest first; none when the workspace has no database (nothing is created)."""
     if not database_path(workspace).exists():
         return []
-    from .. import jobs
+    from fer_core import jobs
 
     # Other job kinds (e.g. mislabel folds) are not runs to compare.
     return [record for record in jobs.list_runs(workspace) if getattr(record, "kind", "train") == "train"]
@@ -111,7 +112,7 @@ def read_mislabels(curated: Dataset, raw: Dataset, workspace: Path) -> Any:
     """The cached suspected-mislabel result (default settings, as `python -m fer_core mislabels` computes it)
     for the curated data, else for the data as loaded; None when neither was computed. Never computes."""
     try:
-        from ..mislabels import MislabelConfig, cache_key, read_cached_result
+        from fer_core.mislabels.folds import MislabelConfig, cache_key, read_cached_result
     except ImportError:
         return None
     for dataset in dict.fromkeys((curated, raw)):

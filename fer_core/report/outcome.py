@@ -7,15 +7,16 @@ from typing import TYPE_CHECKING, Sequence
 
 import pandas as pd
 
-from .. import figures, results
-from ..curation import RELABEL, REVIEW_OK, UNDO, Edit, find_active_edits, find_edits_in_effect, replay_edits
-from ..export import count_samples
-from ..labels import EMOTIONS, USAGES
-from .blocks import count_text, escape, figure_html, html_table, is_missing, paragraph, percent_text, section
-from .inputs import ReportInputs
+from fer_core.views import figures
+from fer_core.views import runs as results
+from fer_core.curation.replay import RELABEL, REVIEW_OK, UNDO, Edit, find_active_edits, find_edits_in_effect, replay_edits
+from fer_core.curation.export import count_samples
+from fer_core.labels import EMOTIONS, USAGES
+from fer_core.report.blocks import count_text, escape, figure_html, html_table, is_missing, paragraph, percent_text, section
+from fer_core.report.inputs import ReportInputs
 
 if TYPE_CHECKING:
-    from ..jobs import RunRecord
+    from fer_core.jobs import RunRecord
 
 PUBLISHED_ACCURACY = 0.73  # best single networks on FER-2013 (VGG variants, ~72-73 % on PrivateTest)
 
@@ -178,7 +179,7 @@ def experiment_grid_html(inputs: ReportInputs) -> str:
     if not inputs.experiment:
         return title + paragraph("Not computed: no experiment (one run per model and sampling, "
                                  "<code>python -m fer_core jobs sweep</code>) in this workspace.")
-    from ..jobs.experiments import grid_table
+    from fer_core.jobs.experiments import grid_table
 
     runs = inputs.experiment
     done = sum(1 for record in runs if record.metrics)

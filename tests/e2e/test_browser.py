@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from fer_core.edits import read_edits
+from fer_core.curation.edits import read_edits
 from synthetic import make_synthetic, write_folders
 
 CHROMIUM = Path("/usr/bin/chromium")

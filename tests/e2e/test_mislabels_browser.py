@@ -1,7 +1,7 @@
 """Suspected mislabels in a real browser: the Overview card, then accept one suggestion on the Review page."""
 
-from fer_core.dataset import load
-from fer_core.edits import read_edits
+from fer_core.dataset.loading import load
+from fer_core.curation.edits import read_edits
 from fer_core.labels import EMOTIONS
 
 from test_browser import (WAIT_MS, browser_page, metric, pick, pytestmark, screenshot_folder, server,  # noqa: F401

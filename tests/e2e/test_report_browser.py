@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from fer_core import edits, jobs
-from fer_core.dataset import load
+from fer_core import jobs
+from fer_core.curation import edits
+from fer_core.dataset.loading import load
 from fer_core.jobs.experiments import submit_sweep
-from fer_core.train_config import TrainConfig
+from fer_core.training.config import TrainConfig
 from test_browser import ROOT, browser_page, pytestmark, screenshot_folder  # noqa: F401 (skip mark)
 from test_report import copy_real_subset
 

@@ -4,7 +4,7 @@ stage shows no progress bar."""
 import threading
 import time
 
-from fer_core import faces
+from fer_core.outliers import faces
 from test_pages import open_page
 
 

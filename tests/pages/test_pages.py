@@ -3,7 +3,7 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fer_core.edits import read_edits
+from fer_core.curation.edits import read_edits
 
 PAGES = [None, "pages/1_Duplicates.py", "pages/2_Outliers.py", "pages/3_Review.py"]
 

@@ -8,7 +8,8 @@ import tomllib
 from pathlib import Path
 
 from fer_app import exports, runs
-from fer_core import edits, jobs
+from fer_core import jobs
+from fer_core.curation import edits
 from fer_core.audit import audit_source
 
 from test_pages import metrics, open_page, texts
@@ -83,7 +84,7 @@ def test_s3_a_damaged_database_is_one_line_in_the_browser(app, workspace):
 
 
 def test_export_downloads_the_curated_csv_and_its_manifest(app, synthetic_folder, workspace):
-    """Item 10: the Overview offers the curated CSV and its manifest; both come from fer_core.export."""
+    """Item 10: the Overview offers the curated CSV and its manifest; both come from fer_core.curation.export."""
     app = open_page(app, None)
     assert {button.proto.label for button in app.get("download_button")} == {"Curated data (CSV)", "Manifest (JSON)"}
     report = audit_source(synthetic_folder, workspace=workspace)

@@ -1,10 +1,13 @@
-"""fer_core.views, figures and overview: the page logic behind the app, on the synthetic dataset with planted defects."""
+"""fer_core.views.audit_table, figures and overview: the page logic behind the app, on the synthetic dataset with planted defects."""
 
 import numpy as np
 import pytest
 
-from fer_core import edits, figures, overview, views
-from fer_core.curation import count_edits_in_effect
+from fer_core.curation import edits
+from fer_core.views import figures
+from fer_core.views import overview
+from fer_core.views import audit_table as views
+from fer_core.curation.replay import count_edits_in_effect
 from fer_core.audit import run_audit
 from synthetic import make_synthetic
 

@@ -15,14 +15,14 @@ import re
 import numpy as np
 import pandas as pd
 
-from .audit import AuditReport
-from .curation import CurationState
-from .dataset import Dataset
-from .detectors import flag_mask, registered_flags
-from .hashing import hamming_distance
-from .labels import EMOTIONS, TEST_USAGES, TRAINING, USAGES
-from .outlier_kinds import OUTLIER_KINDS, kind_evidence
-from .outliers import OutlierConfig, tail_scaled
+from fer_core.audit import AuditReport
+from fer_core.curation.replay import CurationState
+from fer_core.dataset.loading import Dataset
+from fer_core.detectors import flag_mask, registered_flags
+from fer_core.duplicates.hashing import hamming_distance
+from fer_core.labels import EMOTIONS, TEST_USAGES, TRAINING, USAGES
+from fer_core.outliers.kinds import OUTLIER_KINDS, kind_evidence
+from fer_core.outliers.statistics import OutlierConfig, tail_scaled
 
 CURATION_FLAGS: tuple[str, ...] = ("edited",)  # flags of the edit log; the detectors declare theirs
 GROUP_KINDS: tuple[str, ...] = ("near", "exact")

@@ -12,7 +12,7 @@ the hash alone cannot say "same photo". Here the hash only proposes; the pixels 
      `descriptor_neighbours` nearest images by the descriptor whitened over the data set (its
      `descriptor_dimensions` strongest components), found inside k-means blocks (each looks in
      its `descriptor_probes` nearest blocks), never over all pairs.
-2. **Verification** (vectorised, `fer_core/near_views.py`): the best Pearson correlation between a
+2. **Verification** (vectorised, `fer_core/duplicates/pixel_views.py`): the best Pearson correlation between a
    16×16 grid of one image (Gaussian-blurred, sampled at every other pixel of the central 30 px)
    and the same grid of the other image, over the translations within ±`max_shift` px, every
    scale in `scales` (a crop of up to ±10 % resized back) and the mirror. All transforms are
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .near_views import CENTER, SIDE, SearchGrid, contrast, one_blas_thread, refine_pairs, score_pairs
+from fer_core.duplicates.pixel_views import CENTER, SIDE, SearchGrid, contrast, one_blas_thread, refine_pairs, score_pairs
 KINDS = ("exact", "near", "shifted", "cropped", "mirrored")
 
 

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .dataset import Dataset
-from .labels import EMOTIONS
-from .mislabel_results import PROBABILITY_COLUMNS, RESULT_COLUMNS, MislabelResult
+from fer_core.dataset.loading import Dataset
+from fer_core.labels import EMOTIONS
+from fer_core.mislabels.results import PROBABILITY_COLUMNS, RESULT_COLUMNS, MislabelResult
 
 
 def review_queue(result: MislabelResult, dataset: Dataset, state: Any) -> pd.DataFrame:
@@ -59,8 +59,8 @@ def accept_suggestions(dataset: Dataset, rows: pd.DataFrame, *, workspace: str |
     `rows` are review-queue rows. An image dropped meanwhile is an error (nothing is written); one
     already carrying its suggested label is skipped.
     """
-    from .edits import RELABEL, Change, run_plan
-    from .labels import emotion_index
+    from fer_core.curation.edits import RELABEL, Change, run_plan
+    from fer_core.labels import emotion_index
 
     targets = {str(sample_id): emotion_index(suggested)
                for sample_id, suggested in zip(rows["id"], rows["suggested_label"])}
@@ -84,7 +84,7 @@ def accept_suggestions(dataset: Dataset, rows: pd.DataFrame, *, workspace: str |
 def reject_suggestions(dataset: Dataset, sample_ids: list[str], *, workspace: str | os.PathLike | None = None,
                        author: str | None = None) -> list[Any]:
     """Keep the given labels: mark the images reviewed-OK, which takes them out of the queue."""
-    from .edits import mark_group_reviewed
+    from fer_core.curation.edits import mark_group_reviewed
 
     return mark_group_reviewed(dataset, sample_ids, "suggested relabel rejected: given label kept", author=author,
                                workspace=workspace)

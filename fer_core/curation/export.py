@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import Dataset
-from .edits import DROP, RELABEL, RESTORE, Edit, find_active_edits, read_curation
-from .files import replace_atomically as _replace_atomically
-from .labels import EMOTIONS, USAGES
-from .paths import check_output_file, check_output_folder
+from fer_core.dataset.loading import Dataset
+from fer_core.curation.edits import DROP, RELABEL, RESTORE, Edit, find_active_edits, read_curation
+from fer_core.files import replace_atomically as _replace_atomically
+from fer_core.labels import EMOTIONS, USAGES
+from fer_core.paths import check_output_file, check_output_folder
 
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "folders")
 SPLIT_FOLDERS = {"Training": "train", "PublicTest": "test", "PrivateTest": "test"}

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dataset import Dataset
-from .labels import EMOTIONS, IMAGE_SIDE, USAGES
+from fer_core.dataset.loading import Dataset
+from fer_core.labels import EMOTIONS, IMAGE_SIDE, USAGES
 
 SAMPLING_NAMES: tuple[str, ...] = ("none", "class_weight", "ros", "smote")
 SMOTE_NEIGHBOURS = 5

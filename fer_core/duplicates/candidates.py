@@ -1,7 +1,7 @@
-"""Candidate near-duplicate pairs, cheap and with high recall; `fer_core.near_verify` decides on pixels.
+"""Candidate near-duplicate pairs, cheap and with high recall; `fer_core.duplicates.verification` decides on pixels.
 
 The union of pHash pairs within `hash_radius` bits (direct, and against each image's mirror) and
-whitened shape-descriptor neighbours (see `fer_core/near_verify.py`'s module docstring). Matrix
+whitened shape-descriptor neighbours (see `fer_core/duplicates/verification.py`'s module docstring). Matrix
 products here are small: they run with BLAS on one thread (`near_views.one_blas_thread`).
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .hashing import find_close_pairs
-from .near_verify import NearVerifyConfig
-from .near_views import one_blas_thread
+from fer_core.duplicates.hashing import find_close_pairs
+from fer_core.duplicates.verification import NearVerifyConfig
+from fer_core.duplicates.pixel_views import one_blas_thread
 
 DESCRIPTOR_SIDE = 24
 DESCRIPTOR_CELLS = 4

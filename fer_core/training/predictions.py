@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .labels import EMOTIONS
-from .results import confusion_of
+from fer_core.labels import EMOTIONS
+from fer_core.views.runs import confusion_of
 
 if TYPE_CHECKING:
-    from .jobs import RunRecord
+    from fer_core.jobs import RunRecord
 
 SMALL_TEST_SET = 1_000  # below this many PrivateTest images, a point of accuracy is a handful of images
 PREDICTIONS_NAME = "predictions.csv"  # training.PREDICTIONS_NAME (training imports TensorFlow lazily, not here)

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from .labels import EMOTIONS
+from fer_core.labels import EMOTIONS
 
 Progress = Callable[[str, int, int], None]
 WHISKER_IQR = 1.5

@@ -1,4 +1,4 @@
-"""Views of 48×48 images under small transforms, and their correlations, for `fer_core.near_verify`.
+"""Views of 48×48 images under small transforms, and their correlations, for `fer_core.duplicates.verification`.
 
 Every transform (blur, translation, scale, mirror) is a linear map of the pixels, so a view is a
 product of small sampling matrices with the image, built for many images at once; a pair's

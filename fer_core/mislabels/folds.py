@@ -33,14 +33,14 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .dataset import Dataset
-from .duplicates import DEFAULT_NEAR_THRESHOLD, NO_GROUP, group_exact, group_near
-from .files import remove_path
-from .labels import EMOTIONS, TRAINING
-from .mislabel_results import (MISLABELS_VERSION, PROBABILITY_COLUMNS, RESULT_COLUMNS, MislabelResult,  # noqa: F401
+from fer_core.dataset.loading import Dataset
+from fer_core.duplicates.grouping import DEFAULT_NEAR_THRESHOLD, NO_GROUP, group_exact, group_near
+from fer_core.files import remove_path
+from fer_core.labels import EMOTIONS, TRAINING
+from fer_core.mislabels.results import (MISLABELS_VERSION, PROBABILITY_COLUMNS, RESULT_COLUMNS, MislabelResult,  # noqa: F401
                                cache_key, cache_root, latest_result, read_cached_result, read_fold, write_cached_result,
                                write_fold, write_outputs)
-from .train_config import TrainConfig
+from fer_core.training.config import TrainConfig
 
 POOLINGS: tuple[str, ...] = ("near", "exact", "none")
 FILTERS: tuple[str, ...] = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
@@ -85,7 +85,7 @@ class MislabelConfig:
     def estimated_seconds(self, training_images: int) -> float:
         """Wall seconds to expect on the idle 2-core dev VM: each fold model's epochs over (K-1)/K of the
         Training images at the size's reference speed, plus each fold's predictions and the start."""
-        from .results import reference_images_per_second
+        from fer_core.views.runs import reference_images_per_second
 
         passes = (self.folds - 1) * self.epochs * training_images
         return passes / reference_images_per_second(self.size, self.model) + self.folds * FOLD_OVERHEAD_SECONDS + 60.0
@@ -161,7 +161,7 @@ def run_mislabels_job(data_path: str, config: MislabelConfig, context: Any) -> d
 
     Cancelling the job stops its worker mid-fold; finished folds stay cached, so a new job resumes.
     """
-    from .dataset import load
+    from fer_core.dataset.loading import load
 
     context.set_stage("loading data")
     dataset = load(data_path, workspace=context.workspace)
@@ -198,7 +198,7 @@ def find_mislabels(dataset: Dataset, config: MislabelConfig = MislabelConfig(), 
 
 
 def _curated(dataset: Dataset, workspace: str | os.PathLike | None) -> Dataset:
-    from .edits import curated_dataset
+    from fer_core.curation.edits import curated_dataset
 
     return curated_dataset(dataset, workspace)
 
@@ -235,7 +235,7 @@ def find_pooling_groups(dataset: Dataset, config: MislabelConfig) -> np.ndarray:
     exact_of = group_exact(dataset.pixels)
     if config.pooling == "exact":
         return exact_of
-    from .hashing import hamming_distance, phash_batch
+    from fer_core.duplicates.hashing import hamming_distance, phash_batch
 
     hashes = phash_batch(dataset.pixels)
     near_of = group_near(hashes, config.near_threshold)
@@ -264,8 +264,8 @@ def cross_validated_probabilities(dataset: Dataset, training_rows: np.ndarray, f
                                   should_stop: StopCheck | None = None,
                                   folds_dir: Path | None = None) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """N×7 probabilities: out-of-fold for Training rows, the fold models' mean for the other rows."""
-    from .sampling import TrainingSet
-    from .training import configure_runtime, fit_model, predict_probabilities
+    from fer_core.training.sampling import TrainingSet
+    from fer_core.training.fit import configure_runtime, fit_model, predict_probabilities
 
     other_rows = np.setdiff1d(np.arange(len(dataset)), training_rows)
     validation = dataset.select(np.flatnonzero(dataset.usages == VALIDATION_USAGE))
@@ -280,7 +280,7 @@ def cross_validated_probabilities(dataset: Dataset, training_rows: np.ndarray, f
                 on_progress(MislabelProgress("fold", fold + 1, config.folds, epochs=config.epochs))
             train_config = config.train_config(fold)
             configure_runtime(train_config.seed, train_config.deterministic)
-            from .models import build_model
+            from fer_core.training.models import build_model
 
             model = build_model(config.model, config.size, seed=train_config.seed)
             history, seconds = fit_model(

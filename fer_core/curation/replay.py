@@ -11,8 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .dataset import Dataset
-from .labels import emotion_index
+from fer_core.dataset.loading import Dataset
+from fer_core.labels import emotion_index
 
 RELABEL, DROP, RESTORE, UNDO, REVIEW_OK = "relabel", "drop", "restore", "undo", "review_ok"
 ACTIONS = (RELABEL, DROP, RESTORE, UNDO, REVIEW_OK)

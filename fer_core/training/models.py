@@ -19,8 +19,8 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from .labels import IMAGE_SIDE
-from .model_blocks import (BATCH_NORM_MOMENTUM, classifier_head, conv_backbone, input_block, position_embedding_class,
+from fer_core.labels import IMAGE_SIDE
+from fer_core.training.blocks import (BATCH_NORM_MOMENTUM, classifier_head, conv_backbone, input_block, position_embedding_class,
                            separable_residual_block, transformer_block)
 
 if TYPE_CHECKING:

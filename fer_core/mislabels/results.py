@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .dataset import Dataset
-from .files import replace_atomically, write_atomically, write_json_atomically
-from .labels import EMOTIONS, TRAINING
-from .workspace import cache_dir
+from fer_core.dataset.loading import Dataset
+from fer_core.files import replace_atomically, write_atomically, write_json_atomically
+from fer_core.labels import EMOTIONS, TRAINING
+from fer_core.workspace import cache_dir
 
 # Bump when the method changes, so stale cached results are not reused.
 MISLABELS_VERSION = "1"
@@ -171,7 +171,7 @@ def write_fold(folds_dir: Path | None, fold: int, held_probabilities: np.ndarray
 
 def write_outputs(result: MislabelResult, out_dir: str | os.PathLike) -> tuple[Path, Path]:
     """DIR/mislabels.csv (RESULT_COLUMNS; emotions as names, true/false) and DIR/summary.json."""
-    from .audit import write_samples_csv
+    from fer_core.audit import write_samples_csv
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

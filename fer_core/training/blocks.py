@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from .labels import EMOTIONS, IMAGE_SIDE
+from fer_core.labels import EMOTIONS, IMAGE_SIDE
 
 if TYPE_CHECKING:
     import keras

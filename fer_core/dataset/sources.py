@@ -1,7 +1,7 @@
 """Read FER sources at the file level: list an image tree, decode one image, split CSV lines.
 
 Everything here works on one entry, file or line and reports what it cannot read as a
-`LoadProblem` (id and reason); `fer_core.dataset` assembles the results into a `Dataset`.
+`LoadProblem` (id and reason); `fer_core.dataset.loading` assembles the results into a `Dataset`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .labels import EMOTIONS, IMAGE_SIDE, TRAINING, USAGES
+from fer_core.labels import EMOTIONS, IMAGE_SIDE, TRAINING, USAGES
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 SPLIT_FOLDER_USAGE = {"train": TRAINING, "val": "PublicTest", "validation": "PublicTest", "test": "PrivateTest"}

@@ -14,17 +14,17 @@ from typing import TYPE_CHECKING, Iterable, Literal, Sequence
 
 import numpy as np
 
-from .curation import (ACTIONS, DROP, RELABEL, RESTORE, REVIEW_OK, UNDO, CurationState, Edit,  # noqa: F401
+from fer_core.curation.replay import (ACTIONS, DROP, RELABEL, RESTORE, REVIEW_OK, UNDO, CurationState, Edit,  # noqa: F401
                        apply_edits, count_edits_in_effect, find_active_edits, find_undoable_batches, replay_edits)
-from .dataset import Dataset
-from .edit_log import (EDIT_COLUMNS, EDITS_SCHEMA, MAX_REASON_CHARACTERS, Change, check_fingerprint,  # noqa: F401
+from fer_core.dataset.loading import Dataset
+from fer_core.curation.edit_log import (EDIT_COLUMNS, EDITS_SCHEMA, MAX_REASON_CHARACTERS, Change, check_fingerprint,  # noqa: F401
                        check_workspace_dataset, connect_database, curated_dataset, history, read_curation,
                        read_edits, read_state, read_workspace_meta, run_plan)
-from .labels import EMOTIONS, TEST_USAGES, TRAINING, emotion_index
-from .store import APPLICATION_ID, DATABASE_NAME, database_path  # noqa: F401 (the names tests and pages know)
+from fer_core.labels import EMOTIONS, TEST_USAGES, TRAINING, emotion_index
+from fer_core.store import APPLICATION_ID, DATABASE_NAME, database_path  # noqa: F401 (the names tests and pages know)
 
 if TYPE_CHECKING:
-    from .duplicates import Leaks
+    from fer_core.duplicates.grouping import Leaks
 
 DEFAULT_LEAK_REASON = "train-test leak: Training copy of a test image"
 
@@ -176,7 +176,7 @@ def resolve_leaks(dataset: Dataset, reason: str = DEFAULT_LEAK_REASON, *, max_ha
     a pair counts while both images are in the view. The slow search runs before the transaction,
     which stays short.
     """
-    from .duplicates import DEFAULT_NEAR_THRESHOLD, find_leaks  # lazily: hashing is only needed here
+    from fer_core.duplicates.grouping import DEFAULT_NEAR_THRESHOLD, find_leaks  # lazily: hashing is only needed here
 
     check_fingerprint(read_workspace_meta(workspace), dataset, workspace)  # before the slow search
     distance = DEFAULT_NEAR_THRESHOLD if max_hamming_distance is None else max_hamming_distance

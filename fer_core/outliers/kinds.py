@@ -1,5 +1,5 @@
 """Outlier kinds: blank, placeholder, drawing or no usable face, from the pixel kinds' scores
-(fer_core/outliers.py) and the face stage's table (fer_core/faces.py); one score that ranks them;
+(fer_core/outliers/statistics.py) and the face stage's table (fer_core/outliers/faces.py); one score that ranks them;
 and the evidence for each kind in words, for the Outliers page's tiles.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .outliers import OutlierConfig
+from fer_core.outliers.statistics import OutlierConfig
 
 OUTLIER_KINDS = ("blank", "placeholder", "drawing", "no_usable_face")
 KIND_SCORE_COLUMNS = {"blank": "blank_score", "placeholder": "placeholder_score", "drawing": "drawing_score",
@@ -16,7 +16,7 @@ KIND_SCORE_COLUMNS = {"blank": "blank_score", "placeholder": "placeholder_score"
 
 
 def no_face_score(faces: pd.DataFrame, config: OutlierConfig) -> np.ndarray:
-    """Reaches 1 where the face stage found no upright, framed face (see fer_core/faces.py).
+    """Reaches 1 where the face stage found no upright, framed face (see fer_core/outliers/faces.py).
 
     The largest of: no face found (1 + the detector's doubt, 1 − confidence; a found face scores
     at most 0.5 here), |roll| / `face_max_roll`, `face_min_size` / box side, and box centre offset /

@@ -17,12 +17,12 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .dataset import Dataset
-from .hashing import (exact_digests, find_close_pairs, find_near_links, hamming_distance, phash_and_mirror_batch,
+from fer_core.dataset.loading import Dataset
+from fer_core.duplicates.hashing import (exact_digests, find_close_pairs, find_near_links, hamming_distance, phash_and_mirror_batch,
                       phash_batch)
-from .labels import EMOTIONS, TRAINING
-from .near_candidates import find_candidates
-from .near_verify import KINDS, NearVerifyConfig, VerifiedPairs, accepted, verify_pairs
+from fer_core.labels import EMOTIONS, TRAINING
+from fer_core.duplicates.candidates import find_candidates
+from fer_core.duplicates.verification import KINDS, NearVerifyConfig, VerifiedPairs, accepted, verify_pairs
 
 # Chosen from the pair-distance histogram of FER-2013's pHashes (README, "Near-duplicate
 # threshold"): up to 6 bits, pairs are almost all copies (shifted, re-encoded, re-cropped);

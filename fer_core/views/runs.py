@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .labels import EMOTIONS
+from fer_core.labels import EMOTIONS
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from .edits import Edit
-    from .jobs import RunRecord
+    from fer_core.curation.edits import Edit
+    from fer_core.jobs import RunRecord
 
 SUCCEEDED = "succeeded"  # jobs.SUCCEEDED; jobs is not imported here so the page logic stays light
 ACTIVE_STATES = ("queued", "running")
@@ -76,7 +76,7 @@ def format_duration(seconds: float | None) -> str:
 
 def planned_epochs(config: dict[str, Any]) -> int:
     """The epochs a run's config plans: its `epochs`, else its size's default (TrainConfig.epochs_to_run)."""
-    from .train_config import DEFAULT_EPOCHS
+    from fer_core.training.config import DEFAULT_EPOCHS
 
     return int(config.get("epochs") or DEFAULT_EPOCHS.get(config.get("size") or "full", 1))
 

@@ -18,8 +18,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .models import MODEL_NAMES, SIZES, validate_variant
-from .sampling import validate_sampling
+from fer_core.training.models import MODEL_NAMES, SIZES, validate_variant
+from fer_core.training.sampling import validate_sampling
 
 MAX_NEAR_THRESHOLD = 32  # duplicates.MAX_NEAR_THRESHOLD (not imported: this module stays light)
 NEAR_MODES = ("verified", "hash")  # duplicates.NEAR_MODES

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .dataset import Dataset
-from .files import write_json_atomically, write_text_atomically
-from .labels import EMOTIONS, TRAINING, USAGES
-from .models import build_model, default_variant
-from .sampling import TrainingSet, resample_training, stratified_subset
-from .train_config import EpochCallback, EpochProgress, TrainConfig  # noqa: F401 (re-exported: old import path)
+from fer_core.dataset.loading import Dataset
+from fer_core.files import write_json_atomically, write_text_atomically
+from fer_core.labels import EMOTIONS, TRAINING, USAGES
+from fer_core.training.models import build_model, default_variant
+from fer_core.training.sampling import TrainingSet, resample_training, stratified_subset
+from fer_core.training.config import EpochCallback, EpochProgress, TrainConfig  # noqa: F401 (re-exported: old import path)
 
 if TYPE_CHECKING:
     import keras
@@ -82,7 +82,7 @@ def select_training_data(dataset: Dataset, config: TrainConfig,
                          workspace: str | os.PathLike | None = None) -> Dataset:
     """The data a run uses: the curated view (unless `raw`), then the stratified `limit` subset."""
     if not config.raw:
-        from .edits import curated_dataset
+        from fer_core.curation.edits import curated_dataset
 
         dataset = curated_dataset(dataset, workspace)
     if config.limit is not None:
@@ -104,7 +104,7 @@ def resolve_near_threshold(near_threshold: int | None) -> int:
     """The Hamming distance that makes a near copy: the given one, else the audit's default."""
     if near_threshold is not None:
         return near_threshold
-    from .duplicates import DEFAULT_NEAR_THRESHOLD
+    from fer_core.duplicates.grouping import DEFAULT_NEAR_THRESHOLD
 
     return DEFAULT_NEAR_THRESHOLD
 
@@ -116,8 +116,8 @@ def find_leaked_test_rows(dataset: Dataset, max_hamming_distance: int, near_mode
     The copies are the audit's (its duplicate detectors, cached in the workspace per data
     fingerprint): in `verified` mode shifted, cropped and mirrored copies count too.
     """
-    from .audit import run_audit
-    from .detectors import AuditConfig, registered_detectors
+    from fer_core.audit import run_audit
+    from fer_core.detectors import AuditConfig, registered_detectors
 
     needed = ("digests", "phash", "near_pairs", "duplicates")
     detectors = tuple(detector for detector in registered_detectors() if detector.name in needed)

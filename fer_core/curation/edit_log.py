@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
 
-from . import store
-from .curation import ACTIONS, CurationState, Edit, apply_edits, find_active_edits, replay_edits
-from .dataset import Dataset
-from .labels import EMOTIONS
-from .workspace import resolve_workspace
+from fer_core import store
+from fer_core.curation.replay import ACTIONS, CurationState, Edit, apply_edits, find_active_edits, replay_edits
+from fer_core.dataset.loading import Dataset
+from fer_core.labels import EMOTIONS
+from fer_core.workspace import resolve_workspace
 
 if TYPE_CHECKING:
     import pandas as pd
