@@ -37,9 +37,10 @@ sys.path.insert(0, str(PROJECT_ROOT))
 DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "fer2013"
 
 from fer_core.dataset.loading import Dataset, load  # noqa: E402
-from fer_core.duplicates.grouping import NO_GROUP, group_exact  # noqa: E402
+from fer_core.duplicates.grouping import NO_GROUP, group_exact
 from fer_core.labels import EMOTIONS, TRAINING  # noqa: E402
-from fer_core.mislabels.folds import MislabelConfig, run_mislabels  # noqa: E402
+from fer_core.mislabels.config import MislabelConfig
+from fer_core.mislabels.run import run_mislabels
 
 TOP = 500
 

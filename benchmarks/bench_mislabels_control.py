@@ -29,7 +29,8 @@ from bench_mislabels import (PROJECT_ROOT, best_recall_at_precision, plant_flips
 sys.path.insert(0, str(PROJECT_ROOT))
 from fer_core.dataset.loading import Dataset  # noqa: E402
 from fer_core.labels import EMOTIONS, IMAGE_SIDE, TRAINING, USAGES  # noqa: E402
-from fer_core.mislabels.folds import MislabelConfig, find_mislabels  # noqa: E402
+from fer_core.mislabels.config import MislabelConfig
+from fer_core.mislabels.run import find_mislabels
 
 
 def digits_dataset(seed: int = 0) -> Dataset:

@@ -17,7 +17,7 @@ from fer_core import jobs
 from fer_core.curation import edits
 from fer_core.mislabels import results as mislabel_results
 from fer_core.mislabels import review as mislabel_review
-from fer_core.mislabels import folds as mislabels
+from fer_core.mislabels.config import MislabelConfig
 from fer_core.views import audit_table as views
 from fer_core.audit import AuditReport
 from fer_core.curation.replay import Edit
@@ -38,7 +38,7 @@ def _running_job() -> jobs.RunRecord | None:
 
 
 def _submit(data_path: str) -> None:
-    run_id = call_safely(jobs.submit, mislabels.MislabelConfig(), data_path, workspace(),
+    run_id = call_safely(jobs.submit, MislabelConfig(), data_path, workspace(),
                          failure="Cannot start the mislabel detector")
     if run_id is not None:
         flash("ok", f"Finding suspected mislabels in the background (run {run_id})")
@@ -76,7 +76,7 @@ def overview_card(report: AuditReport, log: list[Edit]) -> None:
         edit_ids = tuple(edit.edit_id for edit in log)
         current = result is not None and result.summary.get("fingerprint") == _curated_fingerprint(
             report.dataset.fingerprint, edit_ids, report, log)
-        settings = mislabels.MislabelConfig()
+        settings = MislabelConfig()
         other_settings = result is not None and result.summary.get("settings") != asdict(settings)
         with st.container(horizontal=True, vertical_alignment="center"):
             if result is not None:
@@ -157,12 +157,12 @@ def review_queue(report: AuditReport, table: pd.DataFrame, page_size: int) -> No
             st.checkbox(f"Yes, relabel {test_count:,} PublicTest/PrivateTest image(s) too", key=f"{QUEUE}_confirm_test")
 
 
-def latest_result(report: AuditReport) -> mislabels.MislabelResult | None:
+def latest_result(report: AuditReport) -> mislabel_results.MislabelResult | None:
     """The newest suspected-mislabel result for the audited data, if one was computed."""
-    return mislabels.latest_result(report.dataset, workspace())
+    return mislabel_results.latest_result(report.dataset, workspace())
 
 
-def group_suggestion_caption(result: mislabels.MislabelResult | None, member_ids: list[str]) -> None:
+def group_suggestion_caption(result: mislabel_results.MislabelResult | None, member_ids: list[str]) -> None:
     """Under a conflicting duplicate group: the emotion the model suggests for the photo."""
     suggestion = mislabel_review.group_suggestion(result, member_ids) if result is not None else None
     if suggestion is not None:

@@ -19,15 +19,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fer_core.dataset.loading import Dataset, Progress
+from fer_core.duplicates.grouping import (
+    NO_GROUP,
+    PAIR_COLUMNS,
+    columns_to_pairs,
+    describe_groups,
+    find_near_duplicates,
+    find_verified_pairs,
+    group_exact,
+    pairs_to_columns,
+)
+from fer_core.duplicates.hashing import exact_digests, phash_and_mirror_batch
+from fer_core.duplicates.limits import (
+    DEFAULT_NEAR_THRESHOLD,
+    check_near_mode,
+    check_near_threshold,
+)
+from fer_core.duplicates.verification import NearVerifyConfig, empty_pairs
 from fer_core.outliers import faces
 from fer_core.outliers import kinds as outlier_kinds
 from fer_core.outliers import statistics as outliers
-from fer_core.dataset.loading import Dataset, Progress
-from fer_core.duplicates.grouping import (DEFAULT_NEAR_THRESHOLD, NEAR_MODES, NO_GROUP, PAIR_COLUMNS, check_near_threshold,
-                         columns_to_pairs, describe_groups, find_near_duplicates, find_verified_pairs, group_exact,
-                         pairs_to_columns)
-from fer_core.duplicates.hashing import exact_digests, phash_and_mirror_batch
-from fer_core.duplicates.verification import NearVerifyConfig, empty_pairs
 from fer_core.outliers.faces import FaceConfig
 from fer_core.outliers.statistics import OutlierConfig
 
@@ -49,8 +61,7 @@ class AuditConfig:
 
     def __post_init__(self) -> None:
         check_near_threshold(self.near_threshold)
-        if self.near_mode not in NEAR_MODES:
-            raise ValueError(f"near mode {self.near_mode!r} unknown; expected one of {', '.join(NEAR_MODES)}")
+        check_near_mode(self.near_mode)
 
 
 @dataclass(frozen=True)

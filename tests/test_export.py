@@ -145,7 +145,8 @@ def real_dataset(real_data) -> Dataset:
 
 
 def test_real_data_leaks_are_resolved_and_the_export_is_leak_free(real_dataset, workspace, tmp_path):
-    from fer_core.duplicates.grouping import DEFAULT_NEAR_THRESHOLD, find_leaks
+    from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD
+    from fer_core.duplicates.grouping import find_leaks
     from fer_core.duplicates.hashing import phash_batch
 
     dataset, hashes = real_dataset, phash_batch(real_dataset.pixels)

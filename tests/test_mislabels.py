@@ -20,8 +20,9 @@ from fer_core.cli import main
 from fer_core.dataset.loading import Dataset, load
 from fer_core.labels import EMOTIONS
 from fer_core.mislabels.results import learning_warning
-from fer_core.mislabels.folds import (RESULT_COLUMNS, MislabelConfig, MislabelResult, MislabelsCancelled, cache_key,
-                                find_mislabels, run_mislabels)
+from fer_core.mislabels.results import RESULT_COLUMNS, MislabelResult, cache_key
+from fer_core.mislabels.config import MislabelConfig, MislabelsCancelled
+from fer_core.mislabels.run import find_mislabels, run_mislabels
 from tests.synthetic import write_csv
 
 FAST = dict(size="tiny", batch_size=8, learning_rate=3e-3, patience=5)
@@ -228,7 +229,7 @@ def test_cli_refuses_an_out_path_that_is_a_file(tmp_path, workspace, capsys):
 
 
 def test_pooling_averages_within_each_group_and_leaves_the_rest():
-    from fer_core.mislabels.folds import pool_probabilities
+    from fer_core.mislabels.ranking import pool_probabilities
 
     probabilities = np.eye(7)[[0, 1, 2, 3, 4, 5]]
     pooled = pool_probabilities(probabilities, np.array([4, -1, 4, 9, 4, 9]))
@@ -240,7 +241,7 @@ def test_pooling_averages_within_each_group_and_leaves_the_rest():
 def test_near_groups_pool_only_when_every_pair_is_close(monkeypatch):
     """A chain A–B–C (A and C too far apart) falls back to exact copies; a tight pair stays pooled."""
     from fer_core.duplicates import hashing
-    from fer_core.mislabels.folds import find_pooling_groups
+    from fer_core.mislabels.ranking import find_pooling_groups
 
     data = texture_dataset(per_class=1, per_class_test=0)  # 7 distinct images
     pixels = data.pixels.copy()
@@ -262,7 +263,8 @@ def stored_result(dataset: Dataset, suspects: dict[str, tuple[int, float]], work
                   config: MislabelConfig = MislabelConfig()) -> MislabelResult:
     """A result as run_mislabels stores it (no training): every image 0.88 likely its given emotion,
     except `suspects`, id → (the emotion the model prefers, the probability left to the given one)."""
-    from fer_core.mislabels.folds import rank_label_issues, summarize, write_cached_result
+    from fer_core.mislabels.ranking import rank_label_issues, summarize
+    from fer_core.mislabels.results import write_cached_result
 
     probabilities = np.full((len(dataset), 7), 0.02)
     probabilities[np.arange(len(dataset)), dataset.labels] = 0.88
@@ -282,7 +284,7 @@ def stored_result(dataset: Dataset, suspects: dict[str, tuple[int, float]], work
 
 def test_review_queue_accept_writes_one_relabel_undo_brings_it_back_reject_removes_it(workspace):
     from fer_core.mislabels.review import accept_suggestions, reject_suggestions, review_queue
-    from fer_core.mislabels.folds import latest_result
+    from fer_core.mislabels.results import latest_result
 
     data = texture_dataset(per_class=4, per_class_test=1)
     # confidently another emotion, the first more so
@@ -325,7 +327,7 @@ def test_job_runs_in_the_background_reports_folds_and_can_be_cancelled(tmp_path,
     from test_jobs import wait_for
 
     from fer_core import jobs
-    from fer_core.mislabels.folds import find_cached_result
+    from fer_core.mislabels.run import find_cached_result
 
     source = write_csv(texture_dataset(per_class=10, per_class_test=2), tmp_path / "fer2013.csv")
     quick = MislabelConfig(folds=2, epochs=1, **FAST)

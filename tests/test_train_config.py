@@ -7,10 +7,18 @@ import typing
 
 import pytest
 
+from fer_core.duplicates.limits import NEAR_MODES
+from fer_core.training.config import (
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    MAX_LIMIT,
+    EpochProgress,
+    TrainConfig,
+    format_epoch_line,
+    parse_epoch_lines,
+)
 from fer_core.training.models import MODEL_NAMES, SIZES
 from fer_core.training.sampling import SAMPLING_NAMES
-from fer_core.training.config import (MAX_BATCH_SIZE, MAX_EPOCHS, MAX_LIMIT, NEAR_MODES, EpochProgress, TrainConfig,
-                                   format_epoch_line, parse_epoch_lines)
 
 STRING_CHOICES = {"model": MODEL_NAMES, "sampling": SAMPLING_NAMES, "size": SIZES,
                   "variant": ("standard",),  # the last model (xception) has one variant
@@ -79,7 +87,7 @@ def test_bad_json_is_a_one_line_value_error(text, message):
     ("near_threshold", 65), ("learning_rate", float("inf")), ("learning_rate", float("nan")),
 ])
 def test_out_of_bounds_values_are_refused_at_construction(field, value):
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(ValueError, match=field.replace("_", "[_ ]")):
         TrainConfig(**{field: value})
 
 
@@ -97,17 +105,16 @@ def test_epoch_line_round_trips_through_the_log_parser():
     assert (second.epoch, second.accuracy, second.val_loss) == (4, 0.51, 0.0)  # printed with 4 decimals
 
 
-def test_old_import_path_still_works():
-    from fer_core.training.fit import EpochProgress as OldProgress
-    from fer_core.training.fit import TrainConfig as OldConfig
+def test_every_config_checks_the_near_settings_the_same_way():
+    """The near-duplicate limits live once (duplicates/limits.py): the audit, training and mislabel configs
+    refuse the same values with the same words."""
+    from fer_core.detectors import AuditConfig
+    from fer_core.mislabels.config import MislabelConfig
 
-    assert OldConfig is TrainConfig and OldProgress is EpochProgress
-
-
-def test_near_settings_mirror_the_audits():
-    """train_config keeps copies (it must not import the audit's modules): they must agree."""
-    from fer_core.duplicates import grouping as duplicates
-    from fer_core.training import config as train_config
-
-    assert train_config.NEAR_MODES == duplicates.NEAR_MODES
-    assert train_config.MAX_NEAR_THRESHOLD == duplicates.MAX_NEAR_THRESHOLD
+    for make in (lambda bits: TrainConfig(near_threshold=bits), lambda bits: AuditConfig(near_threshold=bits),
+                 lambda bits: MislabelConfig(near_threshold=bits)):
+        with pytest.raises(ValueError, match=r"near threshold 33 out of range; expected 0\.\.32 bits"):
+            make(33)
+    for make in (lambda mode: TrainConfig(near_mode=mode), lambda mode: AuditConfig(near_mode=mode)):
+        with pytest.raises(ValueError, match="unknown near mode 'fuzzy'; expected one of verified, hash"):
+            make("fuzzy")

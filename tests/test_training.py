@@ -39,8 +39,8 @@ def make_dataset(seed: int = 0) -> Dataset:
     ("epochs", 0, "epochs must be a positive integer, got 0"),
     ("batch_size", -1, "batch_size must be a positive integer"),
     ("limit", 0, "limit must be a positive integer"),
-    ("near_threshold", 33, "near_threshold must be 0..32"),
-    ("near_mode", "fuzzy", "unknown near_mode 'fuzzy'; expected one of verified, hash"),
+    ("near_threshold", 33, "near threshold 33 out of range; expected 0..32 bits"),
+    ("near_mode", "fuzzy", "unknown near mode 'fuzzy'; expected one of verified, hash"),
     ("learning_rate", 0.0, "learning_rate must be positive"),
 ])
 def test_invalid_config_is_refused_with_the_allowed_values(field, value, message):

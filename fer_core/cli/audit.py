@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from fer_core.audit import AuditConfig, audit_source, write_report
-from fer_core.duplicates.grouping import DEFAULT_NEAR_THRESHOLD, NEAR_MODES
+from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD, NEAR_MODES
 from fer_core.paths import check_output_folder, check_workspace
 from fer_core.progress import TerminalProgress
 

@@ -11,10 +11,10 @@ import argparse
 import json
 import os
 
-from fer_core.curation import edits
 from fer_core.audit import AuditConfig, run_audit
+from fer_core.curation import edits
 from fer_core.dataset.loading import Dataset, load
-from fer_core.duplicates.grouping import DEFAULT_NEAR_THRESHOLD, NEAR_MODES
+from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD, NEAR_MODES
 from fer_core.labels import EMOTIONS
 
 SHOWN_EDITS = 20

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from fer_core.dataset.loading import load
-from fer_core.curation.export import EXPORT_FORMATS, check_destination, export_curated
-from fer_core.paths import check_workspace
 from fer_core.cli.edit import workspace_options
+from fer_core.curation.export import EXPORT_FORMATS, check_destination, export_curated
+from fer_core.dataset.loading import load
+from fer_core.paths import check_workspace
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

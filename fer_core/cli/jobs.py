@@ -14,10 +14,10 @@ import json
 from dataclasses import asdict
 
 from fer_core import jobs, store
+from fer_core.cli.train import add_config_options, add_train_options, config_from_args
 from fer_core.jobs import experiments
 from fer_core.training.models import MODEL_NAMES
 from fer_core.training.sampling import SAMPLING_NAMES
-from fer_core.cli.train import add_config_options, add_train_options, config_from_args
 
 
 def register(subparsers) -> None:

@@ -7,10 +7,11 @@ import sys
 
 from fer_core.dataset.loading import load
 from fer_core.labels import EMOTIONS
-from fer_core.mislabels.results import learning_warning
-from fer_core.mislabels.folds import MislabelConfig, MislabelProgress, run_mislabels, write_outputs
-from fer_core.training.models import MODEL_NAMES, SIZES
+from fer_core.mislabels.config import MislabelConfig, MislabelProgress
+from fer_core.mislabels.results import learning_warning, write_outputs
+from fer_core.mislabels.run import run_mislabels
 from fer_core.paths import check_output_folder, check_workspace
+from fer_core.training.models import MODEL_NAMES, SIZES
 
 DEFAULTS = MislabelConfig()
 

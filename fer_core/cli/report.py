@@ -12,12 +12,18 @@ import sys
 import time
 
 from fer_core.audit import run_audit
-from fer_core.dataset.loading import load
+from fer_core.cli.audit import add_audit_options, audit_config_from_args
 from fer_core.curation.edits import read_curation
+from fer_core.dataset.loading import load
 from fer_core.paths import check_workspace
 from fer_core.progress import TerminalProgress
-from fer_core.report import build_report, check_output_path, choose_runs, read_finished_runs, write_report
-from fer_core.cli.audit import add_audit_options, audit_config_from_args
+from fer_core.report import (
+    build_report,
+    check_output_path,
+    choose_runs,
+    read_finished_runs,
+    write_report,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -11,10 +11,16 @@ import dataclasses
 import typing
 
 from fer_core.dataset.loading import load
+from fer_core.duplicates.limits import NEAR_MODES
+from fer_core.training.config import (
+    DEFAULT_EPOCHS,
+    EpochProgress,
+    TrainConfig,
+    format_epoch_line,
+)
+from fer_core.training.fit import train_and_evaluate
 from fer_core.training.models import MODEL_NAMES, SIZES, model_variants
 from fer_core.training.sampling import SAMPLING_NAMES
-from fer_core.training.config import DEFAULT_EPOCHS, NEAR_MODES, EpochProgress, TrainConfig, format_epoch_line
-from fer_core.training.fit import train_and_evaluate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

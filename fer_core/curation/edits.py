@@ -176,7 +176,8 @@ def resolve_leaks(dataset: Dataset, reason: str = DEFAULT_LEAK_REASON, *, max_ha
     a pair counts while both images are in the view. The slow search runs before the transaction,
     which stays short.
     """
-    from fer_core.duplicates.grouping import DEFAULT_NEAR_THRESHOLD, find_leaks  # lazily: hashing is only needed here
+    from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD
+    from fer_core.duplicates.grouping import find_leaks
 
     check_fingerprint(read_workspace_meta(workspace), dataset, workspace)  # before the slow search
     distance = DEFAULT_NEAR_THRESHOLD if max_hamming_distance is None else max_hamming_distance

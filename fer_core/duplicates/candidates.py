@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from fer_core.duplicates.hashing import find_close_pairs
-from fer_core.duplicates.verification import NearVerifyConfig
 from fer_core.duplicates.pixel_views import one_blas_thread
+from fer_core.duplicates.verification import NearVerifyConfig
 
 DESCRIPTOR_SIDE = 24
 DESCRIPTOR_CELLS = 4
@@ -105,7 +105,9 @@ def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> 
     `descriptor_probes` nearest blocks and keeps its nearest neighbours there, by the whitened
     descriptors. Ranks, not a fixed cosine: faces crowd together unevenly.
     """
-    from scipy.cluster.vq import kmeans2  # scipy is loaded already; importing scikit-learn costs seconds
+    from scipy.cluster.vq import (
+        kmeans2,  # scipy is loaded already; importing scikit-learn costs seconds
+    )
 
     count = len(descriptors)
     neighbours = min(config.descriptor_neighbours, count - 1)

@@ -18,28 +18,32 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from fer_core.dataset.loading import Dataset
-from fer_core.duplicates.hashing import (exact_digests, find_close_pairs, find_near_links, hamming_distance, phash_and_mirror_batch,
-                      phash_batch)
-from fer_core.labels import EMOTIONS, TRAINING
 from fer_core.duplicates.candidates import find_candidates
-from fer_core.duplicates.verification import KINDS, NearVerifyConfig, VerifiedPairs, accepted, verify_pairs
+from fer_core.duplicates.hashing import (
+    exact_digests,
+    find_close_pairs,
+    find_near_links,
+    hamming_distance,
+    phash_and_mirror_batch,
+    phash_batch,
+)
+from fer_core.duplicates.limits import (
+    DEFAULT_NEAR_THRESHOLD,
+    check_near_mode,
+    check_near_threshold,
+)
+from fer_core.duplicates.verification import (
+    KINDS,
+    NearVerifyConfig,
+    VerifiedPairs,
+    accepted,
+    verify_pairs,
+)
+from fer_core.labels import EMOTIONS, TRAINING
 
-# Chosen from the pair-distance histogram of FER-2013's pHashes (README, "Near-duplicate
-# threshold"): up to 6 bits, pairs are almost all copies (shifted, re-encoded, re-cropped);
-# from 8 bits on, the count grows fivefold per step, the signature of distinct look-alike faces.
-DEFAULT_NEAR_THRESHOLD = 6
-# Two unrelated 64-bit pHashes differ in 32 bits on average: beyond that, "near" means nothing.
-MAX_NEAR_THRESHOLD = 32
 NO_GROUP = -1
-NEAR_MODES = ("verified", "hash")  # pairs confirmed on pixels (default) | pHashes within the threshold
 PAIR_KINDS = KINDS + ("hash",)  # `hash`: a hash-only pair, not verified
 
-
-def check_near_threshold(bits: int) -> int:
-    """The one check of a near-duplicate Hamming threshold (audit, leaks, edits, training): 0..32 bits."""
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 0 <= bits <= MAX_NEAR_THRESHOLD:
-        raise ValueError(f"near threshold {bits!r} out of range; expected 0..{MAX_NEAR_THRESHOLD} bits")
-    return int(bits)
 
 
 @dataclass(frozen=True)
@@ -300,8 +304,7 @@ def find_near_duplicates(dataset: Dataset, hashes: np.ndarray, digests: np.ndarr
                          max_hamming_distance: int, verified: VerifiedPairs | None = None) -> NearDuplicates:
     """Near groups and leaks from verified pairs (`verified`, from `find_verified_pairs`) or, in `hash`
     mode, from pHashes within `max_hamming_distance` (pairs of kind `hash`, similarity NaN)."""
-    if mode not in NEAR_MODES:
-        raise ValueError(f"near mode {mode!r} unknown; expected one of {', '.join(NEAR_MODES)}")
+    check_near_mode(mode)
     exact = exact_pairs(digests)
     if mode == "verified":
         verified = verified if verified is not None else find_verified_pairs(dataset.pixels, hashes, digests=digests,

@@ -50,7 +50,8 @@ class JobContext:
 
 JOB_KINDS: dict[str, JobKind] = {
     "train": JobKind("train", "fer_core.training.config:TrainConfig", "fer_core.jobs.kinds:run_training"),
-    "mislabels": JobKind("mislabels", "fer_core.mislabels.folds:MislabelConfig", "fer_core.mislabels.folds:run_mislabels_job"),
+    "mislabels": JobKind("mislabels", "fer_core.mislabels.config:MislabelConfig",
+                         "fer_core.mislabels.run:run_mislabels_job"),
 }
 
 

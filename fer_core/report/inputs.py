@@ -48,7 +48,7 @@ class ReportInputs:
     workspace: Path
     data_path: str
     experiment: list["RunRecord"] = field(default_factory=list)  # the runs of one sweep, for the grid
-    mislabels: Any = None  # mislabels.MislabelResult of the curated data (or of the data as loaded), when computed
+    mislabels: Any = None  # mislabels.results.MislabelResult of the curated data (or of the data as loaded), when computed
     generated_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
@@ -112,7 +112,8 @@ def read_mislabels(curated: Dataset, raw: Dataset, workspace: Path) -> Any:
     """The cached suspected-mislabel result (default settings, as `python -m fer_core mislabels` computes it)
     for the curated data, else for the data as loaded; None when neither was computed. Never computes."""
     try:
-        from fer_core.mislabels.folds import MislabelConfig, cache_key, read_cached_result
+        from fer_core.mislabels.config import MislabelConfig
+        from fer_core.mislabels.results import cache_key, read_cached_result
     except ImportError:
         return None
     for dataset in dict.fromkeys((curated, raw)):

@@ -18,11 +18,10 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from fer_core.duplicates.limits import check_near_mode, check_near_threshold
 from fer_core.training.models import MODEL_NAMES, SIZES, validate_variant
 from fer_core.training.sampling import validate_sampling
 
-MAX_NEAR_THRESHOLD = 32  # duplicates.MAX_NEAR_THRESHOLD (not imported: this module stays light)
-NEAR_MODES = ("verified", "hash")  # duplicates.NEAR_MODES
 # Upper bounds checked at construction (so at submit): a typo such as 99999999999999999999 epochs
 # must fail before a run starts, not with an OverflowError an epoch later.
 MAX_EPOCHS = 10_000
@@ -71,9 +70,8 @@ class TrainConfig:
         if self.limit is not None:
             check_range("limit", self.limit, 1, MAX_LIMIT, unit=" (number of samples)")
         if self.near_threshold is not None:
-            check_range("near_threshold", self.near_threshold, 0, MAX_NEAR_THRESHOLD, unit=" bits")
-        if self.near_mode not in NEAR_MODES:
-            raise ValueError(f"unknown near_mode {self.near_mode!r}; expected one of {', '.join(NEAR_MODES)}")
+            check_near_threshold(self.near_threshold)
+        check_near_mode(self.near_mode)
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be positive (and finite), got {self.learning_rate!r}")
 

@@ -21,7 +21,7 @@ from fer_core.files import write_json_atomically, write_text_atomically
 from fer_core.labels import EMOTIONS, TRAINING, USAGES
 from fer_core.training.models import build_model, default_variant
 from fer_core.training.sampling import TrainingSet, resample_training, stratified_subset
-from fer_core.training.config import EpochCallback, EpochProgress, TrainConfig  # noqa: F401 (re-exported: old import path)
+from fer_core.training.config import EpochCallback, EpochProgress, TrainConfig
 
 if TYPE_CHECKING:
     import keras
@@ -104,7 +104,7 @@ def resolve_near_threshold(near_threshold: int | None) -> int:
     """The Hamming distance that makes a near copy: the given one, else the audit's default."""
     if near_threshold is not None:
         return near_threshold
-    from fer_core.duplicates.grouping import DEFAULT_NEAR_THRESHOLD
+    from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD
 
     return DEFAULT_NEAR_THRESHOLD
 

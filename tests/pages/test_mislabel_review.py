@@ -4,7 +4,7 @@ page's "Suspected mislabels" queue (given → suggested on each tile), accept an
 from fer_core.dataset.loading import load
 from fer_core.curation.edits import read_edits
 from fer_core.labels import EMOTIONS
-from fer_core.mislabels.folds import MislabelConfig
+from fer_core.mislabels.config import MislabelConfig
 
 from test_mislabels import stored_result
 from test_pages import button, metrics, open_page, pick_boxes, sample_id, texts
