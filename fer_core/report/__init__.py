@@ -5,10 +5,10 @@ everything it shows: Plotly's JavaScript once in the head, every figure as a div
 every thumbnail as an inline PNG data URI, system fonts only, no request to anywhere. Print CSS
 starts each section on a new page and keeps figures whole.
 
-The figures and tables come from the functions the pages use (`review`/`views` for the audit,
-`results` for runs, `export.count_samples` for before/after counts); this module only picks the
-examples, words the findings and assembles the HTML. Every piece of user text (reasons, authors,
-file names, paths) goes through `html.escape`.
+The figures and tables come from the functions the pages use (`fer_core/views/` for the audit and
+the runs, `count_samples` of `fer_core/curation/export.py` for before/after counts); this package
+only picks the examples, words the findings and assembles the HTML. Every piece of user text
+(reasons, authors, file names, paths) goes through `html.escape`.
 """
 
 from __future__ import annotations
