@@ -7,6 +7,8 @@ from fer_core.curation import replay as curation
 from fer_core.views import figures
 from fer_core.views import overview
 from fer_core.views import audit_table as views
+from fer_core.views import duplicate_groups
+from fer_core.views import image_tiles
 
 session.setup("FER Audit")
 path = session.data_path_input()
@@ -22,13 +24,13 @@ table, log = audit_task.curation(report)
 summary = views.curated_summary(report, table, curation.count_edits_in_effect(log))
 
 st.caption(f"{summary['images']:,} images · fingerprint {report.dataset.fingerprint} · "
-           f"{views.near_mode_note(report.config.near_mode, report.config.near_threshold)} · "
-           f"workspace {views.escape_markdown(session.workspace())}")
+           f"{duplicate_groups.near_mode_note(report.config.near_mode, report.config.near_threshold)} · "
+           f"workspace {image_tiles.escape_markdown(session.workspace())}")
 with st.container(horizontal=True, gap="medium"):
     for card in overview.overview_cards(summary):
         st.metric(card.label, f"{card.value:,}", delta=f"{card.change:,}" if card.change else None,
                   delta_color="off" if card.neutral else "inverse", help=card.help, border=True, width=240)
-st.markdown(views.escape_markdown(overview.leak_reconciliation(summary)))
+st.markdown(image_tiles.escape_markdown(overview.leak_reconciliation(summary)))
 mislabels.overview_card(report, log)
 
 curated = st.toggle("Curated counts (after edits)", value=True, key="overview_curated")

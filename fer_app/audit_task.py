@@ -21,6 +21,7 @@ import streamlit as st
 
 from fer_core.curation import edits
 from fer_core.views import audit_table as views
+from fer_core.views import image_tiles
 from fer_core.audit import AuditConfig, AuditReport, audit_source
 from fer_core.curation.replay import Edit
 from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD
@@ -136,14 +137,14 @@ def wait_for_audit(path: str) -> AuditReport | None:
             bar.progress(min(job.done / job.total, 1.0), text=f"Auditing: {job.stage} ({job.done:,}/{job.total:,})")
         bar.empty()
     if job.error:
-        st.error(f"Cannot audit {views.escape_markdown(path)}: {views.escape_markdown(job.error)}")
+        st.error(f"Cannot audit {image_tiles.escape_markdown(path)}: {image_tiles.escape_markdown(job.error)}")
         return None
     if job.stage != "faces":  # not computing faces (yet): a cached face stage ends within a second
         job.faces_finished.wait(CACHED_FACE_STAGE_SECONDS)
     if not job.faces_finished.is_set():
         _face_stage_progress(job)
     elif job.face_error:
-        st.warning(f"The face stage failed ({views.escape_markdown(job.face_error)}); outlier kinds come from "
+        st.warning(f"The face stage failed ({image_tiles.escape_markdown(job.face_error)}); outlier kinds come from "
                    "pixels only.")
     return job.report
 

@@ -12,6 +12,8 @@ import streamlit as st
 
 from fer_core.curation import edits
 from fer_core.views import audit_table as views
+from fer_core.views import duplicate_groups
+from fer_core.views import image_tiles
 from fer_core.audit import AuditReport
 from fer_core.curation.replay import Edit
 from fer_core.labels import EMOTIONS
@@ -66,7 +68,7 @@ def _resolve_group(report: AuditReport, key: str, member_ids: list[str]) -> None
 
 
 def _group_success(resolution: str, options: dict) -> str:
-    keep = views.short_id(options["keep_id"]) if options.get("keep_id") else "one copy"
+    keep = image_tiles.short_id(options["keep_id"]) if options.get("keep_id") else "one copy"
     if resolution == "keep_one":
         label = f" as {options['emotion']}" if options.get("emotion") else ""
         return f"Kept {keep}{label} and dropped the other copies"
@@ -115,10 +117,10 @@ def group_actions(report: AuditReport, key: str, members: pd.DataFrame) -> None:
             usage_of = dict(zip(members["id"], members["usage"]))
             columns[0].selectbox("Keep", keep_options, index=keep_options.index(keeper), key=f"{key}_keep",
                                  format_func=lambda sample_id: f"#{position[sample_id]} {usage_of[sample_id]} "
-                                                               f"{views.short_id(sample_id)}",
+                                                               f"{image_tiles.short_id(sample_id)}",
                                  help="A test copy is suggested, so Training keeps no copy of a test image.")
         if "emotion" in GROUP_FIELDS[action]:
-            live_labels = views.label_codes(members.loc[~members["dropped"], "current_label"])
+            live_labels = duplicate_groups.label_codes(members.loc[~members["dropped"], "current_label"])
             columns[1].selectbox("Emotion", EMOTIONS, index=_majority_or_first(dict(zip(live, live_labels))),
                                  key=f"{key}_emotion")
         columns[2].text_input("Reason", key=f"{key}_reason", placeholder="why (kept in the edit history)")
@@ -160,7 +162,7 @@ def _remove_leaks(report: AuditReport) -> None:
 def leak_removal(report: AuditReport, table: pd.DataFrame) -> None:
     """Dataset-wide: drop every Training copy of a test image, after a dry-run preview."""
     st.write("Drops every Training image that is an exact or near copy of a PublicTest/PrivateTest image "
-             f"({views.near_mode_note(report.config.near_mode, report.config.near_threshold)}), in one batch you "
+             f"({duplicate_groups.near_mode_note(report.config.near_mode, report.config.near_threshold)}), in one batch you "
              "can undo. Test images are kept.")
     planned = st.session_state.get(LEAK_PREVIEW)
     if planned is None:
@@ -191,7 +193,7 @@ def _undo_picked(newest: str) -> None:
 def undo_picker(history: pd.DataFrame) -> None:
     """Pick an active batch (newest first, by id) and append its undo; the picker starts on the newest
     batch every time the log gains one, so Undo never targets an older batch by surprise."""
-    batches = views.undoable_batches(history)
+    batches = image_tiles.undoable_batches(history)
     if not batches:
         st.caption("Nothing to undo.")
         return

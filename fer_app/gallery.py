@@ -19,12 +19,13 @@ from PIL import Image
 
 from fer_core.curation import edits
 from fer_core.views import audit_table as views
+from fer_core.views import image_tiles
 from fer_core.audit import AuditReport
 from fer_core.labels import EMOTIONS
 
 from .session import apply_edit, flash, reason_of, remember_for_page, test_guard
 
-IMAGE_WIDTH = 48 * views.UPSCALE_FACTOR
+IMAGE_WIDTH = 48 * image_tiles.UPSCALE_FACTOR
 TILE_WIDTH = IMAGE_WIDTH + 4
 TILE_STYLE = f"""<style>
 [class*="st-key-gallery_"] [data-testid="stCheckbox"] label {{flex-direction: column-reverse; align-items: flex-start;}}
@@ -77,7 +78,7 @@ def caption(sample: pd.Series, extra: tuple[str, ...] = (), prefix: tuple[str, .
     """Emotion (and former emotion), usage, then the short id and any extra facts."""
     label = sample["current_label"]
     first = [label if label == sample["label"] else f"{label} (was {sample['label']})", sample["usage"]]
-    second = [*prefix, views.short_id(sample["id"]), *extra, *(["DROPPED"] if sample["dropped"] else [])]
+    second = [*prefix, image_tiles.short_id(sample["id"]), *extra, *(["DROPPED"] if sample["dropped"] else [])]
     return " · ".join(first) + "  \n" + " · ".join(second)
 
 
@@ -99,12 +100,12 @@ def image_grid(report: AuditReport, table: pd.DataFrame, rows, key: str, selecta
             with st.container(width=TILE_WIDTH, gap=None, key=f"tile_{key}_{row}"):
                 if selectable and not sample["dropped"]:
                     box_key = f"{key}_pick_{generation}_{sample['id']}"
-                    st.checkbox(f"![{views.short_id(sample['id'])}]({data_uri(report.dataset.pixels[row])})",
+                    st.checkbox(f"![{image_tiles.short_id(sample['id'])}]({data_uri(report.dataset.pixels[row])})",
                                 value=sample["id"] in picks, key=box_key, on_change=_toggle_pick,
                                 args=(key, sample["id"], box_key, generation))
                 else:
-                    st.image(views.upscale(report.dataset.pixels[row]), width=IMAGE_WIDTH, output_format="PNG")
-                st.caption(views.escape_markdown(caption(sample, extra)))
+                    st.image(image_tiles.upscale(report.dataset.pixels[row]), width=IMAGE_WIDTH, output_format="PNG")
+                st.caption(image_tiles.escape_markdown(caption(sample, extra)))
     return picked_ids(key)
 
 
@@ -114,14 +115,14 @@ def member_strip(report: AuditReport, members: pd.DataFrame, table: pd.DataFrame
         for number, member in enumerate(members.itertuples(), start=1):
             with st.container(width=TILE_WIDTH, gap=None):
                 sample = table.iloc[int(member.row)]
-                st.image(views.upscale(report.dataset.pixels[int(member.row)]), width=IMAGE_WIDTH, output_format="PNG")
+                st.image(image_tiles.upscale(report.dataset.pixels[int(member.row)]), width=IMAGE_WIDTH, output_format="PNG")
                 distance = (f"{int(member.distance)} bits from #1",) if number > 1 else ()
-                st.caption(views.escape_markdown(caption(sample, distance, prefix=(f"#{number}",))))
+                st.caption(image_tiles.escape_markdown(caption(sample, distance, prefix=(f"#{number}",))))
 
 
 def pager(total: int, page_size: int, key: str) -> slice:
     """A page number input (only when there is more than one page); returns the page's slice."""
-    pages = views.page_count(total, page_size)
+    pages = image_tiles.page_count(total, page_size)
     page = 1
     if pages > 1:
         if st.session_state.get(key, 1) > pages:  # fewer pages after an edit or a filter change
@@ -129,7 +130,7 @@ def pager(total: int, page_size: int, key: str) -> slice:
         with st.container(horizontal=True, vertical_alignment="bottom"):
             page = st.number_input("Page", min_value=1, max_value=pages, step=1, key=key, width=160)
             st.caption(f"of {pages:,} ({total:,} in all)")
-    return views.page_slice(total, int(page), page_size)
+    return image_tiles.page_slice(total, int(page), page_size)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,9 +165,9 @@ def bulk_actions(report: AuditReport, key: str) -> None:
     causes no rerun). The form names what it will act on: exactly the picked ids."""
     picks = picked_ids(key)
     with st.form(f"{key}_form", border=True):
-        shown = ", ".join(views.short_id(sample_id) for sample_id in picks[:12])
+        shown = ", ".join(image_tiles.short_id(sample_id) for sample_id in picks[:12])
         more = f" and {len(picks) - 12:,} more" if len(picks) > 12 else ""
-        st.write(f"**{len(picks):,}** image(s) picked" + (f": {views.escape_markdown(shown)}{more}" if picks else
+        st.write(f"**{len(picks):,}** image(s) picked" + (f": {image_tiles.escape_markdown(shown)}{more}" if picks else
                                                           " (click images above to pick them)"))
         left, middle, right = st.columns([2, 4, 5], vertical_alignment="bottom")
         left.selectbox("Relabel to", EMOTIONS, key=f"{key}_emotion")
@@ -189,7 +190,7 @@ def bulk_actions(report: AuditReport, key: str) -> None:
 def _keep_chart_selection(chart_key: str) -> None:
     event = st.session_state.get(chart_key)
     points = event.selection.points if event is not None else []
-    st.session_state[CHART_SELECTION] = views.selected_rows(points)
+    st.session_state[CHART_SELECTION] = image_tiles.selected_rows(points)
     remember_for_page(CHART_SELECTION)
 
 

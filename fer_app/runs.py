@@ -13,8 +13,9 @@ import streamlit as st
 from fer_core import jobs
 from fer_core.training import predictions
 from fer_core.views import runs as results
+from fer_core.training import estimates
 from fer_core.views import study
-from fer_core.views import audit_table as views
+from fer_core.views import image_tiles
 from fer_core.jobs.experiments import submit_sweep, sweep_configs
 from fer_core.training.config import TrainConfig
 from fer_core.workspace import check_under_data_root, data_root
@@ -69,10 +70,10 @@ def estimate_text() -> str:
         finished = results.finished_with_metrics(jobs.list_runs())
     except ValueError as error:
         return f"Cannot estimate: {error}"
-    estimates = [results.estimate_run_seconds(config.to_dict(), finished) for config in configs]
-    total = sum(seconds for seconds, _ in estimates)
+    run_estimates = [estimates.estimate_run_seconds(config.to_dict(), finished) for config in configs]
+    total = sum(seconds for seconds, _ in run_estimates)
     what = "one run" if len(configs) == 1 else f"{len(configs)} runs, one after another"
-    return (f"Estimated time: **{results.format_duration(total)}** for {what}, {estimates[0][1]}. "
+    return (f"Estimated time: **{results.format_duration(total)}** for {what}, {run_estimates[0][1]}. "
             "Early stopping can end a run sooner.")
 
 
@@ -109,7 +110,7 @@ def show_queue() -> None:
         jobs.drain()
         records = jobs.list_runs()
     except ValueError as error:
-        st.error(views.escape_markdown(f"Cannot read the runs: {error}"))
+        st.error(image_tiles.escape_markdown(f"Cannot read the runs: {error}"))
         return
     if not records:
         st.info("No runs yet: launch one above.")
@@ -123,11 +124,11 @@ def show_queue() -> None:
     for record in results.active_runs(records):
         with st.container(horizontal=True, vertical_alignment="center"):
             st.write(f"**{record.run_id}** · {record.config['model']} · {record.state}: "
-                     f"{views.escape_markdown(results.stage_text(record))}")
+                     f"{image_tiles.escape_markdown(results.stage_text(record))}")
             st.button("Cancel", key=f"cancel_{record.run_id}", on_click=cancel, args=(record.run_id,),
                       icon=":material/stop_circle:")
     for record in [record for record in records[:SHOWN_RUNS] if record.state == jobs.FAILED][:3]:
-        st.error(f"Run {record.run_id} failed: {views.escape_markdown(record.error or 'no reason recorded')}")
+        st.error(f"Run {record.run_id} failed: {image_tiles.escape_markdown(record.error or 'no reason recorded')}")
         with st.expander(f"Log of run {record.run_id}"):
             st.code(results.log_tail(record) or "(empty log)", language=None)
     if results.finished_with_metrics(records):
@@ -181,7 +182,7 @@ def show_misclassified(record: jobs.RunRecord) -> None:
     known = [sample_id for sample_id in shown["id"] if dataset.has_id(sample_id)]
     images = [dataset.pixels[dataset.index_of(sample_id)] for sample_id in known]
     confidence = dict(zip(shown["id"], shown["confidence"]))
-    st.image(images, width=72, caption=[f"{confidence[sample_id]:.0%} · {views.short_id(sample_id)}"
+    st.image(images, width=72, caption=[f"{confidence[sample_id]:.0%} · {image_tiles.short_id(sample_id)}"
                                         for sample_id in known])
 
 

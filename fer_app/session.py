@@ -19,6 +19,7 @@ import streamlit as st
 
 from fer_core.curation import edits
 from fer_core.views import audit_table as views
+from fer_core.views import image_tiles
 from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD, NEAR_MODES
 from fer_core.workspace import check_under_data_root, data_root, resolve_workspace
 
@@ -118,14 +119,14 @@ def _show_messages() -> None:
     message = st.session_state.pop(FLASH, None)
     if message:  # a toast is seen wherever the page is scrolled; an error also stays at the top
         kind, text = message
-        st.toast(views.escape_markdown(text), icon=":material/check_circle:" if kind == "ok" else ":material/error:")
+        st.toast(image_tiles.escape_markdown(text), icon=":material/check_circle:" if kind == "ok" else ":material/error:")
         if kind != "ok":
-            st.error(views.escape_markdown(text))
+            st.error(image_tiles.escape_markdown(text))
     last = st.session_state.get(LAST_EDIT)
     if last:
         text, batch_id = last
         with st.container(horizontal=True, vertical_alignment="center", key="last_edit_bar"):
-            st.success(views.escape_markdown(text), icon=":material/check_circle:")
+            st.success(image_tiles.escape_markdown(text), icon=":material/check_circle:")
             st.button("Undo", key="undo_last_edit", icon=":material/undo:", on_click=undo_edit_batch, args=(batch_id,),
                       help="Undo exactly this edit batch (a new row in the edit history).")
 
@@ -156,7 +157,7 @@ def stop_on_error(failure: str) -> Iterator[None]:
     except Exception as error:
         if not isinstance(error, ValueError):
             log.exception("%s", failure)
-        st.error(views.escape_markdown(f"{failure}: {one_line(error)}"))
+        st.error(image_tiles.escape_markdown(f"{failure}: {one_line(error)}"))
         st.stop()
 
 

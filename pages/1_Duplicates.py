@@ -3,13 +3,14 @@
 import streamlit as st
 
 from fer_app import audit_task, forms, gallery, mislabels, session
-from fer_core.views import audit_table as views
+from fer_core.views import duplicate_groups
+from fer_core.views import image_tiles
 from fer_core.duplicates.grouping import PAIR_KINDS
 from fer_core.labels import EMOTIONS, USAGES
 
 session.setup("Duplicates")
 with st.sidebar:
-    kind = st.radio("Groups", views.GROUP_KINDS, format_func=lambda k: f"{k} duplicates", key="dup_kind")
+    kind = st.radio("Groups", duplicate_groups.GROUP_KINDS, format_func=lambda k: f"{k} duplicates", key="dup_kind")
     audit_task.near_settings()
     conflicting_only = st.checkbox("Conflicting labels only", key="dup_conflicting")
     cross_split_only = st.checkbox("Cross-split only (train and test)", key="dup_cross")
@@ -30,19 +31,19 @@ with st.expander(f"Remove train–test leaks ({len(report.leaks.leaked_test_rows
                  "have a Training copy in the audit)"):
     forms.leak_removal(report, table)
 
-groups = views.filter_groups(report, table, kind, conflicting_only=conflicting_only, cross_split_only=cross_split_only,
+groups = duplicate_groups.filter_groups(report, table, kind, conflicting_only=conflicting_only, cross_split_only=cross_split_only,
                              emotions=tuple(emotions), usages=tuple(usages), open_only=open_only,
                              keep=forms.resolved_group_ids(kind), match_kinds=tuple(match_kinds))
 st.write(f"**{len(groups):,}** {kind}-duplicate group(s) match "
          f"(of {len(report.near_groups if kind == 'near' else report.exact_groups):,}).")
 if kind == "near":
-    st.caption(views.chain_note(report.config.near_threshold, report.config.near_mode))
+    st.caption(duplicate_groups.chain_note(report.config.near_threshold, report.config.near_mode))
 suspected = mislabels.latest_result(report)
 for _, group in groups.iloc[gallery.pager(len(groups), page_size, key="dup_page")].iterrows():
     key = f"group_{kind}_{group['group']}"
-    members = views.group_members(report, table, group)
+    members = duplicate_groups.group_members(report, table, group)
     with st.container(border=True, key=f"box_{key}"):
-        st.markdown(views.escape_markdown(views.group_title(group)) + views.group_badges(group))
+        st.markdown(image_tiles.escape_markdown(duplicate_groups.group_title(group)) + duplicate_groups.group_badges(group))
         gallery.member_strip(report, members, table)
         if group["conflicting"]:
             mislabels.group_suggestion_caption(suspected, members["id"].tolist())

@@ -4,7 +4,7 @@ import streamlit as st
 
 from fer_app import audit_task, gallery, session
 from fer_core.views import figures
-from fer_core.views import audit_table as views
+from fer_core.views import outlier_list
 
 session.setup("Outliers")
 with st.sidebar:
@@ -17,7 +17,7 @@ with st.sidebar:
 
 report = audit_task.require_audit()
 table, _ = audit_task.curation(report)
-kinds = views.outlier_kind_options()
+kinds = outlier_list.outlier_kind_options()
 with st.sidebar:
     kind = st.selectbox("Gallery: outlier kind", list(kinds), format_func=kinds.get, key="out_kind",
                         help="blank frames; placeholders (text, icons, cards); drawings (comics, line art, cartoons); "
@@ -38,15 +38,15 @@ if selected:
     shown = selected[:gallery.MAX_SELECTED_SHOWN]
     if len(selected) > len(shown):
         st.caption(f"Showing the first {len(shown)}; select fewer points to see the rest.")
-    gallery.image_grid(report, table, shown, key="out_sel", details=views.outlier_details(table, shown))
+    gallery.image_grid(report, table, shown, key="out_sel", details=outlier_list.outlier_details(table, shown))
     gallery.bulk_actions(report, "out_sel")
     st.button("Clear the selection", key="out_clear_selection", on_click=gallery.clear_chart_selection)
 
 st.subheader("Ranked by outlier score")
-ranked = views.rank_outliers(table, flagged_only=flagged_only, show_reviewed=show_reviewed, kind=kind)
-st.caption(f"{int(table['outlier'].sum()):,} images flagged by the audit ({views.outlier_kind_counts(table)}); "
+ranked = outlier_list.rank_outliers(table, flagged_only=flagged_only, show_reviewed=show_reviewed, kind=kind)
+st.caption(f"{int(table['outlier'].sum()):,} images flagged by the audit ({outlier_list.outlier_kind_counts(table)}); "
            "highest score (least face-like) first. "
            "Under each image: its kind and the evidence, its score and the signals that raised it.")
 page = ranked[gallery.pager(len(ranked), page_size, key="out_page")]
-gallery.image_grid(report, table, page, key="out_rank", details=views.outlier_details(table, page))
+gallery.image_grid(report, table, page, key="out_rank", details=outlier_list.outlier_details(table, page))
 gallery.bulk_actions(report, "out_rank")

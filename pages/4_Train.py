@@ -8,7 +8,7 @@ reloaded, or the server restarts.
 import streamlit as st
 
 from fer_app import runs, session
-from fer_core.views import audit_table as views
+from fer_core.views import image_tiles
 from fer_core.jobs.experiments import DATA_VARIANTS
 from fer_core.training.models import MODEL_NAMES, SIZES, model_variants
 from fer_core.training.sampling import SAMPLING_NAMES
@@ -17,7 +17,7 @@ from fer_core.training.config import DEFAULT_EPOCHS
 session.setup("Train")
 path = session.require_data_path()  # training needs no audit: the worker loads the data itself
 
-st.caption(f"Data: {views.escape_markdown(path)} · curated = with the edits in the log, raw = as the files are")
+st.caption(f"Data: {image_tiles.escape_markdown(path)} · curated = with the edits in the log, raw = as the files are")
 st.radio("What to launch", [runs.ONE_RUN, runs.GRID], key=runs.MODE, horizontal=True,
          help="A grid queues one run per model × sampling × data as one experiment; the Results page shows "
               "it as the study's table.")

@@ -10,6 +10,7 @@ from fer_core import jobs
 from fer_core.curation import edits
 from fer_core.training import predictions
 from fer_core.views import runs as results
+from fer_core.views import confusion
 
 session.setup("Results")
 with session.stop_on_error("Cannot read the runs"):
@@ -36,7 +37,7 @@ for warning in predictions.test_set_warnings([record]):
 normalized = st.toggle("Row-normalized (share of each true emotion = recall on the diagonal)", value=True,
                        key="results_normalized")
 left, right = st.columns([3, 2])
-left.plotly_chart(results.confusion_figure(results.confusion_of(record.metrics), normalized,
+left.plotly_chart(confusion.confusion_figure(confusion.confusion_of(record.metrics), normalized,
                                            title="Confusion matrix on PrivateTest (click a cell)", clickable=True),
                   key="results_confusion", on_select=lambda: runs.select_cell("results_confusion"),
                   selection_mode="points")
@@ -46,7 +47,7 @@ with right:
     st.write(f"Accuracy **{metrics['accuracy']:.1%}** · leak-free **{'n/a' if leak_free is None else f'{leak_free:.1%}'}** "
              f"({metrics.get('leaked_test_images', 0):,} leaked test images left out) · "
              f"macro-F1 **{metrics['macro_f1']:.1%}** · on {predictions.test_set_note(record)}")
-    st.dataframe(results.per_class_table(metrics), hide_index=True, key="results_per_class", column_config=SCORES)
+    st.dataframe(confusion.per_class_table(metrics), hide_index=True, key="results_per_class", column_config=SCORES)
     with st.container(horizontal=True):
         st.download_button("Metrics CSV", results.metrics_csv(record), results.download_name(record, "csv"),
                            mime="text/csv", icon=":material/download:", key="results_csv")
@@ -71,15 +72,15 @@ after = by_id[right.selectbox("After", list(labels), index=list(labels).index(af
                               key="results_after")]
 for warning in predictions.test_set_warnings([before, after]):
     st.warning(warning)
-left.plotly_chart(results.confusion_figure(results.confusion_of(before.metrics), normalized, title="Before"),
+left.plotly_chart(confusion.confusion_figure(confusion.confusion_of(before.metrics), normalized, title="Before"),
                   key="results_before_confusion")
-right.plotly_chart(results.confusion_figure(results.confusion_of(after.metrics), normalized, title="After"),
+right.plotly_chart(confusion.confusion_figure(confusion.confusion_of(after.metrics), normalized, title="After"),
                    key="results_after_confusion")
 st.caption("Each cell of the difference says how many more (+) or fewer (−) test images landed there after; its "
            f"colour is the change of the row's share (blue gained, red lost). Grey rows: fewer than "
-           f"{results.MIN_ROW_SUPPORT} test images of that emotion in a run, too few to read a change from.")
+           f"{confusion.MIN_ROW_SUPPORT} test images of that emotion in a run, too few to read a change from.")
 left, right = st.columns([3, 2])
-left.plotly_chart(results.difference_figure(results.confusion_of(before.metrics), results.confusion_of(after.metrics),
+left.plotly_chart(confusion.difference_figure(confusion.confusion_of(before.metrics), confusion.confusion_of(after.metrics),
                                             title="After − before (images)"), key="results_difference")
-right.dataframe(results.recall_changes(before.metrics, after.metrics), hide_index=True, key="results_recall_changes",
+right.dataframe(confusion.recall_changes(before.metrics, after.metrics), hide_index=True, key="results_recall_changes",
                 column_config={**SCORES, **CHANGES})

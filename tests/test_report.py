@@ -239,20 +239,24 @@ def test_real_subset_report_shows_each_kind_of_evidence(real_data, real_cache, t
 def test_mislabels_show_when_computed(synthetic_data, workspace, tmp_path):
     """A cached mislabel result (as `python -m fer_core mislabels` stores it) fills the headline card and the
     evidence; the probabilities here are chosen so exactly three labels are disputed."""
-    mislabels = pytest.importorskip("fer_core.mislabels.folds")
+    pytest.importorskip("cleanlab")
+    from fer_core.duplicates.grouping import NO_GROUP
+    from fer_core.mislabels.config import MislabelConfig
+    from fer_core.mislabels.ranking import rank_label_issues, summarize
+    from fer_core.mislabels.results import MislabelResult, cache_key, write_cached_result
+
     curated = edits.curated_dataset(load(synthetic_data), workspace)
-    config = mislabels.MislabelConfig()
+    config = MislabelConfig()
     disputed = [0, 10, 20]
     probabilities = np.full((len(curated), 7), 0.01)
     probabilities[np.arange(len(curated)), curated.labels] = 0.94
     for row in disputed:
         probabilities[row] = 0.01
         probabilities[row, (curated.labels[row] + 1) % 7] = 0.94
-    no_group = np.full(len(curated), mislabels.NO_GROUP)
-    table = mislabels.rank_label_issues(curated, probabilities, no_group, config)
-    summary = mislabels.summarize(table, config, curated, probabilities, [], 0.0)
-    mislabels.write_cached_result(mislabels.cache_key(curated, config), mislabels.MislabelResult(table, summary),
-                                  workspace)
+    no_group = np.full(len(curated), NO_GROUP)
+    table = rank_label_issues(curated, probabilities, no_group, config)
+    summary = summarize(table, config, curated, probabilities, [], 0.0)
+    write_cached_result(cache_key(curated, config), MislabelResult(table, summary), workspace)
 
     text = build_cli(synthetic_data, tmp_path / "report.html")
     headline = text[text.index('<section id="headline">'):text.index('<section id="evidence">')]

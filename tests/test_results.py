@@ -7,6 +7,8 @@ import pytest
 
 from fer_core.training import predictions
 from fer_core.views import runs as results
+from fer_core.training import estimates
+from fer_core.views import confusion
 from fer_core.views import study
 from fer_core.curation.edits import Edit
 from fer_core.jobs import RunRecord
@@ -34,23 +36,23 @@ def make_record(run_id="20260101-000000-aaaaaa", state="succeeded", raw=False, c
 def test_normalize_rows_on_a_hand_made_matrix():
     matrix = np.array([[2, 2, 0], [0, 0, 0], [1, 0, 3]])
     expected = np.array([[0.5, 0.5, 0.0], [0.0, 0.0, 0.0], [0.25, 0.0, 0.75]])
-    np.testing.assert_allclose(results.normalize_rows(matrix), expected)
+    np.testing.assert_allclose(confusion.normalize_rows(matrix), expected)
 
 
 def test_difference_matrix_is_after_minus_before_row_normalized():
     before = np.array([[8, 2], [5, 5]])
     after = np.array([[18, 2], [1, 9]])  # another test size: compared as shares
-    np.testing.assert_allclose(results.difference_matrix(before, after), [[0.1, -0.1], [-0.4, 0.4]])
-    np.testing.assert_array_equal(results.difference_matrix(before, after, normalized=False), [[10, 0], [-4, 4]])
+    np.testing.assert_allclose(confusion.difference_matrix(before, after), [[0.1, -0.1], [-0.4, 0.4]])
+    np.testing.assert_array_equal(confusion.difference_matrix(before, after, normalized=False), [[10, 0], [-4, 4]])
     with pytest.raises(ValueError, match="shape"):
-        results.difference_matrix(before, np.zeros((3, 3)))
+        confusion.difference_matrix(before, np.zeros((3, 3)))
 
 
 def test_eta_skips_the_compiling_first_epoch_and_is_none_before_it():
-    assert results.estimate_remaining_seconds([], 10) is None
-    assert results.estimate_remaining_seconds([30.0], 4) == 90.0
-    assert results.estimate_remaining_seconds([30.0, 2.0, 4.0, 3.0], 10) == 6 * 3.0
-    assert results.estimate_remaining_seconds([30.0, 2.0], 2) == 0.0
+    assert estimates.estimate_remaining_seconds([], 10) is None
+    assert estimates.estimate_remaining_seconds([30.0], 4) == 90.0
+    assert estimates.estimate_remaining_seconds([30.0, 2.0, 4.0, 3.0], 10) == 6 * 3.0
+    assert estimates.estimate_remaining_seconds([30.0, 2.0], 2) == 0.0
     assert [results.format_duration(s) for s in (None, 42, 185, 3720)] == ["—", "42 s", "3 min 05 s", "1 h 02 min"]
 
 
@@ -92,32 +94,32 @@ def test_finished_runs_and_the_default_comparison_prefer_raw_before_and_curated_
 def test_per_class_table_and_recall_changes():
     before, after = make_record().metrics, make_record().metrics
     after = {**after, "per_class": {**after["per_class"], "fear": {**after["per_class"]["fear"], "recall": 0.9}}}
-    table = results.per_class_table(before)
+    table = confusion.per_class_table(before)
     assert table["emotion"].tolist() == list(EMOTIONS)
-    changes = results.recall_changes(before, after).set_index("emotion")
+    changes = confusion.recall_changes(before, after).set_index("emotion")
     assert changes.loc["fear", "recall_change"] == pytest.approx(0.9 - 0.45)
     assert changes.drop(index="fear")["recall_change"].abs().max() == 0
 
 
 def test_confusion_figures_carry_emotion_names_counts_and_shares():
-    matrix = results.confusion_of(make_record().metrics)
-    counts = results.confusion_figure(matrix).data[0]
+    matrix = confusion.confusion_of(make_record().metrics)
+    counts = confusion.confusion_figure(matrix).data[0]
     assert list(counts.x) == list(EMOTIONS) and list(counts.y) == list(EMOTIONS)
     assert counts.text[0][6] == "10" and counts.text[0][0] == "10"
-    shares = results.confusion_figure(matrix, normalized=True).data[0]
+    shares = confusion.confusion_figure(matrix, normalized=True).data[0]
     assert shares.text[0][0] == "50%" and shares.zmax == 1
     assert shares.colorbar.tickformat == ".0%" and counts.colorbar.title.text == "images"  # one unit per figure
-    markers = results.confusion_figure(matrix, clickable=True).data[1]  # what a click selects: one per cell
+    markers = confusion.confusion_figure(matrix, clickable=True).data[1]  # what a click selects: one per cell
     assert len(markers.x) == 49 and (markers.y[6], markers.x[6], markers.customdata[6]) == ("angry", "neutral", 10)
     after = np.diag([20, 2, 8, 200, 9, 6, 12])
     after[3, 6] = 40
-    change = results.difference_figure(matrix, after, min_support=10).data[0]
+    change = confusion.difference_figure(matrix, after, min_support=10).data[0]
     assert change.text[0][0] == "+10" and change.text[0][6] == "-10" and change.zmid == 0  # images, not shares
     assert change.z[0][0] == pytest.approx(0.5)  # colour: angry's share on the diagonal, 50 % → 100 %
     assert change.z[1] == [None] * 7  # disgust: 2 test images, under the 10 asked for: greyed out
     assert change.z[3][6] == pytest.approx(40 / 240) and change.text[3][6] == "+40"
     with pytest.raises(ValueError, match="confusion"):
-        results.confusion_of({"confusion": [[1, 2]]})
+        confusion.confusion_of({"confusion": [[1, 2]]})
 
 
 def test_history_from_history_json_else_from_events(tmp_path):
@@ -166,13 +168,13 @@ def test_study_table_puts_raw_and_curated_side_by_side_with_the_change():
 
 def test_estimated_run_time_from_finished_runs_else_the_reference_speed():
     config = {"model": "cnn", "size": "fast", "epochs": None, "sampling": "ros", "limit": None}
-    seconds, basis = results.estimate_run_seconds(config)
-    expected = DEFAULT_EPOCHS["fast"] * 50_505 / results.reference_images_per_second("fast", "cnn")
-    assert seconds == pytest.approx(results.RUN_OVERHEAD_SECONDS + expected) and "no finished cnn fast run" in basis
+    seconds, basis = estimates.estimate_run_seconds(config)
+    expected = DEFAULT_EPOCHS["fast"] * 50_505 / estimates.reference_images_per_second("fast", "cnn")
+    assert seconds == pytest.approx(estimates.RUN_OVERHEAD_SECONDS + expected) and "no finished cnn fast run" in basis
     done = make_record(images_per_second=500.0)
     done.config.update(size="fast")
-    seconds, basis = results.estimate_run_seconds({**config, "sampling": "none", "epochs": 2, "limit": 1000}, [done])
-    assert seconds == pytest.approx(results.RUN_OVERHEAD_SECONDS + 2 * 1000 / 500) and "1 finished run" in basis
+    seconds, basis = estimates.estimate_run_seconds({**config, "sampling": "none", "epochs": 2, "limit": 1000}, [done])
+    assert seconds == pytest.approx(estimates.RUN_OVERHEAD_SECONDS + 2 * 1000 / 500) and "1 finished run" in basis
 
 
 def test_test_set_warnings_for_small_sets_and_different_test_images(tmp_path):

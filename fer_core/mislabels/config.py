@@ -51,7 +51,7 @@ class MislabelConfig:
     def estimated_seconds(self, training_images: int) -> float:
         """Wall seconds to expect on the idle 2-core dev VM: each fold model's epochs over (K-1)/K of the
         Training images at the size's reference speed, plus each fold's predictions and the start."""
-        from fer_core.views.runs import reference_images_per_second
+        from fer_core.training.estimates import reference_images_per_second
 
         passes = (self.folds - 1) * self.epochs * training_images
         return passes / reference_images_per_second(self.size, self.model) + self.folds * FOLD_OVERHEAD_SECONDS + 60.0

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
-from fer_core.views import audit_table as views
+from fer_core.views import image_tiles
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -34,12 +34,12 @@ def percent_text(value: float | None, digits: int = 1) -> str:
     return "—" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}%}"
 
 
-def png_data_uri(image: np.ndarray, factor: int = views.UPSCALE_FACTOR) -> str:
+def png_data_uri(image: np.ndarray, factor: int = image_tiles.UPSCALE_FACTOR) -> str:
     """A grayscale image as an inline PNG, enlarged by whole pixels so it stays crisp in any viewer and in print."""
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(views.upscale(np.asarray(image, dtype=np.uint8), factor)).save(buffer, format="PNG", optimize=True)
+    Image.fromarray(image_tiles.upscale(np.asarray(image, dtype=np.uint8), factor)).save(buffer, format="PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 
 from fer_core.views import figures
-from fer_core.views import audit_table as views
+from fer_core.views import duplicate_groups
+from fer_core.views import image_tiles
+from fer_core.views import outlier_list
 from fer_core.audit import AuditReport
 from fer_core.report.blocks import count_text, escape, figure_html, paragraph, section, thumbnail
 from fer_core.report.inputs import ReportInputs, ReportSettings
@@ -112,12 +114,12 @@ def conflicting_examples(inputs: ReportInputs, settings: ReportSettings) -> str:
         return paragraph("No duplicate group of faces carries more than one emotion.")
     blocks = []
     for kind, group in chosen:
-        members = views.group_members(audit, table, group)
+        members = duplicate_groups.group_members(audit, table, group)
         members = members_one_per_label_first(members, table).head(settings.members_per_group)
         tiles = []
         for member in members.itertuples():
             original = table.at[member.row, "label"]
-            lines = [f"{original} · {member.usage}", views.short_id(member.id)]
+            lines = [f"{original} · {member.usage}", image_tiles.short_id(member.id)]
             if member.dropped:
                 lines.append("now dropped")
             elif member.current_label != original:
@@ -174,7 +176,7 @@ def leak_examples(inputs: ReportInputs, settings: ReportSettings) -> str:
     blocks = []
     for train_row, test_row, distance in pairs:
         tiles = [thumbnail(audit.dataset.pixels[row], [f"{table.at[row, 'usage']} · {table.at[row, 'label']}",
-                                                       views.short_id(table.at[row, "id"])]
+                                                       image_tiles.short_id(table.at[row, "id"])]
                            + (["now dropped"] if table.at[row, "dropped"] else []), settings.thumbnail_factor)
                  for row in (test_row, train_row)]
         relation = "identical pixels" if distance == 0 else f"{distance} bits apart"
@@ -214,7 +216,7 @@ def outlier_examples(inputs: ReportInputs, settings: ReportSettings) -> str:
     kinds = table["outlier_kind"] if "outlier_kind" in table.columns else pd.Series("", index=table.index)
     tiles = [thumbnail(audit.dataset.pixels[row],
                        [f"score {table.at[row, 'outlier_score']:.1f} · {table.at[row, 'label']}",
-                        f"{table.at[row, 'usage']} {views.short_id(table.at[row, 'id'])}"]
+                        f"{table.at[row, 'usage']} {image_tiles.short_id(table.at[row, 'id'])}"]
                        + ([str(kinds.at[row]).replace("_", " ")] if kinds.at[row] else [])
                        + (["now dropped"] if table.at[row, "dropped"] else []), settings.thumbnail_factor)
              for row in rows]
@@ -235,7 +237,7 @@ def flag_min_score(audit: AuditReport) -> float:
 def pick_outliers(table: pd.DataFrame, count: int) -> np.ndarray:
     """The highest-scoring flagged images, one per near-duplicate group (FER-2013 holds a dozen identical black
     frames and many copies of each "image removed" card; one of each says it all)."""
-    ranked = views.rank_outliers(table, flagged_only=True, show_dropped=True, show_reviewed=True)
+    ranked = outlier_list.rank_outliers(table, flagged_only=True, show_dropped=True, show_reviewed=True)
     groups = table["near_group"].to_numpy(dtype=np.float64, na_value=np.nan)[ranked]
     repeated = pd.Series(groups).duplicated().to_numpy() & ~np.isnan(groups)
     return ranked[~repeated][:count]
@@ -256,7 +258,7 @@ def mislabel_examples(inputs: ReportInputs, settings: ReportSettings) -> str:
     dataset = inputs.audit.dataset
     tiles = [thumbnail(dataset.pixels[dataset.index_of(row.id)],
                        [f"filed {row.label} → {row.suggested_label} ({row.suggested_confidence:.0%})",
-                        f"{row.usage} {views.short_id(row.id)}"], settings.thumbnail_factor)
+                        f"{row.usage} {image_tiles.short_id(row.id)}"], settings.thumbnail_factor)
              for row in suspected.itertuples()]
     return (paragraph(f"{len(tiles)} of {result.summary['flagged']:,} suspected mislabels, most suspect first, one per "
                       f"duplicate group; caption: the emotion as filed → the one the cross-validated models suggest "

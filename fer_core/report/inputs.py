@@ -13,6 +13,7 @@ import pandas as pd
 
 from fer_core.views import runs as results
 from fer_core.views import audit_table as views
+from fer_core.views import image_tiles
 from fer_core.audit import AuditReport
 from fer_core.curation.replay import Edit, replay_edits
 from fer_core.dataset.loading import Dataset
@@ -33,7 +34,7 @@ class ReportSettings:
     members_per_group: int = 8
     leak_pairs: int = 4
     outliers: int = 12
-    thumbnail_factor: int = views.UPSCALE_FACTOR  # 48 px → 144 px, nearest neighbour: crisp pixels
+    thumbnail_factor: int = image_tiles.UPSCALE_FACTOR  # 48 px → 144 px, nearest neighbour: crisp pixels
 
 
 @dataclass(frozen=True, eq=False)

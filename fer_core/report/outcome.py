@@ -9,6 +9,7 @@ import pandas as pd
 
 from fer_core.views import figures
 from fer_core.views import runs as results
+from fer_core.views import confusion
 from fer_core.curation.replay import RELABEL, REVIEW_OK, UNDO, Edit, find_active_edits, find_edits_in_effect, replay_edits
 from fer_core.curation.export import count_samples
 from fer_core.labels import EMOTIONS, USAGES
@@ -116,16 +117,16 @@ def changed_section(inputs: ReportInputs) -> str:
              "<h3>Leakage</h3>", leakage_note(inputs),
              "<h3>Confusion matrices (share of each true emotion, rows sum to 100 %)</h3>",
              '<div class="grid2">' + "".join(
-                 figure_html(results.confusion_figure(results.confusion_of(record.metrics), normalized=True,
+                 figure_html(confusion.confusion_figure(confusion.confusion_of(record.metrics), normalized=True,
                                                       title=run_title(record)))
                  for record in runs) + "</div>"]
     if len(runs) >= 2:
         before, after = runs[0], runs[1]
-        changes = results.recall_changes(before.metrics, after.metrics)
+        changes = confusion.recall_changes(before.metrics, after.metrics)
         parts += [f"<h3>Per-emotion recall: {escape(run_title(before))} → {escape(run_title(after))}</h3>",
                   '<div class="grid2">',
-                  figure_html(results.difference_figure(results.confusion_of(before.metrics),
-                                                        results.confusion_of(after.metrics),
+                  figure_html(confusion.difference_figure(confusion.confusion_of(before.metrics),
+                                                        confusion.confusion_of(after.metrics),
                                                         title="After − before (row-normalized)")),
                   html_table(changes.rename(columns={"recall_before": "recall before", "recall_after": "recall after",
                                                      "recall_change": "Δ recall", "f1_change": "Δ F1"}),

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from fer_core.labels import EMOTIONS
-from fer_core.views.runs import confusion_of
+from fer_core.views.confusion import confusion_of
 
 if TYPE_CHECKING:
     from fer_core.jobs import RunRecord

@@ -9,7 +9,6 @@ the full FER-2013 (35,887 rows, 1,500+ groups) costs milliseconds.
 
 from __future__ import annotations
 
-import math
 import re
 
 import numpy as np
@@ -19,38 +18,18 @@ from fer_core.audit import AuditReport
 from fer_core.curation.replay import CurationState
 from fer_core.dataset.loading import Dataset
 from fer_core.detectors import flag_mask, registered_flags
-from fer_core.duplicates.hashing import hamming_distance
-from fer_core.labels import EMOTIONS, TEST_USAGES, TRAINING, USAGES
-from fer_core.outliers.kinds import OUTLIER_KINDS, kind_evidence
-from fer_core.outliers.statistics import OutlierConfig, tail_scaled
+from fer_core.labels import EMOTIONS, TEST_USAGES
+from fer_core.views.duplicate_groups import (
+    GROUP_KINDS,
+    _group_column,
+    group_status,
+    unresolved,
+)
 
 CURATION_FLAGS: tuple[str, ...] = ("edited",)  # flags of the edit log; the detectors declare theirs
-GROUP_KINDS: tuple[str, ...] = ("near", "exact")
-UPSCALE_FACTOR = 3  # 48 px → 144 px, nearest neighbour, so the pixels stay crisp
+
+
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
-
-
-def escape_markdown(text: object) -> str:
-    """Text shown verbatim where Streamlit renders Markdown (captions, messages): no links, no emphasis."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
-
-
-def short_id(sample_id: str) -> str:
-    """A sample id short enough for a 144 px caption: `train/angry/Training_10118481.jpg` → `10118481`."""
-    name = str(sample_id).rsplit("/", 1)[-1]
-    stem = name.rsplit(".", 1)[0] if "." in name else name
-    for usage in USAGES:
-        stem = stem.removeprefix(f"{usage}_")
-    return stem or name
-
-
-def upscale(image: np.ndarray, factor: int = UPSCALE_FACTOR) -> np.ndarray:
-    """Nearest-neighbour enlargement by an integer factor (each pixel becomes a factor×factor block)."""
-    return np.repeat(np.repeat(np.asarray(image), factor, axis=0), factor, axis=1)
-
-
-# ---------------------------------------------------------------------------------------------
-# The curated view of the audit
 
 
 def annotate(report: AuditReport, state: CurationState) -> pd.DataFrame:
@@ -119,38 +98,6 @@ def count_test_images(dataset: Dataset, sample_ids) -> int:
     return len(test_ids(dataset, sample_ids))
 
 
-def group_status(table: pd.DataFrame, kind: str) -> pd.DataFrame:
-    """Per duplicate group (index: group id), in the curated view: live members, distinct live labels,
-    whether live members sit in Training and in a test split, and whether all live members are reviewed."""
-    groups = table[_group_column(kind)].to_numpy(dtype=np.float64, na_value=-1).astype(np.int64)
-    count = int(groups.max()) + 1 if len(groups) else 0
-    live = (groups >= 0) & ~table["dropped"].to_numpy(dtype=bool)
-    usages = table["usage"].to_numpy()
-
-    def per_group(mask: np.ndarray) -> np.ndarray:
-        return np.bincount(groups[live & mask], minlength=count)
-
-    live_count = per_group(np.ones(len(table), dtype=bool))
-    label_pairs = np.unique(groups[live] * len(EMOTIONS) + label_codes(table["current_label"])[live])
-    return pd.DataFrame({
-        "live": live_count,
-        "live_labels": np.bincount(label_pairs // len(EMOTIONS), minlength=count),
-        "live_training": per_group(usages == TRAINING) > 0,
-        "live_test": per_group(np.isin(usages, TEST_USAGES)) > 0,
-        "reviewed": (per_group(table["reviewed"].to_numpy(dtype=bool)) == live_count) & (live_count > 0),
-    }, index=pd.RangeIndex(count, name="group"))
-
-
-def label_codes(labels: pd.Series) -> np.ndarray:
-    """Emotion names → 0..6."""
-    return pd.Categorical(labels, categories=EMOTIONS).codes.astype(np.int64)
-
-
-def unresolved(status: pd.DataFrame) -> pd.Series:
-    """Groups that still need a decision: two or more live members, not marked reviewed."""
-    return (status["live"] >= 2) & ~status["reviewed"]
-
-
 def curated_summary(report: AuditReport, table: pd.DataFrame, edits_in_effect: int) -> dict:
     """The Overview's numbers: what the audit found, and what is left after the edits.
 
@@ -189,81 +136,6 @@ def curated_summary(report: AuditReport, table: pd.DataFrame, edits_in_effect: i
     }
 
 
-# ---------------------------------------------------------------------------------------------
-# Filters and pages
-
-
-def filter_groups(report: AuditReport, table: pd.DataFrame, kind: str, *, conflicting_only: bool = False,
-                  cross_split_only: bool = False, emotions: tuple[str, ...] = (), usages: tuple[str, ...] = (),
-                  open_only: bool = True, keep: frozenset[int] = frozenset(),
-                  match_kinds: tuple[str, ...] = ()) -> pd.DataFrame:
-    """The duplicate groups to show, in group order, judged on the curated view (live members, current labels).
-
-    Groups in `keep` (resolved during this page visit) are shown whatever the filters say, so a
-    resolved group stays in place until the reviewer leaves the page.
-    """
-    groups = report.near_groups if kind == "near" else report.exact_groups
-    if not len(groups):
-        return groups
-    status = group_status(table, kind).reindex(groups["group"].to_numpy())
-    keep_groups, keep = keep, np.ones(len(groups), dtype=bool)
-    if open_only:
-        keep &= unresolved(status).to_numpy()
-    if conflicting_only:
-        keep &= (status["live_labels"] > 1).to_numpy()
-    if cross_split_only:
-        keep &= (status["live_training"] & status["live_test"]).to_numpy()
-    if emotions or usages:
-        column = _group_column(kind)
-        members = table[table[column].notna() & ~table["dropped"]]
-        matching = members[(members["current_label"].isin(emotions) if emotions else True)
-                           & (members["usage"].isin(usages) if usages else True)]
-        keep &= groups["group"].isin(matching[column].astype(np.int64).unique()).to_numpy()
-    if match_kinds and "kinds" in groups:  # near groups: any pair of one of these kinds (shifted, mirrored, …)
-        keep &= groups["kinds"].map(lambda kinds: bool(set(kinds) & set(match_kinds))).to_numpy(dtype=bool)
-    return groups[keep | groups["group"].isin(keep_groups).to_numpy()]
-
-
-def group_members(report: AuditReport, table: pd.DataFrame, group: pd.Series) -> pd.DataFrame:
-    """One row per member of a group: id, row, current label, usage, dropped, bits from the first member."""
-    rows = np.asarray(group["rows"], dtype=np.int64)
-    distance = hamming_distance(report.hashes[rows], report.hashes[rows[0]])
-    members = table.iloc[rows][["id", "current_label", "usage", "dropped", "reviewed"]].copy()
-    members.insert(1, "row", rows)
-    members["distance"] = np.asarray(distance, dtype=np.int64)
-    return members.reset_index(drop=True)
-
-
-def group_title(group: pd.Series) -> str:
-    """`Group 1 · 3 images · up to 8 bits apart`: groups numbered from 1 for people."""
-    spread = f" · up to {int(group['max_distance'])} bits apart" if "max_distance" in group else ""
-    kinds = f" · {', '.join(group['kinds'])}" if len(group.get("kinds", ())) else ""  # how its pairs match
-    return f"Group {int(group['group']) + 1} · {int(group['size'])} images{kinds}{spread}"
-
-
-def group_badges(group: pd.Series) -> str:
-    """Markdown badges for what the audit found in a group (conflicting labels, train and test)."""
-    flags = [name for name, on in (("labels disagree", group["conflicting"]), ("train and test", group["cross_split"]))
-             if on]
-    return "".join(f" · :red[{flag}]" for flag in flags)
-
-
-def near_mode_note(mode: str, threshold: int) -> str:
-    """How near duplicates were found, in a few words (the threshold only matters in hash mode)."""
-    return "near copies confirmed on pixels" if mode == "verified" else f"near copies: pHash within {threshold} bits"
-
-
-def chain_note(threshold: int, mode: str = "hash") -> str:
-    """Why a near group can hold members that are not near each other."""
-    if mode == "verified":
-        return ("A near group links every pair of images confirmed as the same photo on their pixels (re-encoded, "
-                "shifted, cropped or mirrored: the kinds in the group's title) and chains them: if A matches B "
-                "and B matches C, all three are one group. Each image shows its pHash distance to image #1.")
-    return (f"A near group links every pair of images within {threshold} bits and chains them: if A is near B and "
-            f"B near C, all three are one group, so two members can be more than {threshold} bits apart. Each "
-            "image shows its distance to image #1.")
-
-
 def filter_samples(table: pd.DataFrame, *, emotions: tuple[str, ...] = (), usages: tuple[str, ...] = (),
                    flags: tuple[str, ...] = (), show_dropped: bool = False) -> np.ndarray:
     """Rows matching every chosen emotion/usage and any chosen flag (all rows when nothing is chosen)."""
@@ -280,105 +152,3 @@ def filter_samples(table: pd.DataFrame, *, emotions: tuple[str, ...] = (), usage
             raise ValueError(f"unknown flag(s) {sorted(unknown)}; expected {', '.join(flag_names())}")
         keep &= np.logical_or.reduce([table[f"flag:{flag}"].to_numpy(dtype=bool) for flag in flags])
     return np.flatnonzero(keep)
-
-
-def rank_outliers(table: pd.DataFrame, *, flagged_only: bool = True, show_dropped: bool = False,
-                  show_reviewed: bool = False, kind: str = "") -> np.ndarray:
-    """Rows by outlier score, highest (least face-like) first; only those of outlier `kind` when given."""
-    keep = table["outlier"].to_numpy(dtype=bool, copy=True) if flagged_only else np.ones(len(table), dtype=bool)
-    if kind:
-        keep &= table["outlier_kind"].to_numpy() == kind
-    if not show_dropped:
-        keep &= ~table["dropped"].to_numpy()
-    if not show_reviewed:
-        keep &= ~table["reviewed"].to_numpy()
-    rows = np.flatnonzero(keep)
-    order = np.argsort(-table["outlier_score"].to_numpy()[rows], kind="stable")
-    return rows[order]
-
-
-def outlier_kind_options() -> dict[str, str]:
-    """The Outliers page's kind filter: "" (every kind) and each kind, to its label."""
-    return {"": "every kind", **{kind: kind.replace("_", " ") for kind in OUTLIER_KINDS}}
-
-
-def outlier_kind_counts(table: pd.DataFrame) -> str:
-    """`blank 15, placeholder 47, drawing 139, no usable face 2,391`: flagged images per kind."""
-    kinds = table["outlier_kind"].to_numpy() if "outlier_kind" in table else np.array([], dtype=object)
-    return ", ".join(f"{kind.replace('_', ' ')} {int(np.sum(kinds == kind)):,}" for kind in OUTLIER_KINDS)
-
-
-SIGNAL_NAMES = {"flat_fraction": "flat", "reconstruction_error": "unlike a face", "sharp_edge_fraction": "sharp edges"}
-
-
-def outlier_details(table: pd.DataFrame, rows) -> pd.Series:
-    """Per row: `score 3.1 · flat, sharp edges`, the outlier score and the signals that raised it.
-
-    A signal raised it when it lies at or beyond its 99th percentile (its scaled value ≥ 1, see
-    outliers.tail_scaled); otherwise the strongest one is named. Blank frames and placeholders
-    (the same pixels under several emotions) say so.
-    """
-    rows = np.asarray(rows, dtype=np.int64)
-    config = OutlierConfig()
-    scaled = {name: tail_scaled(table[column].to_numpy(), config.reference_quantile, config.max_iqr_multiple)[rows]
-              for column, name in SIGNAL_NAMES.items() if column in table}
-    details = {}
-    for position, row in enumerate(rows.tolist()):
-        sample = table.iloc[row]
-        if sample.get("std", np.inf) < config.blank_max_std:
-            signals = ["blank"]
-        else:
-            values = {name: values[position] for name, values in scaled.items()}
-            signals = [name for name, value in values.items() if value >= 1] or \
-                      ([max(values, key=values.get)] if values else [])
-            if sample.get("recurring_placeholder", False):
-                signals.append("placeholder")
-        details[row] = f"score {sample['outlier_score']:.1f}" + (f" · {', '.join(signals)}" if signals else "")
-    if "outlier_kind" in table:  # a flagged image: its score, the evidence, then its kind
-        for row, (kind, evidence) in zip(rows.tolist(), kind_evidence(table, rows)):
-            if kind:
-                details[row] = f"score {table.iloc[row]['outlier_score']:.1f} · {evidence} · {kind}"
-    return pd.Series(details, dtype=object)
-
-
-def page_count(total: int, page_size: int) -> int:
-    return max(1, math.ceil(total / page_size))
-
-
-def page_slice(total: int, page: int, page_size: int) -> slice:
-    """Items of the 1-based `page` (clamped to the pages that exist)."""
-    if page_size < 1:
-        raise ValueError(f"page size {page_size} must be at least 1")
-    page = min(max(1, page), page_count(total, page_size))
-    return slice((page - 1) * page_size, min(page * page_size, total))
-
-
-def selected_rows(points: list[dict]) -> list[int]:
-    """Dataset rows of the points picked in a chart whose points carry the row as customdata."""
-    rows = []
-    for point in points:
-        data = point.get("customdata")
-        if isinstance(data, (list, tuple)):
-            data = data[0] if data else None
-        if isinstance(data, (int, float, str)):
-            rows.append(int(data))
-    return list(dict.fromkeys(rows))
-
-
-def _group_column(kind: str) -> str:
-    if kind not in GROUP_KINDS:
-        raise ValueError(f"unknown group kind {kind!r}; expected one of {', '.join(GROUP_KINDS)}")
-    return f"{kind}_group"
-
-
-def undoable_batches(history: pd.DataFrame, limit: int = 50) -> dict[str, str]:
-    """Batches with active edits, newest first, as batch id → a one-line description for a picker."""
-    active = history[history["active"] & (history["action"] != "undo")]
-    if active.empty:
-        return {}
-    batches = active.groupby("batch_id", sort=False).agg(
-        last=("edit_id", "max"), action=("action", "first"), count=("edit_id", "size"), reason=("reason", "first"),
-        created_at=("created_at", "first"))
-    batches = batches.sort_values("last", ascending=False).head(limit)
-    return {batch: f"#{row['last']} {row['action']} × {row['count']} · {row['created_at'][:19]} · {row['reason'] or 'no reason'}"
-            for batch, row in batches.iterrows()}

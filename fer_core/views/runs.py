@@ -1,9 +1,7 @@
 """What the Train and Results pages show about training runs, as pure functions of run records.
 
-Tables (queue with progress and ETA, finished runs, per-emotion metrics, recall changes), Plotly
-figures (confusion matrix in counts or row-normalized, difference of two runs, training curves)
+Times (elapsed, ETA, durations), tables (queue with progress and ETA, finished runs), training curves
 and download bytes. Nothing here imports streamlit, so every view is tested without a browser.
-Confusion matrices follow training.py: rows are true emotions, columns predicted, FER order.
 """
 
 from __future__ import annotations
@@ -12,12 +10,14 @@ import io
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
 
 from fer_core.labels import EMOTIONS
+from fer_core.training.estimates import estimate_remaining_seconds, planned_epochs
+from fer_core.views.confusion import confusion_of, per_class_table
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -25,14 +25,17 @@ if TYPE_CHECKING:
     from fer_core.curation.edits import Edit
     from fer_core.jobs import RunRecord
 
+
 SUCCEEDED = "succeeded"  # jobs.SUCCEEDED; jobs is not imported here so the page logic stays light
+
+
 ACTIVE_STATES = ("queued", "running")
+
+
 CURVE_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+
+
 HISTORY_NAME = "history.json"
-
-
-# ---------------------------------------------------------------------------------------------
-# Time: elapsed, ETA, durations in words
 
 
 def parse_time(text: str | None) -> datetime | None:
@@ -49,19 +52,6 @@ def elapsed_seconds(record: "RunRecord", now: datetime | None = None) -> float |
     return max(0.0, (ended - started).total_seconds())
 
 
-def estimate_remaining_seconds(epoch_seconds: Sequence[float], epochs: int) -> float | None:
-    """Seconds until the last epoch ends: remaining epochs × the typical epoch time; None before the first.
-
-    The first epoch includes graph compilation, so once later epochs exist it is left out of the
-    typical time (the median of the last three). Early stopping can end a run sooner: an upper bound.
-    """
-    done = len(epoch_seconds)
-    if done == 0:
-        return None
-    steady = list(epoch_seconds[1:]) if done > 1 else list(epoch_seconds)
-    return max(0, epochs - done) * float(np.median(steady[-3:]))
-
-
 def format_duration(seconds: float | None) -> str:
     """`1 h 02 min`, `3 min 05 s`, `42 s`; an em dash for unknown."""
     if seconds is None or not np.isfinite(seconds):
@@ -72,55 +62,6 @@ def format_duration(seconds: float | None) -> str:
     if seconds >= 60:
         return f"{seconds // 60} min {seconds % 60:02d} s"
     return f"{seconds} s"
-
-
-def planned_epochs(config: dict[str, Any]) -> int:
-    """The epochs a run's config plans: its `epochs`, else its size's default (TrainConfig.epochs_to_run)."""
-    from fer_core.training.config import DEFAULT_EPOCHS
-
-    return int(config.get("epochs") or DEFAULT_EPOCHS.get(config.get("size") or "full", 1))
-
-
-REFERENCE_IMAGES_PER_SECOND = {"tiny": {None: 900.0}, "full": {None: 79.0}, "fast": {
-    None: 400.0, "cnn": 373.0, "cnn_lstm": 400.0, "vit": 790.0, "cnn_attention": 400.0, "xception": 630.0}}
-FULL_TRAINING_IMAGES = 28_709  # FER-2013's Training split
-RESAMPLED_SHARE = 50_505 / 28_709  # ROS and SMOTE grow every emotion to the largest (happy)
-RUN_OVERHEAD_SECONDS = 60.0  # TensorFlow start, leak search, evaluation and writing
-
-
-def reference_images_per_second(size: str | None, model: str | None) -> float:
-    """Training images/s (batch 128) of a size and model on the idle 2-core dev VM (README): the estimate's fallback."""
-    by_model = REFERENCE_IMAGES_PER_SECOND.get(size or "full", REFERENCE_IMAGES_PER_SECOND["full"])
-    return by_model.get(model, by_model[None])
-
-
-def estimate_run_seconds(config: dict[str, Any], finished: Sequence["RunRecord"] = (),
-                         training_images: int = FULL_TRAINING_IMAGES) -> tuple[float, str]:
-    """Seconds a run will take (planned epochs, no early stop) and what the estimate rests on.
-
-    Speed: the median images/s of this workspace's finished runs of the same model and size when
-    there are any, else the reference speed of the size measured on the development VM.
-    """
-    speeds = [record.metrics["images_per_second"] for record in finished
-              if record.metrics and record.metrics.get("images_per_second")
-              and record.config.get("model") == config.get("model") and record.config.get("size") == config.get("size")]
-    if speeds:
-        speed, basis = float(np.median(speeds)), f"the speed of {len(speeds)} finished run(s) like it here"
-        basis = f"at {speed:,.0f} training images/s, {basis}"
-    else:
-        speed = reference_images_per_second(config.get("size"), config.get("model"))
-        basis = (f"at about {speed:,.0f} training images/s, measured on an idle 2-core CPU "
-                 f"(no finished {config.get('model')} {config.get('size')} run here yet)")
-    images = min(training_images, config["limit"]) if config.get("limit") else training_images
-    if config.get("sampling") in ("ros", "smote"):
-        images *= RESAMPLED_SHARE
-    full_split = training_images == FULL_TRAINING_IMAGES and not config.get("limit")
-    basis += f", {planned_epochs(config)} epochs of {images:,.0f} training images{' (FER-2013)' if full_split else ''}"
-    return RUN_OVERHEAD_SECONDS + planned_epochs(config) * images / speed, basis
-
-
-# ---------------------------------------------------------------------------------------------
-# Tables of runs
 
 
 def data_version(record: "RunRecord", edit_log: Sequence["Edit"] = ()) -> str:
@@ -220,121 +161,6 @@ def default_comparison(records: Sequence["RunRecord"]) -> tuple[str, str]:
     return records[1].run_id, records[0].run_id
 
 
-# ---------------------------------------------------------------------------------------------
-# Per-emotion metrics and confusion matrices
-
-
-def confusion_of(metrics: dict[str, Any]) -> np.ndarray:
-    """The 7×7 confusion matrix of a metrics dict; ValueError when it is missing or misshapen."""
-    matrix = np.asarray(metrics.get("confusion", []), dtype=np.int64)
-    if matrix.shape != (len(EMOTIONS), len(EMOTIONS)):
-        raise ValueError(f"metrics hold no {len(EMOTIONS)}×{len(EMOTIONS)} confusion matrix (got shape {matrix.shape})")
-    return matrix
-
-
-def normalize_rows(matrix: np.ndarray) -> np.ndarray:
-    """Each row divided by its sum (the recall view: where the images of one true emotion went); empty rows stay 0."""
-    matrix = np.asarray(matrix, dtype=np.float64)
-    totals = matrix.sum(axis=1, keepdims=True)
-    return np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
-
-
-def difference_matrix(before: np.ndarray, after: np.ndarray, normalized: bool = True) -> np.ndarray:
-    """`after − before`, row-normalized first by default, so test sets of different sizes compare fairly."""
-    before, after = np.asarray(before), np.asarray(after)
-    if before.shape != after.shape:
-        raise ValueError(f"confusion matrices differ in shape: {before.shape} vs {after.shape}")
-    if normalized:
-        return normalize_rows(after) - normalize_rows(before)
-    return after.astype(np.int64) - before.astype(np.int64)
-
-
-def per_class_table(metrics: dict[str, Any]) -> pd.DataFrame:
-    """Precision, recall, F1 and support per emotion, in FER order."""
-    per_class = metrics.get("per_class", {})
-    rows = [{"emotion": emotion, **{key: per_class.get(emotion, {}).get(key)
-                                    for key in ("precision", "recall", "f1", "support")}} for emotion in EMOTIONS]
-    return pd.DataFrame(rows, columns=["emotion", "precision", "recall", "f1", "support"])
-
-
-def recall_changes(before: dict[str, Any], after: dict[str, Any]) -> pd.DataFrame:
-    """Per-emotion recall of two runs, its change and the change of F1 (after − before)."""
-    first, second = per_class_table(before).set_index("emotion"), per_class_table(after).set_index("emotion")
-    table = pd.DataFrame({
-        "recall_before": first["recall"], "recall_after": second["recall"],
-        "recall_change": second["recall"].astype(float) - first["recall"].astype(float),
-        "f1_change": second["f1"].astype(float) - first["f1"].astype(float),
-    })
-    return table.reset_index()
-
-
-def confusion_figure(matrix: np.ndarray, normalized: bool = False, title: str = "",
-                     clickable: bool = False) -> "go.Figure":
-    """A heatmap with emotion names, true emotions down, predicted across, the value written in each cell,
-    the colour bar in the cells' unit (percent of the row, or images). `clickable`: an invisible square
-    marker over each cell, because Streamlit's chart selections (`on_select`) return nothing for a heatmap
-    (streamlit/streamlit#8760) but do for scatter points; a click selects the marker (x, y = the cell)."""
-    import plotly.graph_objects as go
-
-    counts = np.asarray(matrix)
-    values = normalize_rows(counts) if normalized else counts
-    text = [[f"{value:.0%}" if normalized else f"{int(value):,}" for value in row] for row in values]
-    hover = "true %{y}, predicted %{x}: %{customdata} images" + (" (%{z:.1%} of the row)" if normalized else "")
-    figure = go.Figure(go.Heatmap(
-        z=values, x=list(EMOTIONS), y=list(EMOTIONS), text=text, texttemplate="%{text}", colorscale="Blues",
-        zmin=0, zmax=1 if normalized else None, customdata=counts, hovertemplate=hover + "<extra></extra>",
-        colorbar={"title": "of row", "tickformat": ".0%"} if normalized else {"title": "images"}))
-    if clickable:
-        true, predicted = np.meshgrid(np.arange(len(EMOTIONS)), np.arange(len(EMOTIONS)), indexing="ij")
-        figure.add_trace(go.Scatter(
-            x=np.asarray(EMOTIONS)[predicted.ravel()], y=np.asarray(EMOTIONS)[true.ravel()], mode="markers",
-            marker={"symbol": "square", "size": 40, "color": "rgba(0,0,0,0)"}, customdata=counts.ravel(),
-            hovertemplate="true %{y}, predicted %{x}: %{customdata} images<extra></extra>", showlegend=False,
-            selected={"marker": {"opacity": 1}}, unselected={"marker": {"opacity": 1}}))
-    return _matrix_layout(figure, title)
-
-
-MIN_ROW_SUPPORT = 30  # a true emotion with fewer test images in either run: its changes are noise
-
-
-def difference_figure(before: np.ndarray, after: np.ndarray, title: str = "",
-                      min_support: int = MIN_ROW_SUPPORT) -> "go.Figure":
-    """`after − before` per cell: the change in images written in the cell, coloured by the change of the
-    row's share (blue gained, red lost). Rows of a true emotion with fewer than `min_support` test
-    images in either run are greyed out (no colour), so a few images cannot look like a big swing."""
-    import plotly.graph_objects as go
-
-    before, after = np.asarray(before), np.asarray(after)
-    change = difference_matrix(before, after)
-    counts = difference_matrix(before, after, normalized=False)
-    support = np.minimum(before.sum(axis=1), after.sum(axis=1))
-    tiny = support < min_support
-    shown = np.where(tiny[:, np.newaxis], np.nan, change)
-    limit = max(0.05, float(np.nanmax(np.abs(shown))) if np.isfinite(shown).any() else 0.05)
-    text = [[f"{count:+,}" if count else "0" for count in row] for row in counts]
-    hover = [[f"{int(support[row]):,} test images of this emotion (fewer than {min_support}: greyed out)" if tiny[row]
-              else f"{change[row, column]:+.1%} of the row" for column in range(len(EMOTIONS))]
-             for row in range(len(EMOTIONS))]
-    figure = go.Figure(go.Heatmap(
-        z=[[None if np.isnan(value) else float(value) for value in row] for row in shown], x=list(EMOTIONS),
-        y=list(EMOTIONS), text=text, texttemplate="%{text}", colorscale="RdBu", zmid=0, zmin=-limit, zmax=limit,
-        customdata=hover, colorbar={"title": "share", "tickformat": "+.0%"},
-        hovertemplate="true %{y}, predicted %{x}: %{text} images, %{customdata}<extra></extra>"))
-    figure.update_layout(plot_bgcolor="#d9d9d9")  # greyed rows (no colour) show this background
-    return _matrix_layout(figure, title)
-
-
-def _matrix_layout(figure: "go.Figure", title: str) -> "go.Figure":
-    figure.update_layout(title=title or None, height=460, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10})
-    figure.update_xaxes(title="predicted", side="bottom")
-    figure.update_yaxes(title="true", autorange="reversed")
-    return figure
-
-
-# ---------------------------------------------------------------------------------------------
-# Training curves
-
-
 def read_history(record: "RunRecord") -> pd.DataFrame:
     """Per-epoch loss and accuracy (train and validation): history.json when the run wrote it, else its events."""
     path = Path(record.out_dir) / HISTORY_NAME
@@ -361,10 +187,6 @@ def curves_figure(history: pd.DataFrame) -> "go.Figure":
     figure.update_yaxes(tickformat=".0%", row=1, col=2)  # accuracy in percent, as everywhere on the page
     figure.update_layout(height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h", "y": -0.25})
     return figure
-
-
-# ---------------------------------------------------------------------------------------------
-# Downloads
 
 
 def metrics_csv(record: "RunRecord") -> bytes:

@@ -7,6 +7,9 @@ from fer_core.curation import edits
 from fer_core.views import figures
 from fer_core.views import overview
 from fer_core.views import audit_table as views
+from fer_core.views import duplicate_groups
+from fer_core.views import image_tiles
+from fer_core.views import outlier_list
 from fer_core.curation.replay import count_edits_in_effect
 from fer_core.audit import run_audit
 from synthetic import make_synthetic
@@ -23,23 +26,23 @@ def table_after(report, workspace):
 
 
 def test_escape_markdown_shows_text_verbatim():
-    assert views.escape_markdown("[x](http://a) _b_ <i>") == r"\[x\]\(http\://a\) \_b\_ \<i\>"
-    assert views.escape_markdown("plain text") == "plain text"
+    assert image_tiles.escape_markdown("[x](http://a) _b_ <i>") == r"\[x\]\(http\://a\) \_b\_ \<i\>"
+    assert image_tiles.escape_markdown("plain text") == "plain text"
 
 
 def test_short_id_and_pages():
-    assert views.short_id("train/angry/Training_10118481.jpg") == "10118481"
-    assert views.short_id("row:12") == "row:12"
-    assert views.page_count(0, 10) == 1 and views.page_count(21, 10) == 3
-    assert views.page_slice(21, 3, 10) == slice(20, 21)
-    assert views.page_slice(21, 99, 10) == slice(20, 21)
+    assert image_tiles.short_id("train/angry/Training_10118481.jpg") == "10118481"
+    assert image_tiles.short_id("row:12") == "row:12"
+    assert image_tiles.page_count(0, 10) == 1 and image_tiles.page_count(21, 10) == 3
+    assert image_tiles.page_slice(21, 3, 10) == slice(20, 21)
+    assert image_tiles.page_slice(21, 99, 10) == slice(20, 21)
     with pytest.raises(ValueError, match="page size"):
-        views.page_slice(5, 1, 0)
+        image_tiles.page_slice(5, 1, 0)
 
 
 def test_upscale_is_nearest_neighbour():
     image = np.arange(4, dtype=np.uint8).reshape(2, 2)
-    big = views.upscale(image, 3)
+    big = image_tiles.upscale(image, 3)
     assert big.shape == (6, 6) and (big[:3, :3] == 0).all() and (big[3:, 3:] == 3).all()
 
 
@@ -47,12 +50,12 @@ def test_filters_find_the_planted_groups(audited, workspace):
     report, planted = audited
     table = table_after(report, workspace)
     ids_of = lambda groups: [set(members) for members in groups["members"]]  # noqa: E731
-    assert set(planted.conflicting_copy) in ids_of(views.filter_groups(report, table, "near", conflicting_only=True))
-    assert ids_of(views.filter_groups(report, table, "near", cross_split_only=True)) == [set(planted.cross_split_copy)]
-    assert len(views.filter_groups(report, table, "exact")) == 3
-    assert len(views.filter_groups(report, table, "near", usages=("PrivateTest",))) == 1
+    assert set(planted.conflicting_copy) in ids_of(duplicate_groups.filter_groups(report, table, "near", conflicting_only=True))
+    assert ids_of(duplicate_groups.filter_groups(report, table, "near", cross_split_only=True)) == [set(planted.cross_split_copy)]
+    assert len(duplicate_groups.filter_groups(report, table, "exact")) == 3
+    assert len(duplicate_groups.filter_groups(report, table, "near", usages=("PrivateTest",))) == 1
     with pytest.raises(ValueError, match="group kind"):
-        views.filter_groups(report, table, "fuzzy")
+        duplicate_groups.filter_groups(report, table, "fuzzy")
 
 
 def test_curated_summary_follows_the_edits(audited, workspace):
@@ -71,8 +74,8 @@ def test_curated_summary_follows_the_edits(audited, workspace):
     assert after["leaked_test_images_after"] == 0
     assert after["conflicting_groups_after"] == 0 and after["relabeled"] >= 1
     assert after["exact_groups_after"] == before["exact_groups_after"] - 2  # reviewed and leak-dropped close; relabeled stays open
-    assert views.filter_groups(report, after_table, "near", cross_split_only=True).empty
-    assert len(views.filter_groups(report, after_table, "near", open_only=False, cross_split_only=False)) == len(
+    assert duplicate_groups.filter_groups(report, after_table, "near", cross_split_only=True).empty
+    assert len(duplicate_groups.filter_groups(report, after_table, "near", open_only=False, cross_split_only=False)) == len(
         report.near_groups)
 
 
@@ -82,10 +85,10 @@ def test_filter_samples_by_flag_and_rank_outliers(audited, workspace):
     table = table_after(report, workspace)
     leak_rows = views.filter_samples(table, flags=("leak",))
     assert set(dataset.ids[leak_rows]) == set(planted.cross_split_copy)
-    assert set(dataset.ids[views.rank_outliers(table)[:2]]) == {planted.blank, planted.text}
+    assert set(dataset.ids[outlier_list.rank_outliers(table)[:2]]) == {planted.blank, planted.text}
     edits.drop(dataset, [planted.blank], "not a face", workspace=workspace)
     table = table_after(report, workspace)
-    assert planted.blank not in set(dataset.ids[views.rank_outliers(table)])
+    assert planted.blank not in set(dataset.ids[outlier_list.rank_outliers(table)])
     assert set(dataset.ids[views.filter_samples(table, flags=("edited",), show_dropped=True)]) == {planted.blank}
     assert len(views.filter_samples(table)) == len(dataset) - 1
     with pytest.raises(ValueError, match="unknown flag"):
@@ -97,19 +100,19 @@ def test_box_plot_points_carry_their_rows(audited, workspace):
     table = table_after(report, workspace)
     figure = figures.box_plot_figure(table, show_all_points=True)
     points = figure.data[-1]
-    rows = views.selected_rows([{"customdata": row} for row in points.customdata])
-    assert views.selected_rows([{"customdata": [3]}, {"customdata": 3}, {"customdata": {"bdata": "x"}}, {}]) == [3]
+    rows = image_tiles.selected_rows([{"customdata": row} for row in points.customdata])
+    assert image_tiles.selected_rows([{"customdata": [3]}, {"customdata": 3}, {"customdata": {"bdata": "x"}}, {}]) == [3]
     assert sorted(rows) == list(range(len(table)))
     assert len(figures.counts_figure(table).data) == 3
 
 
 def test_group_members_distances_and_undoable_batches(audited, workspace):
     report, planted = audited
-    group = views.filter_groups(report, table_after(report, workspace), "near", cross_split_only=True).iloc[0]
-    members = views.group_members(report, table_after(report, workspace), group)
+    group = duplicate_groups.filter_groups(report, table_after(report, workspace), "near", cross_split_only=True).iloc[0]
+    members = duplicate_groups.group_members(report, table_after(report, workspace), group)
     assert members["distance"].iloc[0] == 0 and set(members["id"]) == set(planted.cross_split_copy)
     edits.drop(report.dataset, [planted.text], "text card", workspace=workspace)
-    batches = views.undoable_batches(edits.history(workspace))
+    batches = image_tiles.undoable_batches(edits.history(workspace))
     assert len(batches) == 1 and "drop × 1" in next(iter(batches.values()))
 
 
@@ -167,20 +170,20 @@ def test_overview_labels_exact_and_near_and_reconciles_leaks(audited, workspace)
 def test_groups_are_numbered_from_one_and_chains_explained(audited, workspace):
     """Issue 9 item 6."""
     report, _ = audited
-    group = views.filter_groups(report, table_after(report, workspace), "near").iloc[0]
-    assert views.group_title(group).startswith(f"Group {int(group['group']) + 1} ·")
-    assert "more than 6 bits apart" in views.chain_note(6)
+    group = duplicate_groups.filter_groups(report, table_after(report, workspace), "near").iloc[0]
+    assert duplicate_groups.group_title(group).startswith(f"Group {int(group['group']) + 1} ·")
+    assert "more than 6 bits apart" in duplicate_groups.chain_note(6)
 
 
 def test_resolved_group_can_be_kept_in_view(audited, workspace):
     report, planted = audited
     edits.resolve_group(report.dataset, planted.exact_copy, "keep_one", "dup", workspace=workspace)
     table = table_after(report, workspace)
-    shown = views.filter_groups(report, table, "exact")
+    shown = duplicate_groups.filter_groups(report, table, "exact")
     group = next(g for g, m in zip(report.exact_groups["group"], report.exact_groups["members"])
                  if set(m) == set(planted.exact_copy))
     assert group not in set(shown["group"])
-    assert group in set(views.filter_groups(report, table, "exact", keep=frozenset({group}))["group"])
+    assert group in set(duplicate_groups.filter_groups(report, table, "exact", keep=frozenset({group}))["group"])
 
 
 def test_outlier_details_name_score_and_signals(audited, workspace):
@@ -188,7 +191,7 @@ def test_outlier_details_name_score_and_signals(audited, workspace):
     report, planted = audited
     table = table_after(report, workspace)
     rows = [report.dataset.index_of(planted.blank), report.dataset.index_of(planted.text)]
-    details = views.outlier_details(table, rows)
+    details = outlier_list.outlier_details(table, rows)
     assert details[rows[0]].startswith("score ") and details[rows[0]].endswith("blank")
     assert details[rows[1]].startswith("score ") and " · " in details[rows[1]]
 

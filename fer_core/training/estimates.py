@@ -1,0 +1,76 @@
+"""How long a run will take: the speed it rests on (this workspace's finished runs, else a reference
+speed), the epochs it plans, and the time left of a running one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from fer_core.jobs import RunRecord
+
+
+def estimate_remaining_seconds(epoch_seconds: Sequence[float], epochs: int) -> float | None:
+    """Seconds until the last epoch ends: remaining epochs × the typical epoch time; None before the first.
+
+    The first epoch includes graph compilation, so once later epochs exist it is left out of the
+    typical time (the median of the last three). Early stopping can end a run sooner: an upper bound.
+    """
+    done = len(epoch_seconds)
+    if done == 0:
+        return None
+    steady = list(epoch_seconds[1:]) if done > 1 else list(epoch_seconds)
+    return max(0, epochs - done) * float(np.median(steady[-3:]))
+
+
+def planned_epochs(config: dict[str, Any]) -> int:
+    """The epochs a run's config plans: its `epochs`, else its size's default (TrainConfig.epochs_to_run)."""
+    from fer_core.training.config import DEFAULT_EPOCHS
+
+    return int(config.get("epochs") or DEFAULT_EPOCHS.get(config.get("size") or "full", 1))
+
+
+REFERENCE_IMAGES_PER_SECOND = {"tiny": {None: 900.0}, "full": {None: 79.0}, "fast": {
+    None: 400.0, "cnn": 373.0, "cnn_lstm": 400.0, "vit": 790.0, "cnn_attention": 400.0, "xception": 630.0}}
+
+
+FULL_TRAINING_IMAGES = 28_709  # FER-2013's Training split
+
+
+RESAMPLED_SHARE = 50_505 / 28_709  # ROS and SMOTE grow every emotion to the largest (happy)
+
+
+RUN_OVERHEAD_SECONDS = 60.0  # TensorFlow start, leak search, evaluation and writing
+
+
+def reference_images_per_second(size: str | None, model: str | None) -> float:
+    """Training images/s (batch 128) of a size and model on the idle 2-core dev VM (README): the estimate's fallback."""
+    by_model = REFERENCE_IMAGES_PER_SECOND.get(size or "full", REFERENCE_IMAGES_PER_SECOND["full"])
+    return by_model.get(model, by_model[None])
+
+
+def estimate_run_seconds(config: dict[str, Any], finished: Sequence["RunRecord"] = (),
+                         training_images: int = FULL_TRAINING_IMAGES) -> tuple[float, str]:
+    """Seconds a run will take (planned epochs, no early stop) and what the estimate rests on.
+
+    Speed: the median images/s of this workspace's finished runs of the same model and size when
+    there are any, else the reference speed of the size measured on the development VM.
+    """
+    speeds = [record.metrics["images_per_second"] for record in finished
+              if record.metrics and record.metrics.get("images_per_second")
+              and record.config.get("model") == config.get("model") and record.config.get("size") == config.get("size")]
+    if speeds:
+        speed, basis = float(np.median(speeds)), f"the speed of {len(speeds)} finished run(s) like it here"
+        basis = f"at {speed:,.0f} training images/s, {basis}"
+    else:
+        speed = reference_images_per_second(config.get("size"), config.get("model"))
+        basis = (f"at about {speed:,.0f} training images/s, measured on an idle 2-core CPU "
+                 f"(no finished {config.get('model')} {config.get('size')} run here yet)")
+    images = min(training_images, config["limit"]) if config.get("limit") else training_images
+    if config.get("sampling") in ("ros", "smote"):
+        images *= RESAMPLED_SHARE
+    full_split = training_images == FULL_TRAINING_IMAGES and not config.get("limit")
+    basis += f", {planned_epochs(config)} epochs of {images:,.0f} training images{' (FER-2013)' if full_split else ''}"
+    return RUN_OVERHEAD_SECONDS + planned_epochs(config) * images / speed, basis
