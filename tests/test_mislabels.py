@@ -135,7 +135,7 @@ def test_config_rejects_bad_settings(settings, message):
 
 
 def test_time_estimate_grows_with_the_passes_over_training():
-    from fer_core.views.runs import reference_images_per_second
+    from fer_core.training.estimates import reference_images_per_second
 
     config = MislabelConfig()
     base = config.estimated_seconds(28_709)
