@@ -165,7 +165,7 @@ def run_fast(arguments: argparse.Namespace) -> None:
         for sampling in arguments.samplings.split(","):
             out = Path(arguments.out) / f"{model}_{sampling}"
             command = [sys.executable, "-m", "fer_core", "train", arguments.data, "--model", model,
-                       "--sampling", sampling, "--size", "fast", "--out", str(out)]
+                       "--sampling", sampling, "--size", "fast", "--out", str(out), "--overwrite"]
             command += ["--epochs", str(arguments.epochs)] if arguments.epochs else []
             command += ["--workspace", arguments.workspace] if arguments.workspace else []
             load_before = os.getloadavg()[0]
@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     fast.add_argument("--models", default="cnn,cnn_lstm,vit,cnn_attention,xception")
     fast.add_argument("--samplings", default="none")
     fast.add_argument("--epochs", type=int, default=None, help="default: the fast size's default")
-    fast.add_argument("--out", default=str(PROJECT_ROOT / "workspace" / "runs" / "bench-fast"))
+    fast.add_argument("--out", default=str(PROJECT_ROOT / "out" / "bench-fast"))  # train refuses the workspace
     fast.set_defaults(func=run_fast)
     return parser
 

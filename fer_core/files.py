@@ -10,13 +10,16 @@ One helper for each kind of content, all through `write_atomically`:
   which then takes the target's place (a folder is swapped in with two renames).
 
 The temporary name is unique per call (not just per process), so two threads of the app writing
-the same cache file do not clobber each other's half-written temporary.
+the same cache file do not clobber each other's half-written temporary. It carries the writer's
+process id, so `replace_atomically` can remove the temporaries of its target that a killed process
+(SIGKILL, power loss) left behind, and nothing else (`remove_stale_temporaries`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable
@@ -27,6 +30,40 @@ from typing import IO, Any
 def _unique_sibling(target: Path, kind: str) -> Path:
     """A hidden name beside `target`, unique per call (process id and a random token)."""
     return target.with_name(f".{target.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def remove_stale_temporaries(target: str | os.PathLike) -> list[Path]:
+    """Remove what killed writers left beside `target`: only names `_unique_sibling` makes for `target`,
+    only when their process is gone. A half-built temporary (`tmp`) always goes; an earlier output set
+    aside to be replaced (`old`) only while `target` exists: until then it may be the only copy.
+    Returns the paths removed."""
+    target = Path(target)
+    kinds = "tmp|old" if os.path.lexists(target) else "tmp"
+    pattern = re.compile(re.escape(f".{target.name}.") + f"(?:{kinds})-" + r"(\d+)-[0-9a-f]{8}")
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match and not _process_alive(int(match[1])):
+            remove_path(target.parent / name)
+            removed.append(target.parent / name)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process `pid` exists (True when unsure, so a live writer's temporary is never removed)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
@@ -69,6 +106,7 @@ def replace_atomically(target: str | os.PathLike, build: Callable[[Path], None])
     target is first renamed aside and restored if the swap fails. On failure only the temporary goes.
     """
     target = Path(target)
+    remove_stale_temporaries(target)
     temporary, aside = _unique_sibling(target, "tmp"), _unique_sibling(target, "old")
     try:
         build(temporary)

@@ -3,13 +3,13 @@
 import os
 from pathlib import Path
 
-from fer_core.paths import check_output_folder
+from fer_core.paths import check_output_folder, locate_workspace
 
 
 def resolve_workspace(path: str | os.PathLike | None = None) -> Path:
     """The workspace folder: `path` if given, else $FER_AUDIT_HOME, else ./workspace. Created if missing;
-    ValueError (one line, naming the path) when it is a file, lies under one, or cannot be created."""
-    chosen = Path(path if path is not None else os.environ.get("FER_AUDIT_HOME", "workspace"))
+    ValueError (one line, naming the path) when it is empty, a file, lies under one, or cannot be created."""
+    chosen, _ = locate_workspace(path)
     try:
         chosen.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -117,9 +117,17 @@ def test_resolve_leaks_dry_run_then_for_real(workspace, tmp_path, capsys):
     assert code == 0 and "nothing to do" in out
 
 
-def test_resolve_group_command(workspace, data_csv, capsys):
+def test_resolve_group_command(workspace, tmp_path, capsys):
+    """keep_one keeps the test copy of a group (rows 0, 1 and 8 are exact copies; ids must be one group)."""
+    from fer_core.dataset.loading import Dataset
+
+    base = make_dataset(12, usages=["Training"] * 8 + ["PublicTest"] * 2 + ["PrivateTest"] * 2)
+    pixels = base.pixels.copy()
+    pixels[[1, 8]] = pixels[0]
+    data = tmp_path / "group.csv"
+    write_csv(Dataset(ids=base.ids, pixels=pixels, labels=base.labels, usages=base.usages), data)
     code, out, _ = run(capsys, "edit", "resolve-group", "row:0", "row:1", "row:8", "--resolution", "keep_one",
-                       "--reason", "same face", "--data", str(data_csv))
+                       "--reason", "same face", "--data", str(data))
     assert code == 0 and "drop row:0" in out and "drop row:1" in out and "row:8" not in out.split("batch")[0]
 
 

@@ -7,7 +7,7 @@ import sys
 
 from fer_core.audit import AuditConfig, audit_source, write_report
 from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD, NEAR_MODES
-from fer_core.paths import check_output_folder, check_workspace
+from fer_core.paths import check_output_apart, check_output_folder, check_workspace, protected_places
 from fer_core.progress import TerminalProgress
 
 
@@ -40,6 +40,7 @@ def audit_config_from_args(args: argparse.Namespace) -> AuditConfig:
 def run(args: argparse.Namespace) -> int:
     config = audit_config_from_args(args)
     check_output_folder(args.out, "--out")  # before the audit, not after it
+    check_output_apart(args.out, "--out", protected_places(args.workspace, args.data))
     check_workspace(args.workspace)
     progress = TerminalProgress(enabled=not args.quiet and sys.stderr.isatty())
     report = audit_source(args.data, config, workspace=args.workspace, progress=progress)

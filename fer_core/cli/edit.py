@@ -68,12 +68,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     group = commands.add_parser("resolve-group", parents=[common, with_data],
                                 help="resolve one duplicate group in one batch")
-    group.add_argument("sample_ids", metavar="ID", nargs="+")
+    group.add_argument("sample_ids", metavar="ID", nargs="+", help="members of one duplicate group (the audit's)")
     group.add_argument("--resolution", required=True, choices=edits.RESOLUTIONS)
     group.add_argument("--emotion", help="for --resolution relabel")
     group.add_argument("--keep", metavar="ID", help="for keep_one: the copy to keep")
     group.add_argument("--reason", required=True)
     group.add_argument("--dry-run", action="store_true")
+    group.add_argument("--allow-test", action="store_true",
+                       help="also drop or relabel PublicTest/PrivateTest images (changes what models are scored on)")
+    group.add_argument("--near-threshold", type=int, default=DEFAULT_NEAR_THRESHOLD,
+                       help=f"the audit's groups: max pHash distance (default {DEFAULT_NEAR_THRESHOLD})")
+    group.add_argument("--near-mode", choices=NEAR_MODES, default="verified",
+                       help="the audit's groups: verified on pixels (default) or pHashes only")
     group.set_defaults(func=run_resolve_group)
 
 
@@ -140,11 +146,24 @@ def run_resolve_leaks(args: argparse.Namespace) -> int:
 
 
 def run_resolve_group(args: argparse.Namespace) -> int:
+    """The ids must form one of the audit's duplicate groups (the app resolves only those), and test
+    images are dropped or relabelled only with --allow-test (the app's confirmation box)."""
     dataset = load_bound_dataset(args.data, args.workspace)
+    edits.check_fingerprint(edits.read_workspace_meta(args.workspace), dataset, args.workspace)  # before the audit
+    config = AuditConfig(near_threshold=args.near_threshold, near_mode=args.near_mode, face_stage=False)
+    samples = run_audit(dataset, config, workspace=args.workspace).samples
+    group_of = samples.set_index("id")["near_group"].reindex(dataset.ids).fillna(-1).to_numpy(dtype="int64")
+    edits.check_one_group(dataset, args.sample_ids, group_of)
     planned = edits.resolve_group(dataset, args.sample_ids, args.resolution, args.reason, emotion=args.emotion,
                                   keep_id=args.keep, author=args.author, workspace=args.workspace,
-                                  dry_run=args.dry_run)
-    return print_edits(planned, dry_run=args.dry_run)
+                                  dry_run=args.dry_run, allow_test=args.allow_test)
+    print_edits(planned, dry_run=args.dry_run)
+    if args.dry_run and not args.allow_test:
+        try:
+            edits.check_no_test_changes(dataset, [edit.sample_id for edit in planned])
+        except ValueError as refusal:  # what the real run would say
+            print(f"note: {refusal}")
+    return 0
 
 
 def print_edits(written: list[edits.Edit], dry_run: bool = False) -> int:

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_export(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     check_workspace(args.workspace)  # the paths first: a bad one is one line, not a traceback after the load
-    check_destination(args.out, args.export_format, args.overwrite, source=args.data)
+    check_destination(args.out, args.export_format, args.overwrite, source=args.data, workspace=args.workspace)
     dataset = load(args.data, workspace=args.workspace)
     result = export_curated(dataset, args.out, args.export_format, workspace=args.workspace, overwrite=args.overwrite)
     print(f"exported {result.samples} of {len(dataset)} samples as {result.export_format} to {result.path} "

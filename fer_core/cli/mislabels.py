@@ -10,7 +10,7 @@ from fer_core.labels import EMOTIONS
 from fer_core.mislabels.config import MislabelConfig, MislabelProgress
 from fer_core.mislabels.results import learning_warning, write_outputs
 from fer_core.mislabels.run import run_mislabels
-from fer_core.paths import check_output_folder, check_workspace
+from fer_core.paths import check_output_apart, check_output_folder, check_workspace, protected_places
 from fer_core.training.models import MODEL_NAMES, SIZES
 
 DEFAULTS = MislabelConfig()
@@ -39,6 +39,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     config = MislabelConfig(folds=args.folds, model=args.model, size=args.size, epochs=args.epochs)
     out = check_output_folder(args.out, "--out")  # before hours of training, not after them
+    check_output_apart(out, "--out", protected_places(args.workspace, args.data))
     check_workspace(args.workspace)
     dataset = load(args.data, workspace=args.workspace)
     report = None if args.quiet else print_progress

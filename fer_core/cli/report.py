@@ -8,6 +8,7 @@ failure leaves nothing behind.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -15,7 +16,7 @@ from fer_core.audit import run_audit
 from fer_core.cli.audit import add_audit_options, audit_config_from_args
 from fer_core.curation.edits import read_curation
 from fer_core.dataset.loading import load
-from fer_core.paths import check_workspace
+from fer_core.paths import check_output_apart, check_workspace, protected_places
 from fer_core.progress import TerminalProgress
 from fer_core.report import (
     build_report,
@@ -40,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    out = check_output_path(args.out)
+    out = check_output_path(check_output_apart(os.path.expanduser(args.out), "--out",
+                                               protected_places(args.workspace, args.data)))
     check_workspace(args.workspace)
     config = audit_config_from_args(args)
     choose_runs(read_finished_runs(args.workspace), args.runs)  # unknown run ids fail before the audit

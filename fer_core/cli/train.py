@@ -1,26 +1,34 @@
 """`python -m fer_core train DATA --model M --sampling S [--size fast] [--epochs N] --out RUN_DIR`: one training run.
 
-Options are validated (TrainConfig) before the data is read or anything is written; the run
-prints one line per epoch and writes RUN_DIR/metrics.json, history.json and model.keras.
+Options and RUN_DIR are validated (TrainConfig, fer_core.paths) before the data is read or anything
+is written; the run prints one line per epoch and writes RUN_DIR/metrics.json, history.json,
+predictions.csv and model.keras. RUN_DIR must stay apart from the workspace and the data, and an
+earlier run there is replaced only with --overwrite. (Background runs write their own
+`workspace/runs/<run_id>/` through fer_core.jobs, which calls training directly, not this command.)
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import typing
+from pathlib import Path
 
 from fer_core.dataset.loading import load
 from fer_core.duplicates.limits import NEAR_MODES
+from fer_core.paths import check_output_apart, check_output_folder, check_workspace, protected_places
 from fer_core.training.config import (
     DEFAULT_EPOCHS,
     EpochProgress,
     TrainConfig,
     format_epoch_line,
 )
-from fer_core.training.fit import train_and_evaluate
+from fer_core.training.fit import PREDICTIONS_NAME, train_and_evaluate
 from fer_core.training.models import MODEL_NAMES, SIZES, model_variants
 from fer_core.training.sampling import SAMPLING_NAMES
+
+RUN_FILES: tuple[str, ...] = ("metrics.json", "history.json", "model.keras", PREDICTIONS_NAME)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train on Training, early-stop on PublicTest, report on PrivateTest (also leak-free).")
     add_train_options(parser)
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="folder for metrics.json, history.json, model.keras")
+    parser.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in RUN_DIR")
     parser.set_defaults(func=run_train)
 
 
@@ -91,8 +100,22 @@ def config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
     return TrainConfig(**{**values, **overrides})
 
 
+def check_run_folder(out: str | os.PathLike, overwrite: bool = False, protected: dict[str, Path] | None = None) -> Path:
+    """RUN_DIR as a Path, or ValueError before any work: empty, a file, under a file, unwritable, the
+    workspace or the data (or inside/around them, `protected`), or holding an earlier run unless `overwrite`."""
+    folder = check_output_folder(out, "--out")
+    check_output_apart(out, "--out", protected or {})
+    earlier = [name for name in RUN_FILES if (folder / name).exists()]
+    if earlier and not overwrite:
+        raise ValueError(f"--out {out} holds an earlier run ({', '.join(earlier)}); pass --overwrite to replace it "
+                         f"or choose another --out")
+    return folder
+
+
 def run_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    check_run_folder(args.out, args.overwrite, protected_places(args.workspace, args.data))  # not after the run
+    check_workspace(args.workspace)
     dataset = load(args.data, workspace=args.workspace)
     metrics = train_and_evaluate(dataset, config, args.out, on_epoch=print_epoch, workspace=args.workspace)
     leak_free = metrics["leak_free_accuracy"]

@@ -159,6 +159,7 @@ def run_plan(dataset: Dataset | None, plan: Planner, reason: str, author: str | 
     """
     _check_reason_length(reason)
     author = author or _default_author()
+    _check_author_length(author)
     if dry_run or not store.database_exists(workspace):
         with store.reading(workspace) as connection:
             meta, edits = _read_log(connection)
@@ -222,6 +223,13 @@ def _check_reason_length(reason: str) -> None:
     if len(reason) > MAX_REASON_CHARACTERS:
         raise ValueError(f"the reason is {len(reason):,} characters long; at most {MAX_REASON_CHARACTERS:,} "
                          f"are kept (say why in a sentence or two)")
+
+
+def _check_author_length(author: str) -> None:
+    """The same cap as a reason: an author is a name, and `edit history` prints it on every row."""
+    if len(author) > MAX_REASON_CHARACTERS:
+        raise ValueError(f"the author is {len(author):,} characters long; at most {MAX_REASON_CHARACTERS:,} "
+                         f"are kept (a name or a handle)")
 
 
 def _label_name(label: int | str | None) -> str | None:

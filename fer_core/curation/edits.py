@@ -129,13 +129,16 @@ def mark_group_reviewed(dataset: Dataset, member_ids: Iterable[str], reason: str
 
 def resolve_group(dataset: Dataset, member_ids: Iterable[str], resolution: Resolution, reason: str, *,
                   emotion: str | int | None = None, keep_id: str | None = None, author: str | None = None,
-                  workspace: str | os.PathLike | None = None, dry_run: bool = False) -> list[Edit]:
+                  workspace: str | os.PathLike | None = None, dry_run: bool = False,
+                  allow_test: bool = True) -> list[Edit]:
     """Resolve a duplicate group in one batch; members already dropped are left alone.
 
     keep_one: keep `keep_id`, or a test-split copy when there is one (so Training holds no copy of a
     test image), else the first member; drop the rest; with `emotion`, also relabel the one kept
     (same batch, so one undo reverses both). relabel: all to `emotion`. relabel_majority:
     all to the members' most common label (a tie is an error: choose an emotion). drop_all.
+    With `allow_test` False, a plan that drops or relabels a PublicTest/PrivateTest image is
+    refused (the app's confirmation, the CLI's --allow-test); a dry run still shows it.
     """
     if resolution not in RESOLUTIONS:
         raise ValueError(f"unknown resolution {resolution!r}; expected one of {', '.join(RESOLUTIONS)}")
@@ -161,7 +164,35 @@ def resolve_group(dataset: Dataset, member_ids: Iterable[str], resolution: Resol
         label = target if target is not None else majority_label(labels)
         return [Change(member, RELABEL, labels[member], label) for member in live if labels[member] != label]
 
-    return run_plan(dataset, plan, _require_reason(reason), author, workspace, dry_run)
+    def guarded_plan(state: CurationState, log: list[Edit]) -> list[Change]:
+        changes = plan(state, log)
+        if not (allow_test or dry_run):
+            check_no_test_changes(dataset, [change.sample_id for change in changes])
+        return changes
+
+    return run_plan(dataset, guarded_plan, _require_reason(reason), author, workspace, dry_run)
+
+
+def check_no_test_changes(dataset: Dataset, sample_ids: Iterable[str]) -> None:
+    """ValueError when an action would drop or relabel test images: that changes what every model is scored on."""
+    is_test = dataset.is_test()
+    touched = [sample_id for sample_id in sample_ids if is_test[dataset.index_of(sample_id)]]
+    if touched:
+        raise ValueError(f"this would drop or relabel {len(touched):,} PublicTest/PrivateTest image(s) "
+                         f"({_shorten(touched)}), which changes what models are scored on; "
+                         f"pass allow_test (--allow-test) to change them too")
+
+
+def check_one_group(dataset: Dataset, member_ids: Iterable[str], group_of: np.ndarray) -> None:
+    """ValueError naming the first id outside the first id's duplicate group (`group_of`: the group of each
+    dataset row, negative for none), so a typed id cannot resolve unrelated images as if they were copies."""
+    members = _known_ids(dataset, member_ids)
+    groups = [int(group_of[dataset.index_of(member)]) for member in members]
+    if groups[0] < 0:
+        raise ValueError(f"{members[0]!r} is in no duplicate group")
+    for member, group in zip(members[1:], groups[1:]):
+        if group != groups[0]:
+            raise ValueError(f"{member!r} is not in the duplicate group of {members[0]!r}; pass the ids of one group")
 
 
 def resolve_leaks(dataset: Dataset, reason: str = DEFAULT_LEAK_REASON, *, max_hamming_distance: int | None = None,

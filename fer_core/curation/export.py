@@ -4,7 +4,7 @@ An export is what leaves FER Audit (for training elsewhere, or for sharing), so 
 loadable by `dataset.load` with exactly the curated pixels, labels and usages, must say which
 edits made it (`manifest.json`), and must never be half written: everything is built in a
 hidden temporary sibling and renamed into place. An existing non-empty output is replaced only
-when asked, and never when it is, or holds, the source data.
+when asked, and never when it is, holds, or lies inside the source data or the workspace.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from fer_core.dataset.loading import Dataset
 from fer_core.curation.edits import DROP, RELABEL, RESTORE, Edit, find_active_edits, read_curation
 from fer_core.files import replace_atomically as _replace_atomically
 from fer_core.labels import EMOTIONS, USAGES
-from fer_core.paths import check_output_file, check_output_folder
+from fer_core.paths import check_output_apart, check_output_file, check_output_folder, protected_places
 
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "folders")
 SPLIT_FOLDERS = {"Training": "train", "PublicTest": "test", "PrivateTest": "test"}
@@ -47,7 +47,7 @@ def export_curated(dataset: Dataset, out: str | os.PathLike, export_format: str,
 
     The manifest is `<out>/manifest.json` for folders and `<out stem>.manifest.json` beside a CSV.
     """
-    out = check_destination(out, export_format, overwrite, source=dataset.source)
+    out = check_destination(out, export_format, overwrite, source=dataset.source, workspace=workspace)
     manifest_path = out / MANIFEST_NAME if export_format == "folders" else csv_manifest_path(out)
     curated, edits = read_curation(dataset, workspace)
     manifest = build_manifest(dataset, curated, edits, export_format)
@@ -174,13 +174,16 @@ def export_file_names(dataset: Dataset) -> list[str]:
 
 
 def check_destination(out: str | os.PathLike, export_format: str, overwrite: bool = False,
-                      source: str | os.PathLike | None = None) -> Path:
+                      source: str | os.PathLike | None = None, workspace: str | os.PathLike | None = None) -> Path:
     """`out` as a Path, or ValueError when an export must not or cannot go there; only looks, so a
-    command calls it before loading anything. Refused: a CSV path that is a folder (or not .csv), a
-    folders path that is a file, a path under a file or in an unwritable folder, the source data or
-    a path inside it, and an existing non-empty output (or CSV manifest) unless `overwrite`."""
+    command calls it before loading anything. Refused: an empty path, a CSV path that is a folder (or
+    not .csv), a folders path that is a file, a path under a file or in an unwritable folder, a path
+    that is, holds or lies inside the source data or the workspace (`workspace`, else $FER_AUDIT_HOME,
+    else ./workspace: its edit log and caches), and an existing non-empty output (or CSV manifest)
+    unless `overwrite`."""
     if export_format not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {export_format!r}; expected one of {', '.join(EXPORT_FORMATS)}")
+    check_output_apart(out, "--out", protected_places(workspace, source))
     out = Path(out)
     if export_format == "csv":
         if out.suffix.lower() != ".csv":
@@ -188,10 +191,6 @@ def check_destination(out: str | os.PathLike, export_format: str, overwrite: boo
         check_output_file(out, "--out")
     else:
         check_output_folder(out, "--out")
-    if source:
-        source_path, target = Path(source).resolve(), out.resolve()
-        if target == source_path or source_path in target.parents or target in source_path.parents:
-            raise ValueError(f"{out}: would write into or over the source data {source}; choose another --out")
     for path in (out, csv_manifest_path(out)) if export_format == "csv" else (out,):
         if _is_nonempty(path) and not overwrite:
             raise ValueError(f"{path} exists and is not empty; pass overwrite (--overwrite) to replace it")
