@@ -24,7 +24,7 @@ from fer_core.views import audit_table as views
 from fer_core.views import image_tiles
 from fer_core.audit import AuditConfig, AuditReport, audit_source
 from fer_core.curation.replay import Edit
-from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD
+from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD, MAX_NEAR_THRESHOLD
 
 from .session import NEAR_MODE, THRESHOLD, checked_data_path, one_line, require_data_path, stop_on_error, workspace
 
@@ -196,8 +196,8 @@ def near_settings() -> None:
                          "(the study's method; no pixel check).")
     if mode == "hash":
         # pHash sets exactly 32 of its 64 bits, so distances are even: odd thresholds would change nothing.
-        st.slider("Near-duplicate threshold (Hamming bits)", 0, 16, value=int(st.session_state[THRESHOLD]), step=2,
-                  key=THRESHOLD_SLIDER, on_change=_copy_near_settings,
+        st.slider("Near-duplicate threshold (Hamming bits)", 0, MAX_NEAR_THRESHOLD,
+                  value=int(st.session_state[THRESHOLD]), step=2, key=THRESHOLD_SLIDER, on_change=_copy_near_settings,
                   help="Images whose 64-bit pHashes differ in at most this many bits are near duplicates. "
                        "pHash distances are even, so the slider moves in steps of 2; 6 is the default (see README). "
                        "A group is a chain of such pairs, so two members of one group can differ in more bits.")

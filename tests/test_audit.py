@@ -151,9 +151,9 @@ def test_detectors_that_cannot_run_are_refused(synthetic, workspace):
 
 @pytest.mark.parametrize("threshold", [-1, 33, 2.5, True])
 def test_near_threshold_bounds_are_checked_once_for_all(threshold, synthetic):
-    with pytest.raises(ValueError, match="expected 0..32 bits"):
+    with pytest.raises(ValueError, match="expected 0..10 bits"):
         AuditConfig(near_threshold=threshold)
-    with pytest.raises(ValueError, match="expected 0..32 bits"):
+    with pytest.raises(ValueError, match="expected 0..10 bits"):
         find_leaks(synthetic[0], threshold)
 
 

@@ -113,7 +113,7 @@ def test_every_config_checks_the_near_settings_the_same_way():
 
     for make in (lambda bits: TrainConfig(near_threshold=bits), lambda bits: AuditConfig(near_threshold=bits),
                  lambda bits: MislabelConfig(near_threshold=bits)):
-        with pytest.raises(ValueError, match=r"near threshold 33 out of range; expected 0\.\.32 bits"):
+        with pytest.raises(ValueError, match=r"near threshold 33 out of range; expected 0\.\.10 bits"):
             make(33)
     for make in (lambda mode: TrainConfig(near_mode=mode), lambda mode: AuditConfig(near_mode=mode)):
         with pytest.raises(ValueError, match="unknown near mode 'fuzzy'; expected one of verified, hash"):

@@ -39,7 +39,7 @@ def make_dataset(seed: int = 0) -> Dataset:
     ("epochs", 0, "epochs must be a positive integer, got 0"),
     ("batch_size", -1, "batch_size must be a positive integer"),
     ("limit", 0, "limit must be a positive integer"),
-    ("near_threshold", 33, "near threshold 33 out of range; expected 0..32 bits"),
+    ("near_threshold", 33, "near threshold 33 out of range; expected 0..10 bits"),
     ("near_mode", "fuzzy", "unknown near mode 'fuzzy'; expected one of verified, hash"),
     ("learning_rate", 0.0, "learning_rate must be positive"),
 ])

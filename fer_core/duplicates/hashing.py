@@ -2,8 +2,9 @@
 
 `phash_batch` gives, as uint64, exactly the bits of `imagehash.phash` (first bit = most significant,
 the order of `str(imagehash.phash(image))`), but does the DCT for all images in one batched call.
-`find_near_pairs` finds every pair within a Hamming radius without comparing all pairs
-(multi-index hashing, see its docstring).
+`find_close_pairs` finds every pair within a Hamming radius: by multi-index hashing while its key sets
+are few (small radii), by a blocked scan of all pairs where that is cheaper (large radii), and refuses a
+radius that links more pairs than a near-duplicate search can use (`MAX_CLOSE_PAIRS`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,15 @@ import numpy as np
 PHASH_SIZE = 8
 PHASH_HIGHFREQ_FACTOR = 4
 HASH_BITS = 64
+# One key set of the multi-index costs about what comparing each hash with 30 others costs in the scan, so
+# the scan of all n²/2 pairs is cheaper once the key sets outnumber n / 30 (FER-2013's 33,911 distinct
+# pHashes: the index wins at 10 bits, 1,001 key sets, the scan at 12, 1,820; benchmarks/bench_hash_threshold.py).
+SCAN_PAIRS_PER_KEY_SET = 30
+SCAN_BLOCK_ELEMENTS = 1 << 22  # XORs held at once by the scan (32 MiB of uint64)
+# A guard for radii beyond the threshold's bound (a library caller's own): pairs by the million are look-alike
+# faces, not copies, and a list that long is refused rather than built (FER-2013: 1.3 million at 16 bits,
+# 12.8 million at 20, 71 million at 24).
+MAX_CLOSE_PAIRS = 5_000_000
 
 
 def exact_digests(pixels: np.ndarray) -> np.ndarray:
@@ -135,14 +145,29 @@ def _pairs_in_equal_runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def find_close_pairs(unique_hashes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pair (a < b) of *distinct* hashes within `max_distance` bits, as indices, with distances.
 
-    Multi-index hashing: for each set of chunks that `chunk_plan` says two close hashes must
-    share, sort the hashes by those bits, take pairs inside runs of equal keys as candidates,
-    and keep the candidates whose full distance is within the radius. Nothing is all-pairs.
+    Multi-index hashing while its key sets are few (see `_close_pairs_by_index`), else a blocked scan
+    of all pairs: the index's key sets grow as C(m, m - t), 735,471 at 16 bits (54 minutes on
+    FER-2013), while the scan costs the same at any radius (seconds). ValueError when more than
+    `MAX_CLOSE_PAIRS` pairs lie within the radius (a threshold near 32 bits pairs nearly everything).
     """
     unique_hashes = np.asarray(unique_hashes, dtype=np.uint64)
     if max_distance <= 0 or len(unique_hashes) < 2:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64)
     chunks, agree = chunk_plan(max_distance, len(unique_hashes))
+    if comb(chunks, agree) * SCAN_PAIRS_PER_KEY_SET > len(unique_hashes):
+        a, b = _close_pairs_by_scan(unique_hashes, max_distance)
+    else:
+        a, b = _close_pairs_by_index(unique_hashes, max_distance, chunks, agree)
+        _check_pair_count(len(a), max_distance)
+    return a, b, hamming_distance(unique_hashes[a], unique_hashes[b]).astype(np.int64)
+
+
+def _close_pairs_by_index(unique_hashes: np.ndarray, max_distance: int, chunks: int,
+                          agree: int) -> tuple[np.ndarray, np.ndarray]:
+    """Multi-index hashing: for each set of chunks that `chunk_plan` says two close hashes must
+    share, sort the hashes by those bits, take pairs inside runs of equal keys as candidates,
+    and keep the candidates whose full distance is within the radius. Nothing is all-pairs.
+    """
     found_a, found_b = [], []
     for chosen in combinations(_chunk_masks(chunks), agree):
         a, b = _pairs_in_equal_runs(unique_hashes & np.uint64(sum(chosen)))
@@ -150,9 +175,33 @@ def find_close_pairs(unique_hashes: np.ndarray, max_distance: int) -> tuple[np.n
         found_a.append(a[close])
         found_b.append(b[close])
     # a close pair agrees on several key sets: keep it once
-    codes = np.unique(np.concatenate(found_a).astype(np.int64) * len(unique_hashes) + np.concatenate(found_b))
-    a, b = codes // len(unique_hashes), codes % len(unique_hashes)
-    return a, b, hamming_distance(unique_hashes[a], unique_hashes[b]).astype(np.int64)
+    count = len(unique_hashes)
+    codes = np.unique(np.concatenate(found_a).astype(np.int64) * count + np.concatenate(found_b))
+    return codes // count, codes % count
+
+
+def _close_pairs_by_scan(unique_hashes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs, a block of rows at a time against every later hash (XOR, then `np.bitwise_count`);
+    stops as soon as the pairs found pass `MAX_CLOSE_PAIRS`, so a hopeless radius fails fast."""
+    count = len(unique_hashes)
+    block = max(1, SCAN_BLOCK_ELEMENTS // count)
+    found_a, found_b, found = [], [], 0
+    for start in range(0, count - 1, block):
+        rows = unique_hashes[start:start + block]
+        distances = np.bitwise_count(rows[:, None] ^ unique_hashes[None, start + 1:])
+        row, column = np.nonzero(distances <= max_distance)
+        later = column >= row  # column j is hash start + 1 + j: keep the pairs above the diagonal
+        found_a.append(row[later] + start)
+        found_b.append(column[later] + start + 1)
+        found += int(later.sum())
+        _check_pair_count(found, max_distance)
+    return np.concatenate(found_a).astype(np.int64), np.concatenate(found_b).astype(np.int64)
+
+
+def _check_pair_count(found: int, max_distance: int) -> None:
+    if found > MAX_CLOSE_PAIRS:
+        raise ValueError(f"near threshold {max_distance} bits links more than {MAX_CLOSE_PAIRS:,} pairs of distinct "
+                         f"pHashes (at that distance unrelated faces match); choose a lower near threshold")
 
 
 def find_near_links(hashes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

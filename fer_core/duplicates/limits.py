@@ -11,8 +11,11 @@ from numbers import Integral
 # threshold"): up to 6 bits, pairs are almost all copies (shifted, re-encoded, re-cropped);
 # from 8 bits on, the count grows fivefold per step, the signature of distinct look-alike faces.
 DEFAULT_NEAR_THRESHOLD = 6
-# Two unrelated 64-bit pHashes differ in 32 bits on average: beyond that, "near" means nothing.
-MAX_NEAR_THRESHOLD = 32
+# The largest threshold whose hash-mode audit of FER-2013 takes seconds (benchmarks/bench_hash_threshold.py):
+# at 10 bits, 15,555 pairs of distinct pHashes and a 5 s audit; at 12, 71,755 pairs chain 21,717 images into
+# groups and the duplicate stage takes 21 s and 3 GB; at 16, 1.3 million pairs make one group of nearly
+# every image (71 s, 12 GB). Pairs that far apart are look-alike faces, not copies (DEFAULT_NEAR_THRESHOLD).
+MAX_NEAR_THRESHOLD = 10
 NEAR_MODES = ("verified", "hash")  # pairs confirmed on pixels (default) | pHashes within the threshold
 
 

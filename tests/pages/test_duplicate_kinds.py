@@ -4,6 +4,8 @@ import re
 
 from test_pages import open_page, texts
 
+from fer_core.duplicates.limits import MAX_NEAR_THRESHOLD
+
 
 def group_titles(app) -> list[str]:
     return [line for line in texts(app).splitlines() if re.match(r"\*\*?Group \d+|Group \d+", line)]
@@ -39,6 +41,7 @@ def test_near_mode_choice_shows_the_threshold_only_where_it_applies(app):
     app.radio(key="near_mode_radio").set_value("hash").run()
     assert not app.exception
     assert app.slider(key="threshold_slider").value == 6
+    assert app.slider(key="threshold_slider").max == MAX_NEAR_THRESHOLD  # no setting that runs for minutes
     assert "within 6 bits" in texts(app)
     assert not any(" · shifted" in title for title in group_titles(app))  # pHash pairs have no pixel kind
     app.slider(key="threshold_slider").set_value(0).run()
