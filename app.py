@@ -4,11 +4,8 @@ import streamlit as st
 
 from fer_app import audit_task, exports, mislabels, session
 from fer_core.curation import replay as curation
-from fer_core.views import figures
-from fer_core.views import overview
 from fer_core.views import audit_table as views
-from fer_core.views import duplicate_groups
-from fer_core.views import image_tiles
+from fer_core.views import duplicate_groups, figures, image_tiles, overview
 
 session.setup("FER Audit")
 path = session.data_path_input()
@@ -27,7 +24,7 @@ st.caption(f"{summary['images']:,} images · fingerprint {report.dataset.fingerp
            f"{duplicate_groups.near_mode_note(report.config.near_mode, report.config.near_threshold)} · "
            f"workspace {image_tiles.escape_markdown(session.workspace())}")
 with st.container(horizontal=True, gap="medium"):
-    for card in overview.overview_cards(summary):
+    for card in overview.overview_cards(summary, report.summary):
         st.metric(card.label, f"{card.value:,}", delta=f"{card.change:,}" if card.change else None,
                   delta_color="off" if card.neutral else "inverse", help=card.help, border=True, width=240)
 st.markdown(image_tiles.escape_markdown(overview.leak_reconciliation(summary)))

@@ -15,8 +15,8 @@ import os
 import platform
 import sqlite3
 import statistics
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 

@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_mislabels import (PROJECT_ROOT, best_recall_at_precision, plant_flips, precision_recall,  # noqa: E402
-                             suggestion_restores)
+from bench_mislabels import PROJECT_ROOT, best_recall_at_precision, plant_flips, precision_recall, suggestion_restores  # noqa: E402
 
 sys.path.insert(0, str(PROJECT_ROOT))
 from fer_core.dataset.loading import Dataset  # noqa: E402

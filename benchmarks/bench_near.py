@@ -34,10 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fer_core.dataset.loading import Dataset, load  # noqa: E402
-from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD
-from fer_core.duplicates.grouping import NO_GROUP, describe_groups, exact_pairs, expand_pairs, find_leaks, group_near, group_verified, leaks_from_pairs
-from fer_core.duplicates.hashing import exact_digests, phash_and_mirror_batch  # noqa: E402
 from fer_core.duplicates.candidates import descriptor_candidates, hash_candidates, shape_descriptors  # noqa: E402
+from fer_core.duplicates.grouping import (NO_GROUP, describe_groups, exact_pairs, expand_pairs, find_leaks, group_near,
+                                          group_verified, leaks_from_pairs)
+from fer_core.duplicates.hashing import exact_digests, phash_and_mirror_batch  # noqa: E402
+from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD
 from fer_core.duplicates.verification import NearVerifyConfig, VerifiedPairs, accepted, verify_pairs  # noqa: E402
 
 PLANTED_KINDS = ("jpeg", "brightness", "shift", "crop", "mirror", "combined")

@@ -68,8 +68,8 @@ def machine_description() -> str:
 def measure_throughput(model_name: str, data: str, workspace: str | None, batch_size: int, batches: int,
                        warmup_batches: int) -> dict[str, Any]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from fer_core.training.models import build_model
     from fer_core.training.fit import configure_runtime, make_pipeline
+    from fer_core.training.models import build_model
 
     pixels, labels = load_training_split(data, workspace)
     device = configure_runtime(seed=0)

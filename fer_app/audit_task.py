@@ -19,12 +19,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from fer_core.curation import edits
-from fer_core.views import audit_table as views
-from fer_core.views import image_tiles
 from fer_core.audit import AuditConfig, AuditReport, audit_source
+from fer_core.curation import edits
 from fer_core.curation.replay import Edit
 from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD, MAX_NEAR_THRESHOLD
+from fer_core.views import audit_table as views
+from fer_core.views import image_tiles
 
 from .session import NEAR_MODE, THRESHOLD, checked_data_path, one_line, require_data_path, stop_on_error, workspace
 

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from fer_core.curation import edits
-from fer_core.curation import export
 from fer_core.audit import AuditReport
+from fer_core.curation import edits, export
 
 from .session import workspace
 

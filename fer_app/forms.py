@@ -10,13 +10,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from fer_core.curation import edits
-from fer_core.views import audit_table as views
-from fer_core.views import duplicate_groups
-from fer_core.views import image_tiles
 from fer_core.audit import AuditReport
+from fer_core.curation import edits
 from fer_core.curation.replay import Edit
+from fer_core.duplicates import status
 from fer_core.labels import EMOTIONS
+from fer_core.views import audit_table as views
+from fer_core.views import duplicate_groups, image_tiles
 
 from .gallery import image_grid
 from .session import apply_edit, call_safely, reason_of, remember_for_page, test_guard, undo_edit_batch
@@ -120,7 +120,7 @@ def group_actions(report: AuditReport, key: str, members: pd.DataFrame) -> None:
                                                                f"{image_tiles.short_id(sample_id)}",
                                  help="A test copy is suggested, so Training keeps no copy of a test image.")
         if "emotion" in GROUP_FIELDS[action]:
-            live_labels = duplicate_groups.label_codes(members.loc[~members["dropped"], "current_label"])
+            live_labels = status.label_codes(members.loc[~members["dropped"], "current_label"])
             columns[1].selectbox("Emotion", EMOTIONS, index=_majority_or_first(dict(zip(live, live_labels))),
                                  key=f"{key}_emotion")
         columns[2].text_input("Reason", key=f"{key}_reason", placeholder="why (kept in the edit history)")

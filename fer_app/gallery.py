@@ -17,11 +17,11 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
+from fer_core.audit import AuditReport
 from fer_core.curation import edits
+from fer_core.labels import EMOTIONS
 from fer_core.views import audit_table as views
 from fer_core.views import image_tiles
-from fer_core.audit import AuditReport
-from fer_core.labels import EMOTIONS
 
 from .session import apply_edit, flash, reason_of, remember_for_page, test_guard
 

@@ -14,14 +14,14 @@ import pandas as pd
 import streamlit as st
 
 from fer_core import jobs
+from fer_core.audit import AuditReport
 from fer_core.curation import edits
+from fer_core.curation.replay import Edit
+from fer_core.labels import TRAINING
 from fer_core.mislabels import results as mislabel_results
 from fer_core.mislabels import review as mislabel_review
 from fer_core.mislabels.config import MislabelConfig
 from fer_core.views import audit_table as views
-from fer_core.audit import AuditReport
-from fer_core.curation.replay import Edit
-from fer_core.labels import TRAINING
 
 from .gallery import clear_picks, image_grid, pager, picked_ids
 from .session import DATA_PATH, apply_edit, call_safely, flash, test_guard, workspace

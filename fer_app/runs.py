@@ -11,13 +11,11 @@ from __future__ import annotations
 import streamlit as st
 
 from fer_core import jobs
-from fer_core.training import predictions
-from fer_core.views import runs as results
-from fer_core.training import estimates
-from fer_core.views import study
-from fer_core.views import image_tiles
 from fer_core.jobs.experiments import submit_sweep, sweep_configs
+from fer_core.training import estimates
 from fer_core.training.config import TrainConfig
+from fer_core.views import image_tiles, predictions, study
+from fer_core.views import runs as results
 from fer_core.workspace import check_under_data_root, data_root
 
 from .session import DATA_PATH, call_safely, flash, workspace

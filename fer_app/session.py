@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from fer_core.curation import edits
+from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD, NEAR_MODES
 from fer_core.views import audit_table as views
 from fer_core.views import image_tiles
-from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD, NEAR_MODES
 from fer_core.workspace import check_under_data_root, data_root, resolve_workspace
 
 # Session keys that outlive a page's widgets (widget keys are declared beside their widgets).

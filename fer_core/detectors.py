@@ -2,9 +2,10 @@
 
 A detector is a name, an entry point `detect(dataset, config, context) → DetectorResult` (per-sample
 columns, a summary merged into summary.json, and in-memory artifacts), the detectors whose columns
-it reads, the part of `AuditConfig` its columns depend on (`cache_key`; None = not cached), and the
-flags it raises (the Review page's filters, declared here once). `fer_core/audit.py` runs them and
-owns their caches.
+it reads, the part of `AuditConfig` its columns depend on (`cache_key`; None = not cached), the
+flags it raises (the Review page's filters) and its findings (`fer_core/findings.py`: the figures the
+Overview's cards and the report's headline show, before and after the edits) — all declared here once.
+`fer_core/audit.py` runs them and owns their caches.
 
 Adding a detector = its module with a pure entry point + one `Detector(...)` line in
 `registered_detectors` + its test. Detectors never cache, write or print anything themselves.
@@ -20,23 +21,12 @@ import numpy as np
 import pandas as pd
 
 from fer_core.dataset.loading import Dataset, Progress
-from fer_core.duplicates.grouping import (
-    NO_GROUP,
-    PAIR_COLUMNS,
-    columns_to_pairs,
-    describe_groups,
-    find_near_duplicates,
-    find_verified_pairs,
-    group_exact,
-    pairs_to_columns,
-)
+from fer_core.duplicates.grouping import (NO_GROUP, PAIR_COLUMNS, columns_to_pairs, describe_groups,
+                                          find_near_duplicates, find_verified_pairs, group_exact, pairs_to_columns)
 from fer_core.duplicates.hashing import exact_digests, phash_and_mirror_batch
-from fer_core.duplicates.limits import (
-    DEFAULT_NEAR_THRESHOLD,
-    check_near_mode,
-    check_near_threshold,
-)
+from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD, check_near_mode, check_near_threshold
 from fer_core.duplicates.verification import NearVerifyConfig, empty_pairs
+from fer_core.findings import Finding, duplicate_findings, outlier_findings
 from fer_core.outliers import faces
 from fer_core.outliers import kinds as outlier_kinds
 from fer_core.outliers import statistics as outliers
@@ -110,12 +100,11 @@ class Detector:
     cache_key: Callable[[AuditConfig], object] | None = None
     version: str = "1"  # bump when the cached columns' definition changes
     flags: tuple[Flag, ...] = ()
+    findings: tuple[Finding, ...] = ()  # its figures on the Overview and in the report
     internal_columns: tuple[str, ...] = ()  # used by other detectors, not written to samples.csv
     # Detectors to wait for without reading their results (when registered): order only, e.g. so that
     # two detectors' memory peaks do not add up.
     after: tuple[str, ...] = ()
-
-
 
 
 def detect_digests(dataset: Dataset, config: AuditConfig, context: DetectorContext) -> DetectorResult:
@@ -222,7 +211,8 @@ def registered_detectors() -> tuple[Detector, ...]:
         Detector("duplicates", detect_duplicates, needs=("digests", "phash", "near_pairs"), flags=(
             Flag("duplicate", "in an exact or near duplicate group", ("exact_group", "near_group")),
             Flag("conflict", "in a near group whose emotions disagree", ("conflicting",)),
-            Flag("leak", "a Training image with a test copy, or a test image with a Training copy", ("leak",)))),
+            Flag("leak", "a Training image with a test copy, or a test image with a Training copy", ("leak",))),
+                 findings=duplicate_findings()),
         Detector("outliers", detect_outliers, needs=("digests",), cache_key=lambda config: config.outliers,
                  version="2"),
         # After the pixel-pair search: TensorFlow's face detector and the pair verification side by side
@@ -230,13 +220,19 @@ def registered_detectors() -> tuple[Detector, ...]:
         Detector("faces", detect_faces, cache_key=lambda config: config.faces if config.face_stage else None,
                  after=("near_pairs",)),
         Detector("outlier_kinds", detect_outlier_kinds, needs=("outliers", "faces"), flags=(
-            Flag("outlier", "not a usable face: blank, placeholder, drawing or no upright framed face", ("outlier",)),)),
+            Flag("outlier", "not a usable face: blank, placeholder, drawing or no upright framed face", ("outlier",)),),
+                 findings=outlier_findings()),
     )
 
 
 def registered_flags(detectors: tuple[Detector, ...] | None = None) -> tuple[Flag, ...]:
     """The flags of every registered detector (the Review page's filters, in a fixed order)."""
     return tuple(flag for detector in detectors or registered_detectors() for flag in detector.flags)
+
+
+def registered_findings(detectors: tuple[Detector, ...] | None = None) -> tuple[Finding, ...]:
+    """The findings of every registered detector (the Overview's cards and the report's headline, in order)."""
+    return tuple(finding for detector in detectors or registered_detectors() for finding in detector.findings)
 
 
 def flag_mask(samples: pd.DataFrame, flag: Flag) -> np.ndarray:

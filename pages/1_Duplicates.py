@@ -3,14 +3,14 @@
 import streamlit as st
 
 from fer_app import audit_task, forms, gallery, mislabels, session
-from fer_core.views import duplicate_groups
-from fer_core.views import image_tiles
 from fer_core.duplicates.grouping import PAIR_KINDS
+from fer_core.duplicates.status import GROUP_KINDS
 from fer_core.labels import EMOTIONS, USAGES
+from fer_core.views import duplicate_groups, image_tiles
 
 session.setup("Duplicates")
 with st.sidebar:
-    kind = st.radio("Groups", duplicate_groups.GROUP_KINDS, format_func=lambda k: f"{k} duplicates", key="dup_kind")
+    kind = st.radio("Groups", GROUP_KINDS, format_func=lambda k: f"{k} duplicates", key="dup_kind")
     audit_task.near_settings()
     conflicting_only = st.checkbox("Conflicting labels only", key="dup_conflicting")
     cross_split_only = st.checkbox("Cross-split only (train and test)", key="dup_cross")

@@ -3,8 +3,7 @@
 import streamlit as st
 
 from fer_app import audit_task, gallery, session
-from fer_core.views import figures
-from fer_core.views import outlier_list
+from fer_core.views import figures, outlier_list
 
 session.setup("Outliers")
 with st.sidebar:

@@ -4,8 +4,8 @@ import streamlit as st
 
 from fer_app import audit_task, forms, gallery, mislabels, session
 from fer_core.curation import edits
-from fer_core.views import audit_table as views
 from fer_core.labels import EMOTIONS, USAGES
+from fer_core.views import audit_table as views
 
 session.setup("Review")
 with st.sidebar:

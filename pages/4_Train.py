@@ -8,11 +8,11 @@ reloaded, or the server restarts.
 import streamlit as st
 
 from fer_app import runs, session
-from fer_core.views import image_tiles
 from fer_core.jobs.experiments import DATA_VARIANTS
+from fer_core.training.config import DEFAULT_EPOCHS
 from fer_core.training.models import MODEL_NAMES, SIZES, model_variants
 from fer_core.training.sampling import SAMPLING_NAMES
-from fer_core.training.config import DEFAULT_EPOCHS
+from fer_core.views import image_tiles
 
 session.setup("Train")
 path = session.require_data_path()  # training needs no audit: the worker loads the data itself

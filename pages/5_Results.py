@@ -8,9 +8,9 @@ from fer_app import runs, session
 from fer_app.runs import CHANGES, LABELS, SCORES
 from fer_core import jobs
 from fer_core.curation import edits
-from fer_core.training import predictions
-from fer_core.views import runs as results
+from fer_core.views import predictions
 from fer_core.views import confusion
+from fer_core.views import runs as results
 
 session.setup("Results")
 with session.stop_on_error("Cannot read the runs"):

@@ -5,13 +5,13 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic import make_synthetic, write_folders
 
 from fer_core.audit import SAMPLE_COLUMNS, AuditConfig, run_audit, write_cached_result, write_report
+from fer_core.cli import main
 from fer_core.detectors import Detector, DetectorResult, Flag, flag_mask, registered_detectors, registered_flags
 from fer_core.duplicates.grouping import find_leaks
 from fer_core.outliers.statistics import OutlierConfig
-from fer_core.cli import main
-from synthetic import make_synthetic, write_folders
 
 SUMMARY_KEYS = {"images", "by_usage", "by_label", "exact", "near", "outliers", "unreadable", "seconds",
                 "seconds_by_stage"}

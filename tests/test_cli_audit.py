@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_dataset import image_tree
 
 from fer_core.cli import main
-from test_dataset import image_tree
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

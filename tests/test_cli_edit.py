@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from fer_core.curation import edits
-from fer_core.cli import main
-from fer_core.dataset.loading import load
-from fer_core.curation.export import write_csv
 from test_edits import make_dataset, with_planted_leaks
+
+from fer_core.cli import main
+from fer_core.curation import edits
+from fer_core.curation.export import write_csv
+from fer_core.dataset.loading import load
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -164,8 +164,9 @@ def test_module_entry_point_exit_status(workspace, data_csv):
 def test_resolve_leaks_uses_the_audits_verified_leaks_by_default(workspace, tmp_path, capsys):
     """The CLI drops the same Training copies the audit and the app show: a mirrored test copy's
     original is a leak (verified on pixels) that the pHash alone misses."""
-    from fer_core.dataset.loading import Dataset
     from synthetic import make_synthetic_near
+
+    from fer_core.dataset.loading import Dataset
 
     base, _, near = make_synthetic_near(seed=0)
     original, copy = (base.index_of(sample_id) for sample_id in near.copies["mirrored"])

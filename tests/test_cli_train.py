@@ -103,9 +103,10 @@ def test_every_config_field_is_an_option(command):
     """A TrainConfig field added later becomes `--field-name` with no edit to the CLI."""
     import dataclasses
 
+    from test_train_config import non_default_config
+
     from fer_core.cli import build_parser
     from fer_core.cli.train import config_from_args
-    from test_train_config import non_default_config
 
     config = non_default_config()
     arguments = [*command, "DATA"] + (["--out", "RUN"] if command == ["train"] else [])

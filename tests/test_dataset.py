@@ -3,9 +3,9 @@ import os
 import numpy as np
 import pytest
 from PIL import Image
+from synthetic import make_synthetic, write_csv, write_folders
 
 from fer_core.dataset.loading import Dataset, load, usage_from_name
-from synthetic import make_synthetic, write_csv, write_folders
 
 
 @pytest.fixture(scope="module")

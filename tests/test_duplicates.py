@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
-
-from fer_core.duplicates.grouping import NO_GROUP, components_from_pairs, describe_groups, find_leaks, group_exact, group_near
-from fer_core.duplicates.hashing import phash_batch
 from synthetic import make_synthetic
+
+from fer_core.duplicates.grouping import (NO_GROUP, components_from_pairs, describe_groups, find_leaks, group_exact,
+                                          group_near)
+from fer_core.duplicates.hashing import phash_batch
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,7 @@ def test_leaks_are_the_planted_training_copy_of_a_test_image(synthetic):
 
 def test_leaks_list_every_training_copy_even_in_clumps():
     from synthetic import draw_face
+
     from fer_core.dataset.loading import Dataset
 
     face = draw_face(np.random.default_rng(0))

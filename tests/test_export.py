@@ -7,13 +7,12 @@ import os
 
 import numpy as np
 import pytest
+from test_edits import make_dataset
 
-from fer_core.curation import edits
-from fer_core.curation import export
+from fer_core.curation import edits, export
 from fer_core.dataset.loading import Dataset, load
 from fer_core.labels import TEST_USAGES
 from fer_core.workspace import resolve_workspace
-from test_edits import make_dataset
 
 MIXED_USAGES = ["Training"] * 6 + ["PublicTest"] * 3 + ["PrivateTest"] * 3
 
@@ -145,9 +144,9 @@ def real_dataset(real_data) -> Dataset:
 
 
 def test_real_data_leaks_are_resolved_and_the_export_is_leak_free(real_dataset, workspace, tmp_path):
-    from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD
     from fer_core.duplicates.grouping import find_leaks
     from fer_core.duplicates.hashing import phash_batch
+    from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD
 
     dataset, hashes = real_dataset, phash_batch(real_dataset.pixels)
     leaks = find_leaks(dataset, DEFAULT_NEAR_THRESHOLD, hashes=hashes)
@@ -197,8 +196,9 @@ def test_real_data_csv_round_trip_is_exact(real_dataset, workspace, tmp_path):
 ])
 def test_cli_export_bad_paths_fail_in_one_line_before_loading(tmp_path, workspace, capsys, export_format, out,
                                                               extra, message):
-    from fer_core.cli import main
     from test_dataset import image_tree
+
+    from fer_core.cli import main
 
     root = image_tree(tmp_path / "data")
     blocker = tmp_path / "a-file"

@@ -98,8 +98,9 @@ def test_empty_input_and_skipped_stage():
 
 
 def test_audit_runs_the_face_stage_once_then_reads_its_cache(workspace):
-    from fer_core.audit import AuditConfig, run_audit
     from synthetic import make_synthetic
+
+    from fer_core.audit import AuditConfig, run_audit
 
     dataset, planted = make_synthetic(seed=0)
     config = AuditConfig(face_stage=True)

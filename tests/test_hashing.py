@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 from PIL import Image
+from synthetic import draw_face, jpeg_round_trip, shift_one_pixel
 
 from fer_core.duplicates.hashing import (chunk_plan, exact_digests, find_close_pairs, find_near_links, hamming_distance,
-                              phash_batch, resize_like_pil)
-from synthetic import draw_face, jpeg_round_trip, shift_one_pixel
+                                         phash_batch, resize_like_pil)
 
 imagehash = pytest.importorskip("imagehash")
 

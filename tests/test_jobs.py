@@ -7,14 +7,13 @@ import sqlite3
 import subprocess
 import sys
 import time
-
 from dataclasses import dataclass
 
 import pytest
+from synthetic import make_synthetic, write_folders
 
 from fer_core import jobs
 from fer_core.training.fit import TrainConfig
-from synthetic import make_synthetic, write_folders
 
 QUICK = TrainConfig(model="cnn", sampling="none", epochs=2, size="tiny", batch_size=16)
 LONG = TrainConfig(model="cnn", sampling="none", epochs=500, size="tiny", batch_size=16, patience=1000)
@@ -105,10 +104,11 @@ def test_unknown_run_id_is_a_clear_error(workspace):
 
 
 def test_parse_epoch_lines_reads_the_train_cli_output():
-    from fer_core.cli.train import print_epoch
-    from fer_core.training.fit import EpochProgress
     import contextlib
     import io
+
+    from fer_core.cli.train import print_epoch
+    from fer_core.training.fit import EpochProgress
 
     buffer = io.StringIO()
     progress = EpochProgress(3, 10, 1.25, 0.5, 1.5, 0.4, 12.3)

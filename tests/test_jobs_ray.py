@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
+from synthetic import make_synthetic, write_folders
 
 from fer_core import jobs
 from fer_core.training.fit import TrainConfig
-from synthetic import make_synthetic, write_folders
 
 pytest.importorskip("ray.job_submission", reason="ray[default] is not installed (see requirements.txt)")
 RAY = str(Path(sys.executable).with_name("ray"))

@@ -15,13 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_core.curation import edits
 from fer_core.cli import main
+from fer_core.curation import edits
 from fer_core.dataset.loading import Dataset, load
 from fer_core.labels import EMOTIONS
-from fer_core.mislabels.results import learning_warning
-from fer_core.mislabels.results import RESULT_COLUMNS, MislabelResult, cache_key
 from fer_core.mislabels.config import MislabelConfig, MislabelsCancelled
+from fer_core.mislabels.results import RESULT_COLUMNS, MislabelResult, cache_key, learning_warning
 from fer_core.mislabels.run import find_mislabels, run_mislabels
 from tests.synthetic import write_csv
 
@@ -283,8 +282,8 @@ def stored_result(dataset: Dataset, suspects: dict[str, tuple[int, float]], work
 
 
 def test_review_queue_accept_writes_one_relabel_undo_brings_it_back_reject_removes_it(workspace):
-    from fer_core.mislabels.review import accept_suggestions, reject_suggestions, review_queue
     from fer_core.mislabels.results import latest_result
+    from fer_core.mislabels.review import accept_suggestions, reject_suggestions, review_queue
 
     data = texture_dataset(per_class=4, per_class_test=1)
     # confidently another emotion, the first more so

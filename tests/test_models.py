@@ -5,8 +5,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from fer_core.training.models import (MODEL_NAMES, build_model, load_trained_model, model_variants,  # noqa: E402
-                             size_hyperparameters)
+from fer_core.training.models import MODEL_NAMES, build_model, load_trained_model, model_variants, size_hyperparameters  # noqa: E402
 
 
 def random_batch(count: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -1,11 +1,13 @@
 import numpy as np
 import pytest
-
-from fer_core.duplicates.grouping import NO_GROUP, exact_pairs, expand_pairs, find_verified_pairs, group_near, group_verified, kinds_by_group, leaks_from_pairs, strongest_pair_per_row
-from fer_core.duplicates.hashing import exact_digests, phash_and_mirror_batch
-from fer_core.duplicates.candidates import find_candidates, mirror_descriptors, shape_descriptors
-from fer_core.duplicates.verification import NearVerifyConfig, VerifiedPairs, accepted, brute_force_similarity, verify_pairs
 from synthetic import make_synthetic_near
+
+from fer_core.duplicates.candidates import find_candidates, mirror_descriptors, shape_descriptors
+from fer_core.duplicates.grouping import (NO_GROUP, exact_pairs, expand_pairs, find_verified_pairs, group_near,
+                                          group_verified, kinds_by_group, leaks_from_pairs, strongest_pair_per_row)
+from fer_core.duplicates.hashing import exact_digests, phash_and_mirror_batch
+from fer_core.duplicates.verification import (NearVerifyConfig, VerifiedPairs, accepted, brute_force_similarity,
+                                              verify_pairs)
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
+from synthetic import make_synthetic
 
 from fer_core.outliers import kinds as outlier_kinds
 from fer_core.outliers import statistics as outliers
 from fer_core.outliers.statistics import OutlierConfig
-from synthetic import make_synthetic
 
 SIDE = 48
 

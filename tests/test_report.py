@@ -17,19 +17,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from synthetic import make_synthetic, write_folders
 
 from fer_core import report
-from fer_core.curation import edits
 from fer_core.audit import AuditConfig, audit_source
 from fer_core.cli import main
+from fer_core.curation import edits
 from fer_core.dataset.loading import load
 from fer_core.jobs import RunRecord
 from fer_core.labels import EMOTIONS
-from synthetic import make_synthetic, write_folders
 
 HTML_REASON = '<b>bold</b> & <script>alert("x")</script>'
 DATA_URI = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
-SECTION_IDS = [section_id for section_id, _ in report.SECTIONS]
+SECTION_IDS = [section_id for section_id, _, _ in report.SECTIONS]
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -5,15 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from fer_core.training import predictions
-from fer_core.views import runs as results
-from fer_core.training import estimates
-from fer_core.views import confusion
-from fer_core.views import study
 from fer_core.curation.edits import Edit
 from fer_core.jobs import RunRecord
 from fer_core.labels import EMOTIONS
+from fer_core.training import estimates
 from fer_core.training.config import DEFAULT_EPOCHS
+from fer_core.views import confusion, predictions, study
+from fer_core.views import runs as results
 
 CONFUSION = np.diag([10, 2, 8, 20, 9, 6, 12]).tolist()
 CONFUSION[0][6] = 10  # half of the angry images predicted neutral

@@ -5,9 +5,9 @@ import pytest
 
 from fer_core.dataset.loading import Dataset
 from fer_core.labels import USAGES
-from fer_core.training.sampling import (SMOTE_NEIGHBOURS, compute_class_weights, resample_training, stratified_subset,
-                               validate_sampling)
 from fer_core.training.fit import split_by_usage
+from fer_core.training.sampling import (SMOTE_NEIGHBOURS, compute_class_weights, resample_training, stratified_subset,
+                                        validate_sampling)
 
 # Imbalanced on purpose: 12 happy, 2 disgust; every class present in every usage.
 TRAINING_COUNTS = (6, 2, 5, 12, 4, 3, 8)

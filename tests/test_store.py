@@ -8,11 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_edits import make_dataset
 
 from fer_core import store
-from fer_core.curation import edits
 from fer_core.cli import main
-from test_edits import make_dataset
+from fer_core.curation import edits
 
 
 def fill_workspace(workspace: Path, count: int = 60) -> None:

@@ -8,15 +8,8 @@ import typing
 import pytest
 
 from fer_core.duplicates.limits import NEAR_MODES
-from fer_core.training.config import (
-    MAX_BATCH_SIZE,
-    MAX_EPOCHS,
-    MAX_LIMIT,
-    EpochProgress,
-    TrainConfig,
-    format_epoch_line,
-    parse_epoch_lines,
-)
+from fer_core.training.config import (MAX_BATCH_SIZE, MAX_EPOCHS, MAX_LIMIT, EpochProgress, TrainConfig,
+                                      format_epoch_line, parse_epoch_lines)
 from fer_core.training.models import MODEL_NAMES, SIZES
 from fer_core.training.sampling import SAMPLING_NAMES
 

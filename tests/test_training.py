@@ -9,7 +9,7 @@ import pytest
 from fer_core.dataset.loading import Dataset
 from fer_core.labels import EMOTIONS, USAGES
 from fer_core.training.fit import (EpochProgress, TrainConfig, classification_metrics, find_leaked_test_rows,
-                               leak_free_metrics, select_training_data, train_and_evaluate)
+                                   leak_free_metrics, select_training_data, train_and_evaluate)
 
 
 def make_dataset(seed: int = 0) -> Dataset:
@@ -172,9 +172,9 @@ def test_early_stopping_waits_for_the_second_half_of_the_schedule():
     """A validation accuracy that never improves stops a run only once the schedule's second half has
     begun (a dip while the learning rate is high used to end runs at epoch 2), and the reported best
     epoch is the one whose weights were restored."""
+    from fer_core.training.fit import configure_runtime, fit_model
     from fer_core.training.models import build_model
     from fer_core.training.sampling import TrainingSet
-    from fer_core.training.fit import configure_runtime, fit_model
 
     data = make_dataset()
     training = data.select(np.flatnonzero((data.usages == "Training") & (data.labels != 0)))

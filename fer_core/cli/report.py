@@ -18,13 +18,7 @@ from fer_core.curation.edits import read_curation
 from fer_core.dataset.loading import load
 from fer_core.paths import check_output_apart, check_workspace, protected_places
 from fer_core.progress import TerminalProgress
-from fer_core.report import (
-    build_report,
-    check_output_path,
-    choose_runs,
-    read_finished_runs,
-    write_report,
-)
+from fer_core.report import build_report, check_output_path, choose_runs, read_finished_runs, write_report
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -18,12 +18,7 @@ from pathlib import Path
 from fer_core.dataset.loading import load
 from fer_core.duplicates.limits import NEAR_MODES
 from fer_core.paths import check_output_apart, check_output_folder, check_workspace, protected_places
-from fer_core.training.config import (
-    DEFAULT_EPOCHS,
-    EpochProgress,
-    TrainConfig,
-    format_epoch_line,
-)
+from fer_core.training.config import DEFAULT_EPOCHS, EpochProgress, TrainConfig, format_epoch_line
 from fer_core.training.fit import PREDICTIONS_NAME, train_and_evaluate
 from fer_core.training.models import MODEL_NAMES, SIZES, model_variants
 from fer_core.training.sampling import SAMPLING_NAMES

@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Iterable, Literal, Sequence
 
 import numpy as np
 
-from fer_core.curation.replay import (ACTIONS, DROP, RELABEL, RESTORE, REVIEW_OK, UNDO, CurationState, Edit,  # noqa: F401
-                       apply_edits, count_edits_in_effect, find_active_edits, find_undoable_batches, replay_edits)
+from fer_core.curation.edit_log import (EDIT_COLUMNS, EDITS_SCHEMA, MAX_REASON_CHARACTERS, Change, check_fingerprint,
+                                        check_workspace_dataset, connect_database, curated_dataset, history,
+                                        read_curation, read_edits, read_state, read_workspace_meta, run_plan)  # noqa: F401
+from fer_core.curation.replay import (ACTIONS, DROP, RELABEL, RESTORE, REVIEW_OK, UNDO, CurationState, Edit,
+                                      apply_edits, count_edits_in_effect, find_active_edits, find_undoable_batches,
+                                      replay_edits)  # noqa: F401
 from fer_core.dataset.loading import Dataset
-from fer_core.curation.edit_log import (EDIT_COLUMNS, EDITS_SCHEMA, MAX_REASON_CHARACTERS, Change, check_fingerprint,  # noqa: F401
-                       check_workspace_dataset, connect_database, curated_dataset, history, read_curation,
-                       read_edits, read_state, read_workspace_meta, run_plan)
 from fer_core.labels import EMOTIONS, TEST_USAGES, TRAINING, emotion_index
 from fer_core.store import APPLICATION_ID, DATABASE_NAME, database_path  # noqa: F401 (the names tests and pages know)
 
@@ -207,8 +208,8 @@ def resolve_leaks(dataset: Dataset, reason: str = DEFAULT_LEAK_REASON, *, max_ha
     a pair counts while both images are in the view. The slow search runs before the transaction,
     which stays short.
     """
-    from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD
     from fer_core.duplicates.grouping import find_leaks
+    from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD
 
     check_fingerprint(read_workspace_meta(workspace), dataset, workspace)  # before the slow search
     distance = DEFAULT_NEAR_THRESHOLD if max_hamming_distance is None else max_hamming_distance

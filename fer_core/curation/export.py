@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core.dataset.loading import Dataset
 from fer_core.curation.edits import DROP, RELABEL, RESTORE, Edit, find_active_edits, read_curation
+from fer_core.dataset.loading import Dataset
 from fer_core.files import replace_atomically as _replace_atomically
 from fer_core.labels import EMOTIONS, USAGES
 from fer_core.paths import check_output_apart, check_output_file, check_output_folder, protected_places

@@ -22,11 +22,11 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from fer_core.dataset.sources import (CSV_COLUMNS, FolderScan, LoadProblem, csv_row_problem, decode_files, decode_image,
+                                      parse_pixels, read_csv_lines, scan_folders, split_csv_line, undecodable_byte,
+                                      usage_from_name)
 from fer_core.files import write_atomically
 from fer_core.labels import EMOTIONS, IMAGE_SIDE, TEST_USAGES, USAGES
-from fer_core.dataset.sources import (CSV_COLUMNS, FolderScan, LoadProblem, csv_row_problem, decode_files,
-                      decode_image, parse_pixels, read_csv_lines, scan_folders, split_csv_line, undecodable_byte,
-                      usage_from_name)
 from fer_core.workspace import cache_dir
 
 __all__ = ["Dataset", "LoadProblem", "Progress", "content_fingerprint", "decode_image", "load", "usage_from_name"]

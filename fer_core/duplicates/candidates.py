@@ -105,9 +105,7 @@ def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> 
     `descriptor_probes` nearest blocks and keeps its nearest neighbours there, by the whitened
     descriptors. Ranks, not a fixed cosine: faces crowd together unevenly.
     """
-    from scipy.cluster.vq import (
-        kmeans2,  # scipy is loaded already; importing scikit-learn costs seconds
-    )
+    from scipy.cluster.vq import kmeans2  # scipy is loaded already; importing scikit-learn costs seconds
 
     count = len(descriptors)
     neighbours = min(config.descriptor_neighbours, count - 1)

@@ -19,26 +19,10 @@ from scipy.sparse.csgraph import connected_components
 
 from fer_core.dataset.loading import Dataset
 from fer_core.duplicates.candidates import find_candidates
-from fer_core.duplicates.hashing import (
-    exact_digests,
-    find_close_pairs,
-    find_near_links,
-    hamming_distance,
-    phash_and_mirror_batch,
-    phash_batch,
-)
-from fer_core.duplicates.limits import (
-    DEFAULT_NEAR_THRESHOLD,
-    check_near_mode,
-    check_near_threshold,
-)
-from fer_core.duplicates.verification import (
-    KINDS,
-    NearVerifyConfig,
-    VerifiedPairs,
-    accepted,
-    verify_pairs,
-)
+from fer_core.duplicates.hashing import (exact_digests, find_close_pairs, find_near_links, hamming_distance,
+                                         phash_and_mirror_batch, phash_batch)
+from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD, check_near_mode, check_near_threshold
+from fer_core.duplicates.verification import KINDS, NearVerifyConfig, VerifiedPairs, accepted, verify_pairs
 from fer_core.labels import EMOTIONS, TRAINING
 
 NO_GROUP = -1

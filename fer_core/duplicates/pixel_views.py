@@ -21,9 +21,7 @@ def one_blas_thread(function):
     thread spins more than it computes (3–10× the CPU time on the shared 2-core machine)."""
     @functools.wraps(function)
     def single_threaded(*args, **kwargs):
-        from threadpoolctl import (
-            threadpool_limits,  # (scikit-learn's dependency; imported when used)
-        )
+        from threadpoolctl import threadpool_limits  # (scikit-learn's dependency; imported when used)
 
         with threadpool_limits(1, user_api="blas"):
             return function(*args, **kwargs)

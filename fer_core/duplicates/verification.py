@@ -33,15 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fer_core.duplicates.pixel_views import (
-    CENTER,
-    SIDE,
-    SearchGrid,
-    contrast,
-    one_blas_thread,
-    refine_pairs,
-    score_pairs,
-)
+from fer_core.duplicates.pixel_views import (CENTER, SIDE, SearchGrid, contrast, one_blas_thread, refine_pairs,
+                                             score_pairs)
 
 KINDS = ("exact", "near", "shifted", "cropped", "mirrored")
 

@@ -1,4 +1,4 @@
-"""Suspected mislabels: out-of-fold probabilities, ranking with cleanlab, cached results, the review queue.
+"""Suspected mislabels: config, out-of-fold probabilities, ranking with cleanlab, cached results, the review queue.
 
-Imports the ground floor, `dataset`, `duplicates`, `curation` and `training`.
+Imports the layers below: `dataset`, `duplicates`, `curation`, the audit and `training` (each fold is a training run).
 """

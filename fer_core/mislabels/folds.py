@@ -15,14 +15,8 @@ import numpy as np
 from fer_core.dataset.loading import Dataset
 from fer_core.duplicates.grouping import NO_GROUP
 from fer_core.labels import EMOTIONS
-from fer_core.mislabels.config import (
-    VALIDATION_USAGE,
-    MislabelConfig,
-    MislabelProgress,
-    MislabelsCancelled,
-    ProgressCallback,
-    StopCheck,
-)
+from fer_core.mislabels.config import (VALIDATION_USAGE, MislabelConfig, MislabelProgress, MislabelsCancelled,
+                                       ProgressCallback, StopCheck)
 from fer_core.mislabels.results import read_fold, write_fold
 
 
@@ -43,11 +37,7 @@ def cross_validated_probabilities(dataset: Dataset, training_rows: np.ndarray, f
                                   should_stop: StopCheck | None = None,
                                   folds_dir: Path | None = None) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """N×7 probabilities: out-of-fold for Training rows, the fold models' mean for the other rows."""
-    from fer_core.training.fit import (
-        configure_runtime,
-        fit_model,
-        predict_probabilities,
-    )
+    from fer_core.training.fit import configure_runtime, fit_model, predict_probabilities
     from fer_core.training.sampling import TrainingSet
 
     other_rows = np.setdiff1d(np.arange(len(dataset)), training_rows)

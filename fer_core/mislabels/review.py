@@ -14,11 +14,7 @@ import pandas as pd
 
 from fer_core.dataset.loading import Dataset
 from fer_core.labels import EMOTIONS
-from fer_core.mislabels.results import (
-    PROBABILITY_COLUMNS,
-    RESULT_COLUMNS,
-    MislabelResult,
-)
+from fer_core.mislabels.results import PROBABILITY_COLUMNS, RESULT_COLUMNS, MislabelResult
 
 
 def review_queue(result: MislabelResult, dataset: Dataset, state: Any) -> pd.DataFrame:

@@ -34,28 +34,11 @@ import numpy as np
 from fer_core.dataset.loading import Dataset
 from fer_core.files import remove_path
 from fer_core.labels import TRAINING
-from fer_core.mislabels.config import (
-    VALIDATION_USAGE,
-    MislabelConfig,
-    MislabelProgress,
-    ProgressCallback,
-    StopCheck,
-)
+from fer_core.mislabels.config import VALIDATION_USAGE, MislabelConfig, MislabelProgress, ProgressCallback, StopCheck
 from fer_core.mislabels.folds import assign_folds, cross_validated_probabilities
-from fer_core.mislabels.ranking import (
-    find_pooling_groups,
-    pool_probabilities,
-    rank_label_issues,
-    summarize,
-)
-from fer_core.mislabels.results import (  # noqa: F401
-    MislabelResult,
-    cache_key,
-    cache_root,
-    read_cached_result,
-    write_cached_result,
-    write_outputs,
-)
+from fer_core.mislabels.ranking import find_pooling_groups, pool_probabilities, rank_label_issues, summarize
+from fer_core.mislabels.results import (MislabelResult, cache_key, cache_root, read_cached_result, write_cached_result,
+                                        write_outputs)  # noqa: F401
 
 
 def run_mislabels(dataset: Dataset, config: MislabelConfig = MislabelConfig(), *,

@@ -1,5 +1,7 @@
 """The stakeholder report: one self-contained HTML file with what was wrong, what was done, what it changed.
 
+Imports `views` and the layers below; never `cli`.
+
 Readers will never open the app, often open the file offline or print it, so the file carries
 everything it shows: Plotly's JavaScript once in the head, every figure as a div drawn by it,
 every thumbnail as an inline PNG data URI, system fonts only, no request to anywhere. Print CSS
@@ -17,14 +19,13 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from fer_core.views import audit_table as views
 from fer_core.audit import AuditReport
-from fer_core.curation.replay import count_edits_in_effect
 from fer_core.report.appendix import appendix_section, reproduce_commands
-from fer_core.report.blocks import REPORT_CSS, escape
-from fer_core.report.findings import evidence_section, headline_section, pick_conflicting_groups, pick_leak_pairs, pick_outliers
-from fer_core.report.inputs import (ReportInputs, ReportSettings, check_output_path, choose_runs, download_name, gather_inputs,
-                     read_finished_runs, read_training_runs, write_report)
+from fer_core.report.blocks import REPORT_CSS, escape, section
+from fer_core.report.findings import (evidence_section, headline_section, pick_conflicting_groups, pick_leak_pairs,
+                                      pick_outliers)
+from fer_core.report.inputs import (ReportInputs, ReportSettings, check_output_path, choose_runs, download_name,
+                                    gather_inputs, read_finished_runs, read_training_runs, write_report)
 from fer_core.report.outcome import changed_section, counts_before_after, done_section, edits_by_reason
 
 __all__ = ["SECTIONS", "ReportInputs", "ReportSettings", "build_report", "check_output_path", "choose_runs",
@@ -32,8 +33,10 @@ __all__ = ["SECTIONS", "ReportInputs", "ReportSettings", "build_report", "check_
            "pick_leak_pairs", "pick_outliers", "read_finished_runs", "read_training_runs", "render_report",
            "reproduce_commands", "write_report"]
 
-SECTIONS = (("headline", "Headline"), ("evidence", "Evidence"), ("done", "What was done"),
-            ("changed", "What it changed"), ("appendix", "Appendix"))
+# The report's sections, in order: (id, title, function(inputs, settings) → the section's HTML body).
+SECTIONS = (("headline", "Headline", headline_section), ("evidence", "Evidence", evidence_section),
+            ("done", "What was done", done_section), ("changed", "What it changed", changed_section),
+            ("appendix", "Appendix", appendix_section))
 
 
 def build_report(audit: AuditReport, workspace: str | os.PathLike | None = None, run_ids: Sequence[str] = (),
@@ -47,15 +50,8 @@ def render_report(inputs: ReportInputs, settings: ReportSettings = ReportSetting
     import plotly.offline
 
     dataset = inputs.audit.dataset
-    summary = views.curated_summary(inputs.audit, inputs.table, count_edits_in_effect(inputs.edit_log))
-    body = "".join([
-        headline_section(inputs, summary),
-        evidence_section(inputs, settings),
-        done_section(inputs),
-        changed_section(inputs),
-        appendix_section(inputs, settings),
-    ])
-    contents = "".join(f'<li><a href="#{section_id}">{escape(title)}</a></li>' for section_id, title in SECTIONS)
+    body = "".join(section(section_id, title, make(inputs, settings)) for section_id, title, make in SECTIONS)
+    contents = "".join(f'<li><a href="#{section_id}">{escape(title)}</a></li>' for section_id, title, _ in SECTIONS)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"

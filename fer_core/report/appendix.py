@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from fer_core.audit import AuditReport
-from fer_core.report.blocks import escape, section
+from fer_core.report.blocks import escape
 from fer_core.report.findings import flag_min_score
 from fer_core.report.inputs import ReportInputs, ReportSettings
 
@@ -42,7 +42,7 @@ def appendix_section(inputs: ReportInputs, settings: ReportSettings) -> str:
     versions = software_versions(inputs.runs)
     rows = "".join(f"<tr><th>{escape(name)}</th><td>{escape(value)}</td></tr>" for name, value in facts + versions)
     commands = "\n".join(escape(line) for line in reproduce_commands(inputs))
-    return section("appendix", "Appendix", f'<table class="facts">{rows}</table>'
+    return (f'<table class="facts">{rows}</table>'
                    f"<h3>Commands that reproduce every figure</h3><pre>{commands}</pre>")
 
 

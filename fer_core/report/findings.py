@@ -8,65 +8,38 @@ import shlex
 import numpy as np
 import pandas as pd
 
-from fer_core.views import figures
-from fer_core.views import duplicate_groups
-from fer_core.views import image_tiles
-from fer_core.views import outlier_list
 from fer_core.audit import AuditReport
-from fer_core.report.blocks import count_text, escape, figure_html, paragraph, section, thumbnail
+from fer_core.curation.replay import count_edits_in_effect
+from fer_core.detectors import registered_findings
+from fer_core.report.blocks import count_text, escape, figure_html, paragraph, thumbnail
 from fer_core.report.inputs import ReportInputs, ReportSettings
+from fer_core.views import duplicate_groups, figures, image_tiles, outlier_list
+from fer_core.views.audit_table import curated_summary
 
 
-def headline_section(inputs: ReportInputs, summary: dict) -> str:
-    """The findings in numbers, each with why it matters for a model and what is left after the edits."""
+def headline_section(inputs: ReportInputs, settings: ReportSettings) -> str:
+    """The findings in numbers (each registered detector's, then the suspected mislabels), each with why it
+    matters for a model and what is left after the edits."""
     audit = inputs.audit.summary
-    exact, near, leaks = audit["exact"], audit["near"], audit["leaks"]
+    summary = curated_summary(inputs.audit, inputs.table, count_edits_in_effect(inputs.edit_log))
     usage = " · ".join(f"{name} {count:,}" for name, count in audit["by_usage"].items())
     edited = bool(inputs.edit_log)
 
     def left(key: str, unit: str) -> str:
         return f"after the edits: {summary[key]:,} {unit}" if edited else "no edits yet"
 
-    cards = [
-        ("Images", count_text(audit["images"]), f"{usage}",
-         "A model trains on Training, is tuned on PublicTest and is scored on PrivateTest; every count below is "
-         "a number of images or groups of them.", left("images_after", "images kept")),
-        ("Exact duplicates", count_text(exact["groups"]),
-         f"groups of identical images; {exact['redundant']:,} redundant copies",
-         "Copies weigh some faces more than others in training, and across splits they let a model be scored on "
-         "images it has already seen.", left("exact_groups_after", "groups still open")),
-        ("Near duplicates", count_text(near["groups"]),
-         f"groups within {near['threshold']} bits of pHash; {near['images_in_groups']:,} images in them",
-         "Shifted, re-cropped or re-encoded copies act on a model like exact ones but escape a byte-for-byte "
-         "check.", left("near_groups_after", "groups still open")),
-        ("Conflicting groups", count_text(summary["conflicting_groups"]),
-         f"near-duplicate groups whose copies carry different emotions; so do {exact['conflicting_groups']:,} "
-         f"groups of identical images",
-         "The same face under two emotions trains the model toward contradictory answers and caps the accuracy "
-         "any model can reach on those images.", left("conflicting_groups_after", "still open")),
-        ("Train–test leaks", count_text(leaks["test_images_with_training_copy"]),
-         f"test images with a copy in Training ({leaks['training_copies_of_test_images']:,} Training copies)",
-         "A model can recall these answers instead of reading the expression, so test accuracy overstates how it "
-         "does on faces it has never seen.", left("leaked_test_images_after", "leaked test images")),
-        ("Non-faces", count_text(summary["outliers"]), outlier_detail(audit["outliers"]),
-         "They carry an emotion label but no facial expression: noise in training, arbitrary hits or misses in "
-         "testing.", left("outliers_after", "flagged, not dropped or reviewed")),
-        mislabel_card(inputs),
-    ]
+    cards = [("Images", count_text(audit["images"]), f"{usage}",
+              "A model trains on Training, is tuned on PublicTest and is scored on PrivateTest; every count below "
+              "is a number of images or groups of them.", left("images_after", "images kept"))]
+    cards += [(finding.title, count_text(summary[finding.key]), finding.detail(audit), finding.why,
+               left(f"{finding.key}_after", finding.left_unit))
+              for finding in registered_findings() if finding.title is not None]
+    cards.append(mislabel_card(inputs))
     items = "".join(
         f'<div class="card"><div class="label">{escape(label)}</div><div class="value">{escape(value)}</div>'
         f'<div class="detail">{escape(detail)}</div><p class="why">{escape(why)}</p>'
         f'<div class="after">{escape(after)}</div></div>' for label, value, detail, why, after in cards)
-    return section("headline", "Headline", f'<div class="cards">{items}</div>')
-
-
-def outlier_detail(outliers: dict) -> str:
-    """What the flagged images are, by kind when the audit says (blank 12 · placeholder 60 · …)."""
-    kinds = {kind: count for kind, count in outliers.get("by_kind", {}).items() if count}
-    if not kinds:
-        return "images flagged by the outlier score (blank frames, text cards, icons, drawings)"
-    return "images flagged as not a usable face: " + " · ".join(
-        f"{kind.replace('_', ' ')} {count:,}" for kind, count in kinds.items())
+    return f'<div class="cards">{items}</div>'
 
 
 def mislabel_card(inputs: ReportInputs) -> tuple[str, str, str, str, str]:
@@ -103,7 +76,7 @@ def evidence_section(inputs: ReportInputs, settings: ReportSettings) -> str:
                   "which is why the outlier score looks at more than brightness."),
         figure_html(figures.box_plot_figure(inputs.table)),
     ]
-    return section("evidence", "Evidence", "".join(parts))
+    return ("".join(parts))
 
 
 def conflicting_examples(inputs: ReportInputs, settings: ReportSettings) -> str:

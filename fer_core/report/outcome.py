@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Sequence
 
 import pandas as pd
 
-from fer_core.views import figures
-from fer_core.views import runs as results
-from fer_core.views import confusion
-from fer_core.curation.replay import RELABEL, REVIEW_OK, UNDO, Edit, find_active_edits, find_edits_in_effect, replay_edits
 from fer_core.curation.export import count_samples
+from fer_core.curation.replay import (RELABEL, REVIEW_OK, UNDO, Edit, find_active_edits, find_edits_in_effect,
+                                      replay_edits)
 from fer_core.labels import EMOTIONS, USAGES
-from fer_core.report.blocks import count_text, escape, figure_html, html_table, is_missing, paragraph, percent_text, section
-from fer_core.report.inputs import ReportInputs
+from fer_core.report.blocks import count_text, escape, figure_html, html_table, is_missing, paragraph, percent_text
+from fer_core.report.inputs import ReportInputs, ReportSettings
+from fer_core.views import confusion, figures
+from fer_core.views import runs as results
 
 if TYPE_CHECKING:
     from fer_core.jobs import RunRecord
@@ -22,11 +22,11 @@ if TYPE_CHECKING:
 PUBLISHED_ACCURACY = 0.73  # best single networks on FER-2013 (VGG variants, ~72-73 % on PrivateTest)
 
 
-def done_section(inputs: ReportInputs) -> str:
+def done_section(inputs: ReportInputs, settings: ReportSettings) -> str:
     """The edits in effect by action and reason, who and when, and the data before → after."""
     log = inputs.edit_log
     if not log:
-        return section("done", "What was done", paragraph(
+        return (paragraph(
             "No edit has been made in this workspace: the data below is the data as loaded.")
             + counts_table_html(inputs))
     decisions = [edit for edit in find_active_edits(log) if edit.action != UNDO]  # edits in effect + review marks
@@ -41,7 +41,7 @@ def done_section(inputs: ReportInputs) -> str:
              html_table(edits_by_reason(decisions), formats={"images": count_text}, numeric=("images",)),
              "<h3>Images per emotion and split, before → after</h3>", counts_table_html(inputs),
              figure_html(figures.counts_figure(inputs.table, curated=True))]
-    return section("done", "What was done", "".join(parts))
+    return ("".join(parts))
 
 
 def edits_by_reason(active: Sequence[Edit]) -> pd.DataFrame:
@@ -94,14 +94,14 @@ def _cell(counts: dict, usage: str, emotion: str) -> int:
     return int(counts["by_usage_label"].get(usage, {}).get(emotion, 0))
 
 
-def changed_section(inputs: ReportInputs) -> str:
+def changed_section(inputs: ReportInputs, settings: ReportSettings) -> str:
     """Chosen runs side by side, their confusion matrices, recall changes, the grid and the leakage note."""
     runs = inputs.runs
     if not runs:
         body = paragraph("No finished training run in this workspace yet. Train the same model on the raw and on the "
                          "curated data (commands in the appendix) and build the report again to see what the "
                          "cleaning changed.") + experiment_grid_html(inputs)
-        return section("changed", "What it changed", body)
+        return (body)
     table = results.runs_table(runs, inputs.edit_log)
     shown = table[["run", "model", "sampling", "size", "data", "train_images", "epochs", "accuracy",
                    "leak_free_accuracy", "macro_f1", "device"]].rename(columns={
@@ -137,7 +137,7 @@ def changed_section(inputs: ReportInputs) -> str:
                   paragraph("Blue cells gained a larger share of their true emotion's images, red ones lost; blue on the "
                             "diagonal is better recall. Δ in percentage points.")]
     parts.append(experiment_grid_html(inputs))
-    return section("changed", "What it changed", "".join(parts))
+    return ("".join(parts))
 
 
 def _signed_points(value: float | None) -> str:

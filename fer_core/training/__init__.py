@@ -1,4 +1,4 @@
-"""Training: the run config, model blocks and builders, sampling, fit and evaluation, predictions.
+"""Training: the run config, model blocks and builders, sampling, fit and evaluation, run-time estimates.
 
-Imports the ground floor, `dataset`, `duplicates` (leak-free scores) and `curation` (the curated data).
+Imports the layers below: `dataset`, `duplicates`, `curation` (the curated data) and the audit (leak-free scores).
 """

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from fer_core.labels import IMAGE_SIDE
-from fer_core.training.blocks import (BATCH_NORM_MOMENTUM, classifier_head, conv_backbone, input_block, position_embedding_class,
-                           separable_residual_block, transformer_block)
+from fer_core.training.blocks import (BATCH_NORM_MOMENTUM, classifier_head, conv_backbone, input_block,
+                                      position_embedding_class, separable_residual_block, transformer_block)
 
 if TYPE_CHECKING:
     import keras

@@ -1,4 +1,4 @@
 """Pure tables and Plotly figures that the pages and the report share, by topic.
 
-Imports anything below it (never `jobs`, `report` or `cli`); pages and the report import it.
+Imports any layer below (audit, curation, training, mislabels); never `jobs`, `report` or `cli`.
 """

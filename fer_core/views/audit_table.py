@@ -1,15 +1,13 @@
-"""Pure tables and Plotly figures for the app's pages and the report: the curated view of the audit,
-filters, pages, figures.
+"""The curated view of the audit: its table with the edit log's columns and flags, the Overview's counts,
+and the Review page's filter.
 
 Pages stay thin: they pick widgets and call these functions, which take the audit report and the
-edit log's state and return small tables or Plotly figures. Nothing here imports streamlit, so
-every filter and count is testable without a browser, and everything is vectorized so a rerun on
-the full FER-2013 (35,887 rows, 1,500+ groups) costs milliseconds.
+edit log's state and return small tables. Nothing here imports streamlit, so every filter and count
+is testable without a browser, and everything is vectorized so a rerun on the full FER-2013
+(35,887 rows, 1,500+ groups) costs milliseconds.
 """
 
 from __future__ import annotations
-
-import re
 
 import numpy as np
 import pandas as pd
@@ -17,19 +15,13 @@ import pandas as pd
 from fer_core.audit import AuditReport
 from fer_core.curation.replay import CurationState
 from fer_core.dataset.loading import Dataset
-from fer_core.detectors import flag_mask, registered_flags
+from fer_core.detectors import flag_mask, registered_findings, registered_flags
+from fer_core.duplicates.status import GROUP_KINDS, group_column, group_status, unresolved
+from fer_core.findings import live_leak_pairs
 from fer_core.labels import EMOTIONS, TEST_USAGES
-from fer_core.views.duplicate_groups import (
-    GROUP_KINDS,
-    _group_column,
-    group_status,
-    unresolved,
-)
 
 CURATION_FLAGS: tuple[str, ...] = ("edited",)  # flags of the edit log; the detectors declare theirs
 
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
 def annotate(report: AuditReport, state: CurationState) -> pd.DataFrame:
@@ -66,7 +58,7 @@ def curated_flags(report: AuditReport, table: pd.DataFrame) -> dict[str, np.ndar
     open_in = {}
     for kind in GROUP_KINDS:
         status = group_status(table, kind)
-        groups = table[_group_column(kind)].to_numpy(dtype=np.float64, na_value=-1).astype(np.int64)
+        groups = table[group_column(kind)].to_numpy(dtype=np.float64, na_value=-1).astype(np.int64)
         grouped = groups >= 0
         is_open = np.zeros(len(table), dtype=bool)
         is_open[grouped] = unresolved(status).to_numpy()[groups[grouped]]
@@ -99,41 +91,26 @@ def count_test_images(dataset: Dataset, sample_ids) -> int:
 
 
 def curated_summary(report: AuditReport, table: pd.DataFrame, edits_in_effect: int) -> dict:
-    """The Overview's numbers: what the audit found, and what is left after the edits.
+    """The Overview's and the report's numbers: each registered finding as the audit found it (`<key>`) and
+    as it is left after the edits (`<key>_after`), plus the images kept and the edits.
 
     `edits_in_effect`: relabels, drops and restores not undone (curation.count_edits_in_effect).
     """
     live = ~table["dropped"].to_numpy()
-    near, exact = group_status(table, "near"), group_status(table, "exact")
-    open_near, open_exact = unresolved(near), unresolved(exact)
+    summary = {"images": len(table), "images_after": int(live.sum())}
+    for finding in registered_findings():
+        summary[finding.key] = int(finding.found(report.summary))
+        summary[f"{finding.key}_after"] = int(finding.left(report, table))
     leaks = report.leaks
-    live_pairs = live[leaks.train_rows] & live[leaks.test_rows]
-
-    def conflicting(groups: pd.DataFrame) -> int:
-        return int(groups["conflicting"].sum()) if len(groups) else 0
-
-    return {
-        "images": len(table),
-        "images_after": int(live.sum()),
-        "exact_groups": len(report.exact_groups),
-        "exact_groups_after": int(open_exact.sum()),
-        "near_groups": len(report.near_groups),
-        "near_groups_after": int(open_near.sum()),
-        "exact_conflicting_groups": conflicting(report.exact_groups),
-        "exact_conflicting_groups_after": int((open_exact & (exact["live_labels"] > 1)).sum()),
-        "conflicting_groups": conflicting(report.near_groups),
-        "conflicting_groups_after": int((open_near & (near["live_labels"] > 1)).sum()),
-        "leaked_test_images": int(len(leaks.leaked_test_rows())),
-        "leaked_test_images_after": int(len(np.unique(leaks.test_rows[live_pairs]))),
+    summary.update({
         "training_copies": int(len(leaks.training_copy_rows())),
-        "training_copies_after": int(len(np.unique(leaks.train_rows[live_pairs]))),
+        "training_copies_after": int(len(np.unique(leaks.train_rows[live_leak_pairs(report, table)]))),
         "threshold": report.config.near_threshold,
-        "outliers": int(table["outlier"].sum()),
-        "outliers_after": int((table["outlier"] & live & ~table["reviewed"]).sum()),
         "edits": edits_in_effect,
         "relabeled": int((table["current_label"] != table["label"]).sum()),
         "dropped": int(table["dropped"].sum()),
-    }
+    })
+    return summary
 
 
 def filter_samples(table: pd.DataFrame, *, emotions: tuple[str, ...] = (), usages: tuple[str, ...] = (),

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fer_core.duplicates.status import label_codes
 from fer_core.labels import EMOTIONS, USAGES
 from fer_core.outliers.statistics import whiskers
-from fer_core.views.duplicate_groups import label_codes
 
 USAGE_COLORS = {"Training": "#4C78A8", "PublicTest": "#F58518", "PrivateTest": "#54A24B"}
 FLAGGED_COLOR, BEYOND_COLOR, BOX_COLOR = "#E45756", "#444444", "#4C78A8"

@@ -5,12 +5,14 @@ gallery, picks from a plot's selection, and the undo picker's batches.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
 
 from fer_core.labels import USAGES
-from fer_core.views.audit_table import _MARKDOWN_SPECIAL
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 UPSCALE_FACTOR = 3  # 48 px → 144 px, nearest neighbour, so the pixels stay crisp
 

@@ -1,11 +1,13 @@
 """The Overview's figures as cards, each saying what it counts, and the leak figures reconciled in words.
 
-Pure: takes `views.curated_summary`'s dict, so the app and the report word the numbers the same way.
+Pure: takes `views.audit_table.curated_summary`'s dict, so the app and the report word the numbers the same way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from fer_core.detectors import registered_findings
 
 
 @dataclass(frozen=True)
@@ -19,24 +21,18 @@ class Card:
     neutral: bool = False  # a change that is neither good nor bad (images kept)
 
 
-def overview_cards(summary: dict) -> list[Card]:
-    """The Overview's figures, each saying what it counts; exact and near figures apart."""
-    threshold = summary["threshold"]
-    specs = [
-        ("Images kept", "images", "Images not dropped", True),
-        ("Exact-copy groups open", "exact_groups", "Groups of pixel-identical images still needing a decision", False),
-        ("Near-copy groups open", "near_groups",
-         f"Groups of images within {threshold} pHash bits (exact copies included) still needing a decision", False),
-        ("Exact groups, labels differ", "exact_conflicting_groups",
-         "Open groups of pixel-identical images filed under two or more emotions", False),
-        ("Near groups, labels differ", "conflicting_groups",
-         f"Open near-copy groups (≤ {threshold} bits) filed under two or more emotions", False),
-        ("Test images leaked", "leaked_test_images",
-         "PublicTest/PrivateTest images with an exact or near copy in Training", False),
-        ("Outliers to review", "outliers", "Images flagged as unlike a face, not dropped or marked reviewed", False),
-    ]
-    cards = [Card(label, summary[f"{key}_after"], summary[f"{key}_after"] - summary[key],
-                  f"{text}; the audit found {summary[key]:,}.", neutral) for label, key, text, neutral in specs]
+def overview_cards(summary: dict, audit_summary: dict) -> list[Card]:
+    """The Overview's figures, each saying what it counts: the images kept, each registered detector's
+    findings (exact and near figures apart), the edits in effect.
+
+    `summary`: `audit_table.curated_summary`; `audit_summary`: the audit's summary.json (for the words).
+    """
+    cards = [Card("Images kept", summary["images_after"], summary["images_after"] - summary["images"],
+                  f"Images not dropped; the audit found {summary['images']:,}.", True)]
+    for finding in registered_findings():
+        found, left = summary[finding.key], summary[f"{finding.key}_after"]
+        cards.append(Card(finding.card, left, left - found,
+                          f"{finding.card_help(audit_summary)}; the audit found {found:,}.", False))
     cards.append(Card("Edits in effect", summary["edits"], 0,
                       f"Relabels, drops and restores not undone: {summary['relabeled']:,} image(s) relabeled and "
                       f"{summary['dropped']:,} dropped now.", True))

@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from synthetic import make_synthetic, write_folders
 
 from fer_core.curation.edits import read_edits
-from synthetic import make_synthetic, write_folders
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]

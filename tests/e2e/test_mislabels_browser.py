@@ -1,12 +1,12 @@
 """Suspected mislabels in a real browser: the Overview card, then accept one suggestion on the Review page."""
 
-from fer_core.dataset.loading import load
-from fer_core.curation.edits import read_edits
-from fer_core.labels import EMOTIONS
-
-from test_browser import (WAIT_MS, browser_page, metric, pick, pytestmark, screenshot_folder, server,  # noqa: F401
-                          short, tile, tile_id)
+from test_browser import (WAIT_MS, browser_page, metric, pick, pytestmark, screenshot_folder, server, short, tile,
+                          tile_id)  # noqa: F401
 from test_mislabels import stored_result
+
+from fer_core.curation.edits import read_edits
+from fer_core.dataset.loading import load
+from fer_core.labels import EMOTIONS
 
 
 def test_accept_one_suggestion(server, workspace, tmp_path):  # noqa: F811 (the server fixture)

@@ -14,14 +14,14 @@ import time
 from pathlib import Path
 
 import pytest
+from test_browser import ROOT, browser_page, pytestmark, screenshot_folder  # noqa: F401 (skip mark)
+from test_report import copy_real_subset
 
 from fer_core import jobs
 from fer_core.curation import edits
 from fer_core.dataset.loading import load
 from fer_core.jobs.experiments import submit_sweep
 from fer_core.training.config import TrainConfig
-from test_browser import ROOT, browser_page, pytestmark, screenshot_folder  # noqa: F401 (skip mark)
-from test_report import copy_real_subset
 
 HTML_REASON = "<b>looks happy</b> <img src=x onerror=alert(1)>"
 RUN_TIMEOUT_SECONDS = 300  # two tiny 1-epoch runs on a busy two-core machine

@@ -4,8 +4,9 @@ Reuses the server fixture of test_browser.py (streamlit on a free port, syntheti
 fresh workspace). Screenshots go to a tmp folder, or to $FER_E2E_SCREENSHOTS when set.
 """
 
-from fer_core import jobs
 from test_browser import WAIT_MS, browser_page, pytestmark, screenshot_folder, server, settle  # noqa: F401 (fixture, skip)
+
+from fer_core import jobs
 
 RUN_WAIT_MS = 240_000  # a 2-epoch tiny CNN: about 30 s on a busy two-core machine, most of it TensorFlow start-up
 

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-
 from synthetic import make_synthetic, write_folders
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")

@@ -4,8 +4,9 @@ stage shows no progress bar."""
 import threading
 import time
 
-from fer_core.outliers import faces
 from test_pages import open_page
+
+from fer_core.outliers import faces
 
 
 def test_a_second_near_mode_waits_for_the_first_face_stage_and_reuses_it(synthetic_folder, workspace, monkeypatch):

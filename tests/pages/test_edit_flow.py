@@ -6,12 +6,11 @@ were dropped without a word, every group form showed every field.
 """
 
 from streamlit.testing.v1 import AppTest
+from test_pages import button, metrics, open_page, pick_boxes, sample_id, texts, training_boxes
 
 from fer_app.gallery import CHART_SELECTION
 from fer_core.curation.edits import read_edits
 from fer_core.curation.replay import find_edits_in_effect
-
-from test_pages import button, metrics, open_page, pick_boxes, sample_id, texts, training_boxes
 
 
 def drop_picked(app: AppTest, gallery: str, reason: str) -> AppTest:

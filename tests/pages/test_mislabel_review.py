@@ -1,13 +1,13 @@
 """Suspected mislabels in the app (issue 12): the Overview card or its compute button, the Review
 page's "Suspected mislabels" queue (given → suggested on each tile), accept and reject."""
 
-from fer_core.dataset.loading import load
-from fer_core.curation.edits import read_edits
-from fer_core.labels import EMOTIONS
-from fer_core.mislabels.config import MislabelConfig
-
 from test_mislabels import stored_result
 from test_pages import button, metrics, open_page, pick_boxes, sample_id, texts
+
+from fer_core.curation.edits import read_edits
+from fer_core.dataset.loading import load
+from fer_core.labels import EMOTIONS
+from fer_core.mislabels.config import MislabelConfig
 
 
 def suspects_of(dataset) -> dict[str, tuple[int, float]]:

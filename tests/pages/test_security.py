@@ -7,12 +7,12 @@ import json
 import tomllib
 from pathlib import Path
 
+from test_pages import metrics, open_page, texts
+
 from fer_app import exports, runs
 from fer_core import jobs
-from fer_core.curation import edits
 from fer_core.audit import audit_source
-
-from test_pages import metrics, open_page, texts
+from fer_core.curation import edits
 
 ROOT = Path(__file__).resolve().parents[2]
 

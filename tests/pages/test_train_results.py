@@ -10,15 +10,14 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from synthetic import make_synthetic, write_folders
+from test_pages import open_page, texts
 
 from fer_core import jobs
-from fer_core.training import predictions
 from fer_core.labels import EMOTIONS
-from fer_core.training.fit import TrainConfig
+from fer_core.views import predictions
 from fer_core.training.config import DEFAULT_EPOCHS
-from synthetic import make_synthetic, write_folders
-
-from test_pages import open_page, texts
+from fer_core.training.fit import TrainConfig
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 TIMEOUT = 60

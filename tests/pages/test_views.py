@@ -2,17 +2,13 @@
 
 import numpy as np
 import pytest
-
-from fer_core.curation import edits
-from fer_core.views import figures
-from fer_core.views import overview
-from fer_core.views import audit_table as views
-from fer_core.views import duplicate_groups
-from fer_core.views import image_tiles
-from fer_core.views import outlier_list
-from fer_core.curation.replay import count_edits_in_effect
-from fer_core.audit import run_audit
 from synthetic import make_synthetic
+
+from fer_core.audit import run_audit
+from fer_core.curation import edits
+from fer_core.curation.replay import count_edits_in_effect
+from fer_core.views import audit_table as views
+from fer_core.views import duplicate_groups, figures, image_tiles, outlier_list, overview
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +144,7 @@ def test_edits_in_effect_leave_out_undone_edits(audited, workspace):
     log = edits.read_edits(workspace)
     summary = views.curated_summary(report, table_after(report, workspace), count_edits_in_effect(log))
     assert len(log) == 5 and summary["edits"] == 1 and summary["dropped"] == 1
-    cards = {card.label: card for card in overview.overview_cards(summary)}
+    cards = {card.label: card for card in overview.overview_cards(summary, report.summary)}
     assert cards["Edits in effect"].value == 1
 
 
@@ -156,7 +152,7 @@ def test_overview_labels_exact_and_near_and_reconciles_leaks(audited, workspace)
     """Issue 9 item 7."""
     report, _ = audited
     summary = views.curated_summary(report, table_after(report, workspace), 0)
-    labels = [card.label for card in overview.overview_cards(summary)]
+    labels = [card.label for card in overview.overview_cards(summary, report.summary)]
     assert "Exact groups, labels differ" in labels and "Near groups, labels differ" in labels
     assert all("xact" in label or "ear" in label for label in labels if "group" in label.lower())
     assert overview.leak_reconciliation(summary) == (
@@ -165,6 +161,43 @@ def test_overview_labels_exact_and_near_and_reconciles_leaks(audited, workspace)
     text = overview.leak_reconciliation({**summary, "leaked_test_images_after": 1077, "training_copies_after": 1558})
     assert text.startswith("1,077 test images have at least one exact or near copy in Training; those copies are "
                            "1,558 Training images") and "drops the 1,558 Training copies and keeps every test" in text
+
+
+def test_a_detectors_finding_reaches_the_overview_and_the_report_by_its_registration_alone(audited, workspace,
+                                                                                          monkeypatch):
+    """Issue 21: a detector declares its figures once (its Finding); the Overview's cards, the curated
+    summary and the report's headline all pick it up with no other change."""
+    from fer_core import detectors
+    from fer_core.findings import Finding
+    from fer_core.report import render_report
+    from fer_core.report.inputs import gather_inputs
+
+    report, _ = audited
+    finding = Finding("blurry", "Blurry images open", lambda summary: "Images too blurred to read",
+                      lambda summary: 5, lambda report, table: 3, "still blurry", "Blurry images",
+                      lambda summary: "images with no sharp edge", "A blurred face hides its expression.")
+    extra = detectors.Detector("blur", lambda *args: None, findings=(finding,))
+    original = detectors.registered_detectors
+    monkeypatch.setattr(detectors, "registered_detectors", lambda: original() + (extra,))
+    summary = views.curated_summary(report, table_after(report, workspace), 0)
+    assert summary["blurry"] == 5 and summary["blurry_after"] == 3
+    cards = {card.label: card for card in overview.overview_cards(summary, report.summary)}
+    assert cards["Blurry images open"].value == 3 and cards["Blurry images open"].change == -2
+    assert "Images too blurred to read; the audit found 5." == cards["Blurry images open"].help
+    html = render_report(gather_inputs(report, workspace, (), "synthetic"))
+    assert "Blurry images" in html and "A blurred face hides its expression." in html
+
+
+def test_overview_says_how_near_copies_were_found(audited, workspace):
+    """Issue 23: in the default mode the near figures were confirmed on pixels; no pHash threshold is named."""
+    report, _ = audited
+    summary = views.curated_summary(report, table_after(report, workspace), 0)
+    helps = {card.label: card.help for card in overview.overview_cards(summary, report.summary)}
+    assert report.summary["near"]["mode"] == "verified"
+    assert "confirmed on pixels" in helps["Near-copy groups open"] and "bits" not in helps["Near-copy groups open"]
+    hash_summary = {**report.summary, "near": {**report.summary["near"], "mode": "hash"}}
+    helps = {card.label: card.help for card in overview.overview_cards(summary, hash_summary)}
+    assert f"within {report.config.near_threshold} bits of pHash" in helps["Near groups, labels differ"]
 
 
 def test_groups_are_numbered_from_one_and_chains_explained(audited, workspace):

@@ -1,6 +1,6 @@
 """What a run's per-image predictions say: test-set sizes and comparability, a confusion cell's images.
 
-Pure functions of run records and their `predictions.csv` (written by training.py: one row per
+Pure functions of run records and their `predictions.csv` (written by training/fit.py: one row per
 scored PublicTest/PrivateTest image with its label, prediction and probabilities).
 """
 
