@@ -68,7 +68,7 @@ def estimate_text() -> str:
         finished = results.finished_with_metrics(jobs.list_runs())
     except ValueError as error:
         return f"Cannot estimate: {error}"
-    run_estimates = [estimates.estimate_run_seconds(config.to_dict(), finished) for config in configs]
+    run_estimates = [estimates.estimate_run_seconds(config, finished) for config in configs]
     total = sum(seconds for seconds, _ in run_estimates)
     what = "one run" if len(configs) == 1 else f"{len(configs)} runs, one after another"
     return (f"Estimated time: **{results.format_duration(total)}** for {what}, {run_estimates[0][1]}. "

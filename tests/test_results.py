@@ -1,5 +1,6 @@
 """fer_core.views.runs on hand-made run records: matrices, ETA, tables, figures and downloads."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -9,7 +10,7 @@ from fer_core.curation.edits import Edit
 from fer_core.jobs import RunRecord
 from fer_core.labels import EMOTIONS
 from fer_core.training import estimates
-from fer_core.training.config import DEFAULT_EPOCHS
+from fer_core.training.config import DEFAULT_EPOCHS, TrainConfig
 from fer_core.views import confusion, predictions, study
 from fer_core.views import runs as results
 
@@ -165,13 +166,14 @@ def test_study_table_puts_raw_and_curated_side_by_side_with_the_change():
 
 
 def test_estimated_run_time_from_finished_runs_else_the_reference_speed():
-    config = {"model": "cnn", "size": "fast", "epochs": None, "sampling": "ros", "limit": None}
+    config = TrainConfig(model="cnn", size="fast", epochs=None, sampling="ros", limit=None)
     seconds, basis = estimates.estimate_run_seconds(config)
     expected = DEFAULT_EPOCHS["fast"] * 50_505 / estimates.reference_images_per_second("fast", "cnn")
     assert seconds == pytest.approx(estimates.RUN_OVERHEAD_SECONDS + expected) and "no finished cnn fast run" in basis
     done = make_record(images_per_second=500.0)
     done.config.update(size="fast")
-    seconds, basis = estimates.estimate_run_seconds({**config, "sampling": "none", "epochs": 2, "limit": 1000}, [done])
+    seconds, basis = estimates.estimate_run_seconds(
+        dataclasses.replace(config, sampling="none", epochs=2, limit=1000), [done])
     assert seconds == pytest.approx(estimates.RUN_OVERHEAD_SECONDS + 2 * 1000 / 500) and "1 finished run" in basis
 
 

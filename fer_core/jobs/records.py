@@ -85,6 +85,18 @@ class RunRecord:
     def finished(self) -> bool:
         return self.state in FINISHED
 
+    @property
+    def settings(self) -> Any:
+        """The run's config as its kind's frozen dataclass (a TrainConfig for training runs), so rules such
+        as the epochs a run plans are the config's own; None when the stored JSON no longer parses (a run
+        recorded by an older version)."""
+        from fer_core.jobs.kinds import job_kind
+
+        try:
+            return job_kind(self.kind).config_from_dict(self.config)
+        except (ValueError, TypeError):
+            return None
+
     def log_text(self, max_chars: int = 20_000) -> str:
         """The tail of the run's log (worker output, or Ray's job logs copied there)."""
         path = Path(self.out_dir) / LOG_NAME

@@ -48,6 +48,11 @@ class MislabelConfig:
         check_near_threshold(self.near_threshold)
         self.train_config(0)  # validates model, size, epochs, batch size, learning rate, patience, seed
 
+    @property
+    def epochs_to_run(self) -> int:
+        """The epochs each fold's model trains for (its progress counts epochs per fold)."""
+        return self.epochs
+
     def estimated_seconds(self, training_images: int) -> float:
         """Wall seconds to expect on the idle 2-core dev VM: each fold model's epochs over (K-1)/K of the
         Training images at the size's reference speed, plus each fold's predictions and the start."""

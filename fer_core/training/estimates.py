@@ -4,9 +4,11 @@ speed), the epochs it plans, and the time left of a running one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+
+from fer_core.training.config import TrainConfig
 
 if TYPE_CHECKING:
     from fer_core.jobs import RunRecord
@@ -23,13 +25,6 @@ def estimate_remaining_seconds(epoch_seconds: Sequence[float], epochs: int) -> f
         return None
     steady = list(epoch_seconds[1:]) if done > 1 else list(epoch_seconds)
     return max(0, epochs - done) * float(np.median(steady[-3:]))
-
-
-def planned_epochs(config: dict[str, Any]) -> int:
-    """The epochs a run's config plans: its `epochs`, else its size's default (TrainConfig.epochs_to_run)."""
-    from fer_core.training.config import DEFAULT_EPOCHS
-
-    return int(config.get("epochs") or DEFAULT_EPOCHS.get(config.get("size") or "full", 1))
 
 
 REFERENCE_IMAGES_PER_SECOND = {"tiny": {None: 900.0}, "full": {None: 79.0}, "fast": {
@@ -51,7 +46,7 @@ def reference_images_per_second(size: str | None, model: str | None) -> float:
     return by_model.get(model, by_model[None])
 
 
-def estimate_run_seconds(config: dict[str, Any], finished: Sequence["RunRecord"] = (),
+def estimate_run_seconds(config: TrainConfig, finished: Sequence["RunRecord"] = (),
                          training_images: int = FULL_TRAINING_IMAGES) -> tuple[float, str]:
     """Seconds a run will take (planned epochs, no early stop) and what the estimate rests on.
 
@@ -60,17 +55,18 @@ def estimate_run_seconds(config: dict[str, Any], finished: Sequence["RunRecord"]
     """
     speeds = [record.metrics["images_per_second"] for record in finished
               if record.metrics and record.metrics.get("images_per_second")
-              and record.config.get("model") == config.get("model") and record.config.get("size") == config.get("size")]
+              and record.config.get("model") == config.model and record.config.get("size") == config.size]
     if speeds:
         speed, basis = float(np.median(speeds)), f"the speed of {len(speeds)} finished run(s) like it here"
         basis = f"at {speed:,.0f} training images/s, {basis}"
     else:
-        speed = reference_images_per_second(config.get("size"), config.get("model"))
+        speed = reference_images_per_second(config.size, config.model)
         basis = (f"at about {speed:,.0f} training images/s, measured on an idle 2-core CPU "
-                 f"(no finished {config.get('model')} {config.get('size')} run here yet)")
-    images = min(training_images, config["limit"]) if config.get("limit") else training_images
-    if config.get("sampling") in ("ros", "smote"):
+                 f"(no finished {config.model} {config.size} run here yet)")
+    images = min(training_images, config.limit) if config.limit else training_images
+    if config.sampling in ("ros", "smote"):
         images *= RESAMPLED_SHARE
-    full_split = training_images == FULL_TRAINING_IMAGES and not config.get("limit")
-    basis += f", {planned_epochs(config)} epochs of {images:,.0f} training images{' (FER-2013)' if full_split else ''}"
-    return RUN_OVERHEAD_SECONDS + planned_epochs(config) * images / speed, basis
+    full_split = training_images == FULL_TRAINING_IMAGES and not config.limit
+    epochs = config.epochs_to_run
+    basis += f", {epochs} epochs of {images:,.0f} training images{' (FER-2013)' if full_split else ''}"
+    return RUN_OVERHEAD_SECONDS + epochs * images / speed, basis

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from fer_core.labels import EMOTIONS
-from fer_core.training.estimates import estimate_remaining_seconds, planned_epochs
+from fer_core.training.estimates import estimate_remaining_seconds
 from fer_core.views.confusion import confusion_of, per_class_table
 
 if TYPE_CHECKING:
@@ -73,6 +73,13 @@ def data_version(record: "RunRecord", edit_log: Sequence["Edit"] = ()) -> str:
     return f"curated · {count:,} edit{'s' if count != 1 else ''}"
 
 
+def planned_epochs(record: "RunRecord") -> int:
+    """The epochs a run plans, by its typed config's own rule (`epochs_to_run`; a mislabel job's per fold);
+    for a run whose stored config no longer parses, the epochs it reported."""
+    settings = record.settings
+    return settings.epochs_to_run if settings is not None else len(record.events)
+
+
 def describe_run(record: "RunRecord") -> str:
     """A one-line label for pickers: model, sampling, data, epochs, when, id."""
     config = record.config
@@ -80,7 +87,7 @@ def describe_run(record: "RunRecord") -> str:
     limit = f" · limit {config['limit']:,}" if config.get("limit") else ""
     when = (parse_time(record.created_at) or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M")
     return (f"{config.get('model')} · {config.get('sampling')} · {data} · {config.get('size')} · "
-            f"{planned_epochs(config)} ep{limit} · {when} ({record.run_id})")
+            f"{planned_epochs(record)} ep{limit} · {when} ({record.run_id})")
 
 
 def queue_table(records: Sequence["RunRecord"], now: datetime | None = None) -> pd.DataFrame:
@@ -89,7 +96,7 @@ def queue_table(records: Sequence["RunRecord"], now: datetime | None = None) -> 
     rows = []
     for record in records:
         config, last = record.config, (record.events[-1] if record.events else {})
-        epochs = planned_epochs(config)
+        epochs = planned_epochs(record)
         remaining = (estimate_remaining_seconds([event["seconds"] or 0.0 for event in record.events], epochs)
                      if record.state == "running" else None)
         rows.append({
@@ -130,7 +137,7 @@ def runs_table(records: Sequence["RunRecord"], edit_log: Sequence["Edit"] = ()) 
             "size": config.get("size"),
             "data": data_version(record, edit_log),
             "train_images": metrics.get("train_images_before_sampling", metrics.get("train_images")),
-            "epochs": f"{metrics.get('epochs_run', len(record.events))} / {planned_epochs(config)}",
+            "epochs": f"{metrics.get('epochs_run', len(record.events))} / {planned_epochs(record)}",
             "test_images": metrics.get("test_images"),
             "accuracy": metrics.get("accuracy"),
             "leak_free_accuracy": metrics.get("leak_free_accuracy"),
