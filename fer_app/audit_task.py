@@ -199,7 +199,8 @@ def near_settings() -> None:
         st.slider("Near-duplicate threshold (Hamming bits)", 0, MAX_NEAR_THRESHOLD,
                   value=int(st.session_state[THRESHOLD]), step=2, key=THRESHOLD_SLIDER, on_change=_copy_near_settings,
                   help="Images whose 64-bit pHashes differ in at most this many bits are near duplicates. "
-                       "pHash distances are even, so the slider moves in steps of 2; 6 is the default (see README). "
+                       "pHash distances are even, so the slider moves in steps of 2; 6 is the default "
+                       "(see docs/METHODS.md). "
                        "A group is a chain of such pairs, so two members of one group can differ in more bits.")
     else:
         verify = AuditConfig().near_verify

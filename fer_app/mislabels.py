@@ -100,7 +100,7 @@ def overview_card(report: AuditReport, log: list[Edit]) -> None:
                                f"{settings.epochs} epochs each) in the background, each on "
                                f"{settings.folds - 1} of {settings.folds} parts of the Training images.")
                 st.caption(f"About {minutes:.0f} minutes for {training_images:,} Training images on a 2-core CPU "
-                           "(at the speed measured on an idle one; README: Suspected mislabels).")
+                           "(at the speed measured on an idle one; benchmarks/README.md: suspected mislabels).")
         if result is not None and (warning := mislabel_results.learning_warning(result)):
             st.warning(f"Suspected mislabels: {warning}.", icon=":material/warning:")
 

@@ -87,8 +87,10 @@ def whiten_descriptors(descriptors: np.ndarray, dimensions: int) -> tuple[np.nda
     both -= mean
     eigenvalues, eigenvectors = np.linalg.eigh((both.T @ both).astype(np.float64) / len(both))  # ascending
     # halfway whitening (variance^-1/4): full whitening (^-1/2) ranks planted copies as well but
-    # loses real cropped copies among faces that vary little (README, "Near duplicates")
-    projection = (eigenvectors * (eigenvalues + 1e-6 * eigenvalues.max()) ** -0.25)[:, -dimensions:].astype(np.float32)
+    # loses real cropped copies among faces that vary little (docs/METHODS.md, "Near duplicates").
+    # A tiny or flat dataset has zero (or rounding-negative) variances: floor them, so no power of 0 is taken.
+    variances = np.maximum(eigenvalues, 0.0) + 1e-6 * max(float(eigenvalues.max()), 1e-12)
+    projection = (eigenvectors * variances ** -0.25)[:, -dimensions:].astype(np.float32)
 
     def whiten(vectors: np.ndarray) -> np.ndarray:
         whitened = (vectors - mean) @ projection

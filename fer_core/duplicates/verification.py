@@ -41,7 +41,7 @@ KINDS = ("exact", "near", "shifted", "cropped", "mirrored")
 
 @dataclass(frozen=True)
 class NearVerifyConfig:
-    """How near-duplicate candidates are proposed and verified (defaults: README, "Near duplicates")."""
+    """How near-duplicate candidates are proposed and verified (defaults: docs/METHODS.md, "Near duplicates")."""
 
     min_similarity: float = 0.95
     wide_min_similarity: float = 0.97
@@ -119,7 +119,7 @@ def accepted(pairs: VerifiedPairs, config: NearVerifyConfig) -> np.ndarray:
     """Which scored pairs are near duplicates: similarity ≥ `min_similarity`, and ≥ the stricter
     `wide_min_similarity` when only the mirror, or a translation beyond `wide_shift` px, explains
     them (the wider the search, the more chance look-alikes it finds: faces are nearly symmetric,
-    and a large shift can line up the head and the lighting of two different faces; README,
+    and a large shift can line up the head and the lighting of two different faces; docs/METHODS.md,
     "Near duplicates"). `verify_pairs` reports the narrow transform when the wide one misses its bar."""
     bar = np.where(_wide(pairs.kind, pairs.shift_y, pairs.shift_x, config), config.wide_min_similarity,
                    config.min_similarity)

@@ -14,7 +14,7 @@ FILTERS: tuple[str, ...] = ("prune_by_noise_rate", "prune_by_class", "both", "co
                             "predicted_neq_given")
 RANK_METHODS: tuple[str, ...] = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
 VALIDATION_USAGE = "PublicTest"
-FOLD_OVERHEAD_SECONDS = 30.0  # a fold's model build, per-epoch validation and predictions (README benchmark)
+FOLD_OVERHEAD_SECONDS = 30.0  # a fold's model build, per-epoch validation and predictions (benchmarks/README.md)
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class MislabelConfig:
     # 3 folds × 12 epochs rather than 5 × 5: the cost is (K-1) × epochs passes over Training, and at a
     # like cost fewer, longer-trained models rank planted flips better (one fold of each on planted
     # noise: held-out accuracy 0.52 / 0.55 / 0.56 and recall at precision 0.5 ≈ 0.47 / 0.53 / 0.55 for
-    # 5 × 5, 3 × 10, 2 × 20; README, "Suspected mislabels on planted noise").
+    # 5 × 5, 3 × 10, 2 × 20; benchmarks/README.md, "Suspected mislabels on planted noise").
     folds: int = 3
     model: str = "cnn"
     size: str = "fast"

@@ -41,7 +41,8 @@ RUN_OVERHEAD_SECONDS = 60.0  # TensorFlow start, leak search, evaluation and wri
 
 
 def reference_images_per_second(size: str | None, model: str | None) -> float:
-    """Training images/s (batch 128) of a size and model on the idle 2-core dev VM (README): the estimate's fallback."""
+    """Training images/s (batch 128) of a size and model on the idle 2-core dev VM (benchmarks/README.md): the
+    estimate's fallback."""
     by_model = REFERENCE_IMAGES_PER_SECOND.get(size or "full", REFERENCE_IMAGES_PER_SECOND["full"])
     return by_model.get(model, by_model[None])
 
