@@ -71,14 +71,17 @@ def test_queue_table_shows_epoch_progress_and_eta_of_a_running_run():
         "—", "—", "waiting for a free worker")
 
 
-def test_runs_table_counts_the_edits_made_before_each_curated_run():
-    def edit(when):
-        return Edit(1, "b", "s", "drop", None, None, "r", "me", when, "f")
+def test_runs_table_counts_the_edits_in_effect_before_each_curated_run():
+    """Issue 23: one count everywhere, edits in effect (an undone drop and its undo count nothing), as the
+    Overview shows, not rows of the log."""
+    def edit(edit_id, sample, when, action="drop", undoes=None):
+        return Edit(edit_id, f"b{edit_id}", sample, action, None, None, "r", "me", when, "f", undoes)
 
-    log = [edit("2025-12-31T23:59:59.500+00:00"), edit("2026-01-01T00:00:00.000+00:00"),
-           edit("2026-01-01T00:00:00.001+00:00")]
+    log = [edit(1, "s1", "2025-12-31T23:59:59.500+00:00"), edit(2, "s2", "2025-12-31T23:59:59.600+00:00"),
+           edit(3, "s2", "2025-12-31T23:59:59.700+00:00", "undo", undoes=2),
+           edit(4, "s3", "2026-01-01T00:00:00.000+00:00"), edit(5, "s4", "2026-01-01T00:00:00.001+00:00")]
     table = results.runs_table([make_record(), make_record(run_id="b", raw=True)], log)
-    assert table["data"].tolist() == ["curated · 2 edits", "raw"]
+    assert table["data"].tolist() == ["curated · 2 edits in effect", "raw"]
     assert table.loc[0, ["accuracy", "leak_free_accuracy", "macro_f1", "device", "duration", "epochs"]].tolist() == [
         0.6, 0.55, 0.5, "CPU", "1 min 15 s", "2 / 5"]
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import pandas as pd
 
+from fer_core.curation.replay import count_edits_in_effect
 from fer_core.labels import EMOTIONS
 from fer_core.training.estimates import estimate_remaining_seconds
 from fer_core.views.confusion import confusion_of, per_class_table
@@ -65,12 +66,13 @@ def format_duration(seconds: float | None) -> str:
 
 
 def data_version(record: "RunRecord", edit_log: Sequence["Edit"] = ()) -> str:
-    """`raw`, or `curated · N edits`: the rows of the edit log written before the run was submitted."""
+    """`raw`, or `curated · N edits`: the edits in effect when the run was submitted (relabels, drops and
+    restores not undone by then), the count the Overview shows, not rows of the log."""
     if record.config.get("raw"):
         return "raw"
     submitted = parse_time(record.created_at)
-    count = sum(1 for edit in edit_log if parse_time(edit.created_at) <= submitted)
-    return f"curated · {count:,} edit{'s' if count != 1 else ''}"
+    count = count_edits_in_effect([edit for edit in edit_log if parse_time(edit.created_at) <= submitted])
+    return f"curated · {count:,} edit{'s' if count != 1 else ''} in effect"
 
 
 def planned_epochs(record: "RunRecord") -> int:

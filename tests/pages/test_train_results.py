@@ -142,7 +142,7 @@ def test_results_shows_a_finished_runs_confusion_matrix_and_a_comparison(trained
     app = open_page(trained_app, RESULTS)
     assert not app.error, [error.value for error in app.error]
     runs, per_class, changes = (frame.value for frame in app.dataframe)  # runs, one run, comparison
-    assert sorted(runs["data"]) == ["curated · 0 edits", "raw"]
+    assert sorted(runs["data"]) == ["curated · 0 edits in effect", "raw"]
     charts = {chart.key: json.loads(chart.proto.spec) for chart in app.get("plotly_chart")}
     assert set(charts) == {"results_confusion", "results_curves", "results_before_confusion",
                            "results_after_confusion", "results_difference"}
