@@ -282,3 +282,21 @@ def test_report_page_offers_the_file_and_a_preview(synthetic_data, monkeypatch):
     assert len(downloads) == 1 and downloads[0].proto.label == "Download the report (HTML)"
     frames = app.get("iframe")
     assert len(frames) == 1 and "&lt;b&gt;bold&lt;/b&gt;" in str(frames[0].proto)
+
+
+def test_the_apps_test_set_warnings_reach_the_report(synthetic_data, workspace):
+    """Issue 23: the app warned that two runs were scored on 300 vs 327 different test images; the report printed
+    their accuracies as if they compared. It now carries every such warning beside the figures."""
+    import dataclasses
+
+    from test_results import make_record
+
+    from fer_core.report.outcome import changed_section
+
+    inputs = report.gather_inputs(audit_source(synthetic_data, workspace=workspace), workspace, (), str(synthetic_data))
+    raw = make_record(run_id="raw-run", raw=True, test_images=300)
+    curated = make_record(run_id="curated-run", test_images=327)
+    html = changed_section(dataclasses.replace(inputs, runs=[raw, curated]), report.ReportSettings())
+    assert html.count('class="warning"') == 3
+    assert "Run raw-run was scored on only 300 PrivateTest images" in html
+    assert "The two runs were scored on different PrivateTest images (300 vs 327)" in html

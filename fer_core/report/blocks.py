@@ -135,6 +135,7 @@ nav a { color: var(--accent); text-decoration: none; }
 .pairs { display: flex; flex-wrap: wrap; gap: 10px 28px; }
 .pair .thumbs { flex-wrap: nowrap; }
 .caption { font-size: 13px; margin: 2px 0 6px; }
+.warning { border-left: 4px solid #c77700; background: #fff6e5; padding: 6px 10px; margin: 8px 0; }
 table { border-collapse: collapse; font-size: 13px; margin: 6px 0 12px; break-inside: avoid; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #f6f8fa; }

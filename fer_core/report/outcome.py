@@ -13,7 +13,7 @@ from fer_core.curation.replay import (RELABEL, REVIEW_OK, UNDO, Edit, find_activ
 from fer_core.labels import EMOTIONS, USAGES
 from fer_core.report.blocks import count_text, escape, figure_html, html_table, is_missing, paragraph, percent_text
 from fer_core.report.inputs import ReportInputs, ReportSettings
-from fer_core.views import confusion, figures
+from fer_core.views import confusion, figures, predictions
 from fer_core.views import runs as results
 
 if TYPE_CHECKING:
@@ -114,6 +114,7 @@ def changed_section(inputs: ReportInputs, settings: ReportSettings) -> str:
                                         "macro-F1": lambda value: "—" if is_missing(value) else f"{value:.3f}",
                                         "training images": count_text},
                         numeric=("training images", "accuracy", "leak-free accuracy", "macro-F1")),
+             *[f'<p class="warning">{escape(warning)}</p>' for warning in predictions.test_set_warnings(runs)],
              "<h3>Leakage</h3>", leakage_note(inputs),
              "<h3>Confusion matrices (share of each true emotion, rows sum to 100 %)</h3>",
              '<div class="grid2">' + "".join(
