@@ -148,7 +148,7 @@ def plan_policy(report: "AuditReport", state: CurationState, policy: str, rules:
     `rules`: then it is a ValueError (asked for, and impossible).
     """
     chosen = choose_rules(policy, rules)
-    _check_mislabels_named(rules, chosen, mislabels)
+    check_mislabel_result(policy, rules, mislabels)
     plans = []
     for rule in chosen:
         if rule == "mislabels" and mislabels is None:
@@ -190,9 +190,9 @@ def _planner(rule: str, report: "AuditReport", config: PolicyConfig,
     return plan
 
 
-def _check_mislabels_named(rules: Sequence[str] | None, chosen: tuple[str, ...],
-                           mislabels: "MislabelResult | None") -> None:
-    if rules is not None and "mislabels" in chosen and mislabels is None:
+def check_mislabel_result(policy: str, rules: Sequence[str] | None, mislabels: "MislabelResult | None") -> None:
+    """ValueError when the mislabels rule is named but no result exists (a whole policy just skips it)."""
+    if rules is not None and "mislabels" in choose_rules(policy, rules) and mislabels is None:
         raise ValueError(NO_MISLABEL_RESULT)
 
 
