@@ -57,7 +57,8 @@ def test_a_zero_difference_is_within_noise():
     assert difference["mean"] == pytest.approx(0, abs=1e-9)
     assert difference["low"] < 0 < difference["high"]
     assert difference["bootstrap_low"] == pytest.approx(0, abs=1e-9) == difference["bootstrap_high"]
-    assert result["verdict"].startswith("within noise")
+    assert result["verdict"].startswith("within noise: curated − raw leak-free accuracy is ")
+    assert "both 95 % intervals contain 0" in result["verdict"]
 
 
 def test_leaked_images_are_left_out_of_the_leak_free_difference():
@@ -133,6 +134,25 @@ def test_the_circular_figure_rewards_relabelling_towards_the_model():
     assert relabelled_accuracy(curated[0], curated[:1]) == 1.0
 
 
+def test_the_circular_figure_relabels_only_flagged_test_images_by_their_suggestion(monkeypatch):
+    """The newest mislabel result's flagged images take its suggested label; the note says it is not valid."""
+    import pandas as pd
+
+    from fer_core.mislabels import results
+
+    table = pd.DataFrame({"id": ["t0", "t1", "t2"], "suggested_label": ["happy", "sad", "fear"],
+                          "is_label_issue": [True, False, True]})
+    monkeypatch.setattr(results, "latest_result", lambda dataset, workspace: results.MislabelResult(table, {}))
+    labels = np.array([EMOTIONS.index("angry")] * 3)
+    curated = np.array([[EMOTIONS.index("happy"), EMOTIONS.index("sad"), EMOTIONS.index("angry")]])
+    figure = compare_jobs.relabelled_figure(None, ["t0", "t1", "t2"], labels, curated, None)
+    assert figure["relabelled_test_accuracy"] == pytest.approx(1 / 3)  # t0 now right, t2 now wrong, t1 unflagged
+    assert figure["test_labels_changed"] == 2 and figure["note"].startswith("NOT A VALID MEASURE")
+    monkeypatch.setattr(results, "latest_result", lambda dataset, workspace: None)
+    assert compare_jobs.relabelled_figure(None, ["t0"], labels[:1], curated[:, :1], None)["note"].startswith(
+        "cannot be computed")
+
+
 def test_mismatched_shapes_are_one_line_errors():
     labels = np.zeros(4, int)
     with pytest.raises(ValueError, match=r"raw predictions have shape \(2, 4\), expected \(3, 4\)"):
@@ -176,3 +196,111 @@ def test_compare_configs_pair_each_seed_and_refuse_a_bad_count():
     for seeds in (0, 21, True):
         with pytest.raises(ValueError, match="seeds must be 1..20"):
             compare_jobs.compare_configs(TrainConfig(), seeds)
+
+
+# ---------------------------------------------------------------------------------------------
+# The command, end to end with real worker processes (tiny model, one epoch, two seeds)
+
+
+@pytest.fixture(scope="module")
+def synthetic_data(tmp_path_factory):
+    dataset, planted = make_synthetic(seed=2)
+    return write_folders(dataset, tmp_path_factory.mktemp("compare_data")), dataset, planted
+
+
+def folder_id(dataset, sample_id: str) -> str:
+    """The id `load` gives a synthetic sample written by `write_folders`."""
+    index = list(dataset.ids).index(sample_id)
+    folder = "train" if dataset.usages[index] == "Training" else "test"
+    return f"{folder}/{EMOTIONS[dataset.labels[index]]}/{dataset.usages[index]}_{index}.png"
+
+
+def test_compare_queues_both_arms_waits_and_writes_compare_json(synthetic_data, workspace, capsys, monkeypatch):
+    """The contract: first line the experiment id; both arms × seeds as one experiment; compare.json with
+    the arms' run ids and figures, the leak-free difference and a verdict, scored on the original labels;
+    the leak-free figure leaves out the leaked test image although the curated arm no longer has its copy."""
+    from fer_core.cli import main
+    from fer_core.curation import edits
+    from fer_core.dataset.loading import load
+
+    data_path, dataset, planted = synthetic_data
+    loaded = load(data_path, workspace=workspace)
+    edits.drop(loaded, [folder_id(dataset, planted.cross_split_copy[1])], "leak", workspace=workspace)
+    monkeypatch.setenv(jobs.MAX_RUNS_ENV, "2")
+    assert main(["compare", str(data_path), "--size", "tiny", "--epochs", "1", "--seeds", "2", "--wait",
+                 "--workspace", str(workspace)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    experiment_id = lines[0]
+    assert experiment_id.startswith("exp-")
+    runs = jobs.list_runs(workspace, experiment_id=experiment_id)
+    assert sorted((run.config["raw"], run.config["seed"]) for run in runs) == [(False, 0), (False, 1), (True, 0),
+                                                                               (True, 1)]
+    assert all(run.state == jobs.SUCCEEDED for run in runs)
+    path = workspace / "experiments" / experiment_id / "compare.json"
+    assert lines[-1] == f"wrote {path}"
+    assert any(line.startswith("verdict: ") for line in lines)
+    assert any("NOT A VALID MEASURE" in line and "cannot be computed" in line for line in lines)
+
+    written = json.loads(path.read_text())
+    for arm, raw in (("raw", True), ("curated", False)):
+        assert written["arms"][arm]["run_ids"] == [run.run_id for run in sorted(runs, key=lambda r: r.config["seed"])
+                                                   if run.config["raw"] == raw]
+        for metric in ("accuracy", "leak_free_accuracy", "macro_f1"):
+            assert 0 <= written["arms"][arm][metric]["mean"] <= 1 and written["arms"][arm][metric]["sd"] >= 0
+    difference = written["difference"]["leak_free_accuracy"]
+    assert difference["low"] <= difference["mean"] <= difference["high"]
+    assert written["test_images"] == 6 and written["leaked_test_images"] == 1
+    curated_metrics = [run.metrics for run in runs if not run.config["raw"]]
+    assert all(metrics["leaked_test_images"] == 0 for metrics in curated_metrics)  # its own audit: no copy left
+    assert written["verdict"] and written["not_a_valid_measure"]["relabelled_test_accuracy"] is None
+
+    assert compare_jobs.read_comparison(experiment_id, workspace) == written
+    out = workspace.parent / "comparison"
+    assert main(["compare", "--experiment", experiment_id, "--out", str(out), "--workspace", str(workspace)]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == experiment_id
+    again = json.loads((out / "compare.json").read_text())
+    assert {key: value for key, value in again.items() if key != "created_at"} == \
+        {key: value for key, value in written.items() if key != "created_at"}
+    assert main(["compare", "--experiment", experiment_id, "--model", "vit", "--workspace", str(workspace)]) == 2
+    assert "--model only apply when queueing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--seeds", "0"], "seeds must be 1..20, got 0"),
+    (["--seeds", "21"], "seeds must be 1..20, got 21"),
+    (["--model", "resnet"], "unknown model 'resnet'"),
+    (["--sampling", "magic"], "unknown sampling 'magic'"),
+    (["--size", "huge"], "unknown size 'huge'"),
+    (["--epochs", "0"], "epochs must be a positive integer, got 0"),
+    (["--out", "{file}"], "is a file, not a folder"),
+    (["--out", "{workspace}/compare"], "lies inside the workspace"),
+    (["--out", "{earlier}"], "holds the compare.json of experiment exp-older; choose another --out"),
+])
+def test_bad_input_is_one_line_and_queues_and_writes_nothing(options, message, workspace, tmp_path, capsys):
+    from fer_core.cli import main
+
+    data = tmp_path / "data"
+    (data / "train").mkdir(parents=True)
+    (tmp_path / "a_file").write_text("mine")
+    (tmp_path / "earlier").mkdir()
+    (tmp_path / "earlier" / "compare.json").write_text('{"experiment_id": "exp-older"}')
+    places = {"file": tmp_path / "a_file", "workspace": workspace, "earlier": tmp_path / "earlier"}
+    options = [option.format(**places) for option in options]
+    assert main(["compare", str(data), *options, "--workspace", str(workspace)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and message in error and error.count("\n") == 1
+    assert list(workspace.iterdir()) == []
+    assert (tmp_path / "a_file").read_text() == "mine"
+    assert (tmp_path / "earlier" / "compare.json").read_text() == '{"experiment_id": "exp-older"}'
+
+
+def test_missing_data_or_an_unknown_experiment_is_refused(workspace, tmp_path, capsys):
+    from fer_core.cli import main
+
+    assert main(["compare", "--workspace", str(workspace)]) == 2
+    assert "compare needs DATA (or --experiment ID" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path / "nowhere"), "--workspace", str(workspace)]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    assert main(["compare", "--experiment", "exp-nope", "--workspace", str(workspace)]) == 2
+    assert "unknown experiment id 'exp-nope'" in capsys.readouterr().err
+    assert jobs.list_runs(workspace) == []

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("audit", "edit", "curate", "export", "train", "jobs", "report", "mislabels")
+COMMAND_MODULES = ("audit", "edit", "curate", "export", "train", "jobs", "compare", "report", "mislabels")
 
 
 def build_parser() -> argparse.ArgumentParser:

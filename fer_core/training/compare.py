@@ -185,9 +185,10 @@ def verdict_sentence(comparison: dict[str, Any], metric: str = VERDICT_METRIC) -
     name = metric.replace("_", " ").replace("leak free", "leak-free")
     seeds, images = len(comparison["seeds"]), comparison["leak_free_test_images" if metric == VERDICT_METRIC
                                                                else "test_images"]
-    intervals = [(low, high) for low, high in ((difference["low"], difference["high"]),
-                                               (difference["bootstrap_low"], difference["bootstrap_high"]))
-                 if low is not None]
+    intervals = {label: (low, high) for label, low, high in (
+        ("t interval over seeds", difference["low"], difference["high"]),
+        ("test-image bootstrap interval", difference["bootstrap_low"], difference["bootstrap_high"]))
+        if low is not None}
     mean = difference["mean"] * 100
     if difference["low"] is not None:
         plus_minus = (difference["high"] - difference["low"]) / 2 * 100
@@ -198,12 +199,14 @@ def verdict_sentence(comparison: dict[str, Any], metric: str = VERDICT_METRIC) -
     boot_part = (f"test-image bootstrap {difference['bootstrap_low'] * 100:+.1f} to "
                  f"{difference['bootstrap_high'] * 100:+.1f} over {images:,} images")
     detail = f"({seed_part}; {boot_part})"
-    if intervals and all(low > 0 for low, _ in intervals):
+    if intervals and all(low > 0 for low, _ in intervals.values()):
         return f"curation gained {mean:.1f} ± {plus_minus:.1f} points of {name} {detail}"
-    if intervals and all(high < 0 for _, high in intervals):
+    if intervals and all(high < 0 for _, high in intervals.values()):
         return f"curation lost {-mean:.1f} ± {plus_minus:.1f} points of {name} {detail}"
-    return (f"within noise: curated − raw {name} is {mean:+.1f} ± {plus_minus:.1f} points, and a 95 % interval "
-            f"contains 0 {detail}")
+    spanning = [label for label, (low, high) in intervals.items() if low <= 0 <= high]
+    which = (f"the 95 % {spanning[0]} contains 0" if len(spanning) == 1 else
+             "both 95 % intervals contain 0" if spanning else "the 95 % intervals disagree in sign")
+    return f"within noise: curated − raw {name} is {mean:+.1f} ± {plus_minus:.1f} points; {which} {detail}"
 
 
 def relabelled_accuracy(relabelled: np.ndarray, curated: np.ndarray) -> float:
