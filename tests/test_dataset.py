@@ -165,12 +165,12 @@ def test_real_data_counts(real_data, real_cache):
 
 
 def test_fast_jpeg_decoder_matches_pil_on_real_images(real_data):
-    from fer_core.dataset.sources import decode_image, decode_with_pil
+    from fer_core.dataset.sources import decode_image
 
     for path in sorted((real_data / "train" / "disgust").glob("*.jpg"))[:200]:
         data = path.read_bytes()
         fast, converted = decode_image(data)
-        reference, _ = decode_with_pil(data)
+        reference, _ = decode_image(data, use_opencv=False)
         np.testing.assert_array_equal(fast, reference)
         assert not converted
 
@@ -309,8 +309,10 @@ def test_csv_quoted_fields_bom_crlf_and_blank_lines_still_load(tmp_path, workspa
 
 # ---- the decoded cache: numpy files only; a damaged or planted one is recomputed -------------
 
-@pytest.mark.parametrize("damage", ["truncate pixels", "garbage index", "wrong pixel shape"])
+@pytest.mark.parametrize("damage", ["truncate pixels", "garbage index", "wrong pixel shape", "zeroed pixels"])
 def test_damaged_pixel_cache_is_recomputed(synthetic, tmp_path, workspace, damage):
+    """Zeroed pixels of the right shape (issue 22) were trusted: export wrote blank images under the
+    real data's fingerprint. The cache is checked against the fingerprint stored with it."""
     path = write_csv(synthetic, tmp_path / "fer2013.csv")
     first = load(path)
     [index] = (workspace / "cache").glob("pixels-*.npz")
@@ -319,6 +321,11 @@ def test_damaged_pixel_cache_is_recomputed(synthetic, tmp_path, workspace, damag
         pixels.write_bytes(pixels.read_bytes()[:1000])
     elif damage == "garbage index":
         index.write_bytes(b"PK\x03\x04 not a zip")
+    elif damage == "zeroed pixels":
+        stored = np.load(pixels, mmap_mode="r+")  # in place: same file, same shape, same header
+        stored[:] = 0
+        stored.flush()
+        del stored
     else:
         np.save(pixels, np.zeros((len(first), 10), np.uint8))
     again = load(path)

@@ -31,8 +31,9 @@ from fer_core.workspace import cache_dir
 
 __all__ = ["Dataset", "LoadProblem", "Progress", "content_fingerprint", "decode_image", "load", "usage_from_name"]
 
-# Bump when decoding changes, so stale caches are not reused.
-LOADER_VERSION = "2"
+# Bump when decoding changes, so stale caches are not reused (3: 16-bit images scaled, not clipped; huge
+# images and names that are not UTF-8 listed as unreadable).
+LOADER_VERSION = "3"
 
 Progress = Callable[[str, int, int], None]
 
@@ -105,7 +106,7 @@ def content_fingerprint(ids: np.ndarray, pixels: np.ndarray, labels: np.ndarray,
     """A short hash of what the data is (ids, pixels, labels, usages), independent of where it lies."""
     digest = hashlib.sha256()
     digest.update("\n".join(ids.tolist()).encode())
-    digest.update(np.ascontiguousarray(pixels).tobytes())
+    digest.update(np.ascontiguousarray(pixels))  # the buffer itself: no copy of a memory-mapped cache
     digest.update(np.asarray(labels, dtype=np.int8).tobytes())
     digest.update("\n".join(usages.tolist()).encode())
     return digest.hexdigest()[:16]
@@ -280,17 +281,24 @@ def _write_cache(cache_file: Path, dataset: Dataset) -> None:
 
 def _read_cache(cache_file: Path, source: Path) -> Dataset | None:
     """The cached Dataset, or None when the cache is damaged or not what this loader writes (then
-    the source is decoded again). Only numpy arrays and JSON are read: nothing is unpickled."""
+    the source is decoded again). Only numpy arrays and JSON are read: nothing is unpickled.
+
+    The content is checked against the fingerprint stored with it (one hash of ids, pixels, labels
+    and usages, 0.13 s on FER-2013 against seconds to decode): a pixel file of the right shape but the
+    wrong bytes (zeroed, half-written by a full disk) used to be trusted, and an export wrote blank
+    images under the real data's fingerprint.
+    """
     try:
         pixels = np.load(cache_file.with_suffix(".npy"), mmap_mode="r", allow_pickle=False)  # paged in when used
         if pixels.dtype != np.uint8 or pixels.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
             return None
         with np.load(cache_file, allow_pickle=False) as stored:
             meta = json.loads(str(stored["meta"]))
-            return Dataset(ids=stored["ids"], pixels=pixels, labels=stored["labels"],
-                           usages=stored["usages"], source=str(source), fingerprint=meta["fingerprint"],
-                           problems=tuple(LoadProblem(*p) for p in meta["problems"]),
-                           converted=int(meta["converted"]),
-                           skipped=tuple(LoadProblem(*p) for p in meta["skipped"]))
+            dataset = Dataset(ids=stored["ids"], pixels=pixels, labels=stored["labels"],
+                              usages=stored["usages"], source=str(source),
+                              problems=tuple(LoadProblem(*p) for p in meta["problems"]),
+                              converted=int(meta["converted"]),
+                              skipped=tuple(LoadProblem(*p) for p in meta["skipped"]))
+        return dataset if dataset.fingerprint == meta["fingerprint"] else None
     except Exception:
         return None  # a damaged cache is only a cache: decode again

@@ -12,6 +12,7 @@ import io
 import os
 import re
 import stat as stat_mode
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,10 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 SPLIT_FOLDER_USAGE = {"train": TRAINING, "val": "PublicTest", "validation": "PublicTest", "test": "PrivateTest"}
 FILENAME_PREFIX_USAGE = {f"{usage}_": usage for usage in USAGES}
 CSV_COLUMNS = ("emotion", "pixels", "Usage")
+# The largest source image decoded: 25 megapixels, a 24 MP camera frame (6000×4000) and more. FER images are
+# 48×48; a bigger face crop is only shrunk to 48×48, while the decoders allocate the whole image first (a
+# 30000×30000 colour JPEG of 14 MB took the audit to 5.4 GB), so the size is read from the header first.
+MAX_SOURCE_PIXELS = 25_000_000
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,8 @@ def scan_folders(root: Path) -> FolderScan:
                 skipped.append(LoadProblem(rel_folder, "a hidden folder, not an emotion folder"))
                 continue
             if emotion_dir.name.lower() not in EMOTIONS:
-                raise ValueError(f"{emotion_dir.path}: unknown emotion folder {emotion_dir.name!r}; "
+                raise ValueError(f"{printable_name(emotion_dir.path)}: unknown emotion folder "
+                                 f"{printable_name(emotion_dir.name)!r}; "
                                  f"expected one of {', '.join(EMOTIONS)}")
             for entry in _list_entries(Path(emotion_dir.path), rel_folder, unreadable):
                 rel = f"{rel_folder}/{entry.name}"
@@ -124,10 +130,41 @@ def scan_folders(root: Path) -> FolderScan:
                     skipped.append(LoadProblem(rel, f"not an image file name (expected {', '.join(IMAGE_EXTENSIONS)})"))
                 else:
                     files.append((rel, usage, status.st_size, status.st_mtime_ns))
+    files, unreadable, skipped = _set_apart_undecodable_names(files, unreadable, skipped)
     if not files:
         detail = f"; first unreadable: {unreadable[0].sample_id}: {unreadable[0].reason}" if unreadable else ""
         raise ValueError(f"{root}: empty dataset, no .jpg/.jpeg/.png images under its split folders{detail}")
     return FolderScan(files, unreadable, skipped)
+
+
+UNDECODABLE_NAME = ("file name is not UTF-8 (its bytes shown as \\x escapes); sample ids are UTF-8 text "
+                    "(summary, database, exports), so rename the file to load it")
+
+
+def printable_name(name: str) -> str:
+    """A file name as UTF-8 text: bytes that are not UTF-8 (kept by Python as surrogates) as \\xNN escapes."""
+    return os.fsencode(name).decode("utf-8", errors="backslashreplace")
+
+
+def _set_apart_undecodable_names(files: list[tuple[str, str, int, int]], unreadable: list[LoadProblem],
+                                 skipped: list[LoadProblem]) -> tuple[list, list[LoadProblem], list[LoadProblem]]:
+    """Images whose path is not UTF-8 (b'\\xff' in a Latin-1 name) listed as unreadable under a printable
+    name, and every listed name made printable: one such name used to fail the whole load when the
+    ids were encoded, naming no file."""
+    kept = [item for item in files if _is_utf8(item[0])]
+    unreadable = unreadable + [LoadProblem(rel, UNDECODABLE_NAME) for rel, *_ in files if not _is_utf8(rel)]
+    return (kept, [LoadProblem(printable_name(p.sample_id), p.reason) for p in unreadable],
+            [LoadProblem(printable_name(p.sample_id), p.reason) for p in skipped])
+
+
+def _is_utf8(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _list_entries(folder: Path, rel: str, unreadable: list[LoadProblem]) -> list[os.DirEntry]:
@@ -181,39 +218,67 @@ def usage_from_name(file_name: str, folder_usage: str) -> str:
     return folder_usage
 
 
-JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
+JPEG_END = b"\xff\xd9"
 
 
-def decode_image(data: bytes) -> tuple[np.ndarray, bool]:
+def decode_image(data: bytes, use_opencv: bool = True) -> tuple[np.ndarray, bool]:
     """Decode image bytes to 48×48 uint8 grayscale; the flag says whether it had to be converted.
 
-    Complete 48×48 grayscale JPEGs (all of FER-2013) go through OpenCV's decoder, 2–3× faster
-    than PIL's and pixel-identical (same libjpeg-turbo; tested). Everything else, and anything
-    OpenCV would half-decode (a JPEG without its end marker is truncated), goes through PIL,
-    which converts what needs converting and raises a clear error on what it cannot read.
+    The header is read first (PIL's `Image.open` decodes nothing) and an image over
+    `MAX_SOURCE_PIXELS` is refused before any decoder allocates it. Complete 48×48 grayscale
+    JPEGs (all of FER-2013) then go through OpenCV's decoder, pixel-identical to PIL's (same
+    libjpeg-turbo; tested) and faster: 37 µs of CPU an image with the header read, PIL 82 µs. Everything else, and anything OpenCV would
+    half-decode (a JPEG without its end marker is truncated), goes through PIL, which converts
+    what needs converting and raises a clear error on what it cannot read (`use_opencv=False`: PIL
+    only, the reference the OpenCV path is tested against).
     """
-    if not data:
-        raise ValueError("empty file (0 bytes)")
-    if data.startswith(JPEG_START) and data.rstrip(b"\x00").endswith(JPEG_END):
-        import cv2
-
-        pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-        if pixels is not None and pixels.shape == (IMAGE_SIDE, IMAGE_SIDE) and pixels.dtype == np.uint8:
-            return pixels, False
-    return decode_with_pil(data)
-
-
-def decode_with_pil(data: bytes) -> tuple[np.ndarray, bool]:
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()
-        converted = image.mode != "L" or image.size != (IMAGE_SIDE, IMAGE_SIDE)
-        if image.mode != "L":
-            image = image.convert("L")
-        if image.size != (IMAGE_SIDE, IMAGE_SIDE):
-            image = image.resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.LANCZOS)
-        return np.asarray(image, dtype=np.uint8), converted
+    if not data:
+        raise ValueError("empty file (0 bytes)")
+    with warnings.catch_warnings():  # PIL warns of (and above 179 MP refuses) a bomb; the limit below is lower
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError:
+            raise ValueError(f"too large to decode (over {MAX_SOURCE_PIXELS:,} pixels)") from None
+    with image:
+        width, height = image.size
+        if width * height > MAX_SOURCE_PIXELS:
+            raise ValueError(f"too large to decode: {width}×{height} pixels, over {MAX_SOURCE_PIXELS:,}; "
+                             f"FER images are {IMAGE_SIDE}×{IMAGE_SIDE}")
+        if (use_opencv and image.format == "JPEG" and image.mode == "L" and image.size == (IMAGE_SIDE, IMAGE_SIDE)
+                and data.rstrip(b"\x00").endswith(JPEG_END)):
+            import cv2
+
+            pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+            if pixels is not None and pixels.shape == (IMAGE_SIDE, IMAGE_SIDE) and pixels.dtype == np.uint8:
+                return pixels, False
+        return _as_grayscale(image)
+
+
+def _as_grayscale(image) -> tuple[np.ndarray, bool]:
+    """An opened PIL image as 48×48 uint8 grayscale, and whether it had to be converted."""
+    from PIL import Image
+
+    image.load()
+    converted = image.mode != "L" or image.size != (IMAGE_SIDE, IMAGE_SIDE)
+    if image.mode.startswith("I"):
+        image = Image.fromarray(sixteen_to_eight_bits(np.asarray(image)))
+    elif image.mode != "L":
+        image = image.convert("L")
+    if image.size != (IMAGE_SIDE, IMAGE_SIDE):
+        image = image.resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.LANCZOS)
+    return np.asarray(image, dtype=np.uint8), converted
+
+
+def sixteen_to_eight_bits(values: np.ndarray) -> np.ndarray:
+    """16-bit grayscale (PIL mode I;16 or I: a 16-bit PNG) scaled to 8 bits as v / 257, rounded: 65535 → 255.
+
+    PIL's `convert("L")` clips instead (every value above 255 becomes white: a face of mean 79 came out
+    253). 16-bit colour needs nothing: PIL already opens it as 8-bit RGB by its high bytes.
+    """
+    return np.rint(np.clip(values, 0, 65535) / 257).astype(np.uint8)
 
 
 def decode_files(paths: list[str]) -> list[tuple[bytes | None, bool, str]]:
