@@ -126,6 +126,32 @@ def test_folds_keep_copies_together_and_are_stratified():
         assert set(np.bincount(fold_of[labels == label], minlength=3)) <= {9, 10, 11}
 
 
+def few_of_one_emotion(kept: int) -> Dataset:
+    """The texture classes with only `kept` Training images of disgust (`kept=None`: happy images only)."""
+    data = texture_dataset(per_class=10, per_class_test=2)
+    if kept is None:
+        return data.select(np.flatnonzero(data.labels == EMOTIONS.index("happy")))
+    disgust = np.flatnonzero((data.usages == "Training") & (data.labels == EMOTIONS.index("disgust")))
+    return data.select(np.setdiff1d(np.arange(len(data)), disgust[kept:]))
+
+
+@pytest.mark.parametrize("kept, message", [
+    (2, r"^dataset: too few Training images of disgust 2; 3-fold cross-validation needs at least 3 of each emotion present"),
+    (None, r"^dataset: all 10 Training images are happy; suspected mislabels need at least two emotions to tell apart$"),
+])
+def test_data_the_folds_cannot_split_is_refused_before_any_model_trains(monkeypatch, kept, message):
+    """Fewer images of an emotion than folds, or one emotion only, failed after every fold model had
+    trained, in scikit-learn's or cleanlab's words ("Labels must contain at least 2 classes")."""
+    import fer_core.mislabels.run as run_module
+
+    def no_training(*_, **__):
+        raise AssertionError("a fold model started training")
+
+    monkeypatch.setattr(run_module, "cross_validated_probabilities", no_training)
+    with pytest.raises(ValueError, match=message):
+        find_mislabels(few_of_one_emotion(kept), MislabelConfig(folds=3, epochs=1, **FAST))
+
+
 @pytest.mark.parametrize("settings, message", [({"folds": 1}, "folds"), ({"pooling": "all"}, "pooling"),
                                                ({"size": "huge"}, "size"), ({"epochs": 0}, "epochs")])
 def test_config_rejects_bad_settings(settings, message):

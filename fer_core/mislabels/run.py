@@ -33,7 +33,7 @@ import numpy as np
 
 from fer_core.dataset.loading import Dataset
 from fer_core.files import remove_path
-from fer_core.labels import TRAINING
+from fer_core.labels import EMOTIONS, TRAINING
 from fer_core.mislabels.config import VALIDATION_USAGE, MislabelConfig, MislabelProgress, ProgressCallback, StopCheck
 from fer_core.mislabels.folds import assign_folds, cross_validated_probabilities
 from fer_core.mislabels.ranking import find_pooling_groups, pool_probabilities, rank_label_issues, summarize
@@ -120,9 +120,22 @@ def find_cached_result(dataset: Dataset, config: MislabelConfig = MislabelConfig
 
 
 def _check_trainable(dataset: Dataset, training_rows: np.ndarray, folds: int) -> None:
+    """Refuse, before any model trains, what the folds or cleanlab would refuse only after all of them
+    trained, in their own words ("Labels must contain at least 2 classes", "The least populated class")."""
+    source = dataset.source or "dataset"
     if len(training_rows) < 2 * folds:
-        raise ValueError(f"{dataset.source or 'dataset'}: {len(training_rows)} Training images; "
+        raise ValueError(f"{source}: {len(training_rows)} Training images; "
                          f"{folds}-fold cross-validation needs at least {2 * folds}")
+    counts = np.bincount(dataset.labels[training_rows].astype(np.int64), minlength=len(EMOTIONS))
+    present = np.flatnonzero(counts)
+    if len(present) < 2:
+        raise ValueError(f"{source}: all {counts[present[0]]:,} Training images are {EMOTIONS[present[0]]}; "
+                         f"suspected mislabels need at least two emotions to tell apart")
+    few = [f"{EMOTIONS[label]} {counts[label]}" for label in present if counts[label] < folds]
+    if few:
+        raise ValueError(f"{source}: too few Training images of {', '.join(few)}; {folds}-fold cross-validation "
+                         f"needs at least {folds} of each emotion present (one per fold): use fewer folds, "
+                         f"or relabel or drop those images")
     if not (dataset.usages == VALIDATION_USAGE).any():
-        raise ValueError(f"{dataset.source or 'dataset'}: no {VALIDATION_USAGE} images; the fold models "
+        raise ValueError(f"{source}: no {VALIDATION_USAGE} images; the fold models "
                          f"early-stop on {VALIDATION_USAGE}, as every training run does")
