@@ -13,8 +13,16 @@ from fer_core import jobs
 from fer_core.jobs import compare as compare_jobs
 from fer_core.jobs.records import RunRecord
 from fer_core.labels import EMOTIONS
-from fer_core.training.compare import (RECALL_COLUMNS, PairedPredictions, compare_arms, mean_and_sd, paired_bootstrap,
-                                       recall_difference_frame, relabelled_accuracy, t_interval)
+from fer_core.training.compare import (
+    RECALL_COLUMNS,
+    PairedPredictions,
+    compare_arms,
+    mean_and_sd,
+    paired_bootstrap,
+    recall_difference_frame,
+    relabelled_accuracy,
+    t_interval,
+)
 from fer_core.training.config import TrainConfig
 
 SEEDS = (0, 1, 2)

@@ -18,7 +18,12 @@ from typing import Any
 from fer_core.jobs import compare
 from fer_core.jobs.records import RunRecord
 from fer_core.labels import EMOTIONS
-from fer_core.paths import check_output_apart, check_output_folder, check_workspace, protected_places
+from fer_core.paths import (
+    check_output_apart,
+    check_output_folder,
+    check_workspace,
+    protected_places,
+)
 from fer_core.training.config import TrainConfig
 from fer_core.training.models import MODEL_NAMES, SIZES
 from fer_core.training.sampling import SAMPLING_NAMES

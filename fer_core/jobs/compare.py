@@ -14,15 +14,22 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from fer_core.files import make_folder, write_json_atomically
-from fer_core.jobs.experiments import CURATED, DATA_VARIANTS, RAW, experiment_runs, new_experiment_id
+from fer_core.jobs.experiments import (
+    CURATED,
+    DATA_VARIANTS,
+    RAW,
+    experiment_runs,
+    new_experiment_id,
+)
 from fer_core.jobs.records import FINISHED, SUCCEEDED, RunRecord
 from fer_core.jobs.scheduler import drain, submit_many
 from fer_core.labels import EMOTIONS
@@ -143,7 +150,8 @@ def test_predictions(record: RunRecord) -> tuple[np.ndarray, np.ndarray]:
     table = table[table["usage"] == TEST_USAGE]
     predicted = table["predicted"].map({emotion: index for index, emotion in enumerate(EMOTIONS)})
     if predicted.isna().any():
-        raise ValueError(f"run {record.run_id}: {path} holds an unknown emotion {table['predicted'][predicted.isna()].iloc[0]!r}")
+        unknown = table["predicted"][predicted.isna()].iloc[0]
+        raise ValueError(f"run {record.run_id}: {path} holds an unknown emotion {unknown!r}")
     return table["id"].to_numpy(dtype=str), predicted.to_numpy(dtype=np.int64)
 
 
@@ -178,7 +186,7 @@ def compute_comparison(experiment_id: str, workspace: str | os.PathLike | None =
         statistics["arms"][arm] = {"run_ids": [run.run_id for run in arms[arm]], **statistics["arms"][arm]}
     return {
         "experiment_id": experiment_id,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data_path": runs[0].data_path,
         "config": {key: value for key, value in runs[0].config.items() if key not in ("raw", "seed")},
         **statistics,

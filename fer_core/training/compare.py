@@ -215,7 +215,7 @@ def relabelled_accuracy(relabelled: np.ndarray, curated: np.ndarray) -> float:
     return float((np.asarray(curated) == np.asarray(relabelled)[np.newaxis, :]).mean(axis=1).mean())
 
 
-def recall_difference_frame(comparison: dict[str, Any]) -> "pd.DataFrame":
+def recall_difference_frame(comparison: dict[str, Any]) -> pd.DataFrame:
     """The per-emotion recall difference (curated − raw) of a compare.json as a table for a figure:
     RECALL_COLUMNS, one row per emotion in FER order, NaN where an emotion has no test image."""
     import pandas as pd
