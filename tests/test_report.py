@@ -221,7 +221,7 @@ def test_real_subset_report_shows_each_kind_of_evidence(real_data, real_cache, t
     evidence = text[text.index('<section id="evidence">'):text.index('<section id="done">')]
     pairs = report.pick_leak_pairs(audit, report.ReportSettings().leak_pairs)
     assert len(pairs) == 4 and {distance == 0 for _, _, distance in pairs} == {True, False}
-    assert evidence.count('class="example pair"') == 4 and "identical pixels" in evidence and "bits apart" in evidence
+    assert evidence.count('class="example pair"') == 4 and "identical pixels" in evidence and "similarity 0." in evidence and "bits apart" not in evidence
     assert evidence.count("Identical pixels,") == 3  # three conflicting exact groups shown
     outliers = evidence[evidence.index("The least face-like"):evidence.index("Average pixel value")]
     assert 5 <= len(decoded_images(outliers)) <= 12
@@ -300,3 +300,23 @@ def test_the_apps_test_set_warnings_reach_the_report(synthetic_data, workspace):
     assert html.count('class="warning"') == 3
     assert "Run raw-run was scored on only 300 PrivateTest images" in html
     assert "The two runs were scored on different PrivateTest images (300 vs 327)" in html
+
+
+def test_each_figure_says_what_decided_it():
+    """Issue 23: "groups within 6 bits of pHash" sat beside the pixel-verified count, and a leak caption said
+    "up to 6 = shifted…" above pairs "38 bits apart". In the default mode the words are the pixels' verdict."""
+    from fer_core.report.findings import leak_relation
+
+    matches = {frozenset((3, 9)): ("cropped", 0.9751), frozenset((4, 9)): ("near", 0.998)}
+    assert leak_relation(3, 9, 38, True, matches) == "cropped, similarity 0.975"
+    assert leak_relation(9, 4, 12, True, matches) == "re-encoded or brightened, similarity 0.998"
+    assert leak_relation(5, 9, 0, True, matches) == "identical pixels"
+    assert leak_relation(5, 9, 4, False, matches) == "4 bits apart"
+    assert "through an exact copy" in leak_relation(7, 9, 20, True, matches)
+
+
+def test_the_headline_names_how_near_copies_were_found(synthetic_data, workspace):
+    audit = audit_source(synthetic_data, workspace=workspace)
+    html = report.build_report(audit, workspace, (), str(synthetic_data))
+    headline = html[html.index('id="headline"'):html.index('id="evidence"')]
+    assert "confirmed on pixels" in headline and "bits of pHash" not in headline

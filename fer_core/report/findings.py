@@ -146,20 +146,49 @@ def leak_examples(inputs: ReportInputs, settings: ReportSettings) -> str:
     pairs = pick_leak_pairs(audit, settings.leak_pairs, exclude_rows=shown)
     if not len(pairs):
         return paragraph("No test image has a copy in Training.")
+    verified = audit.config.near_mode == "verified"
+    matches = pair_matches(audit)
     blocks = []
     for train_row, test_row, distance in pairs:
         tiles = [thumbnail(audit.dataset.pixels[row], [f"{table.at[row, 'usage']} · {table.at[row, 'label']}",
                                                        image_tiles.short_id(table.at[row, "id"])]
                            + (["now dropped"] if table.at[row, "dropped"] else []), settings.thumbnail_factor)
                  for row in (test_row, train_row)]
-        relation = "identical pixels" if distance == 0 else f"{distance} bits apart"
         blocks.append(f'<div class="example pair"><div class="thumbs">{"".join(tiles)}</div>'
-                      f'<p class="caption">{relation}</p></div>')
+                      f'<p class="caption">{escape(leak_relation(train_row, test_row, distance, verified, matches))}'
+                      f'</p></div>')
     leaks = audit.summary["leaks"]
+    how = ("the caption says how the pair was confirmed on its pixels: the transform that matches it (re-encoded, "
+           "shifted, cropped or mirrored) and its similarity (1 = same pixels; pairs are accepted from "
+           f"{audit.config.near_verify.min_similarity:.2f})" if verified else
+           f"“bits apart” is the pHash distance (0 = same picture, up to {audit.config.near_threshold} = shifted, "
+           "re-cropped or re-encoded)")
     return (paragraph(f"{len(pairs)} of {leaks['test_images_with_training_copy']:,} leaked test images, each left of "
-                      f"its Training copy; “bits apart” is the pHash distance (0 = same picture, up to "
-                      f"{audit.config.near_threshold} = shifted, re-cropped or re-encoded).")
+                      f"its Training copy; {how}.")
             + f'<div class="pairs">{"".join(blocks)}</div>')
+
+
+def pair_matches(audit: AuditReport) -> dict[frozenset[int], tuple[str, float]]:
+    """(kind, similarity) of each verified near pair, by its two rows."""
+    pairs = audit.near_pairs
+    if pairs is None or not len(pairs):
+        return {}
+    return {frozenset((int(a), int(b))): (str(kind), float(similarity)) for a, b, kind, similarity
+            in zip(pairs["row_a"], pairs["row_b"], pairs["kind"], pairs["similarity"])}
+
+
+def leak_relation(train_row: int, test_row: int, distance: int, verified: bool,
+                  matches: dict[frozenset[int], tuple[str, float]]) -> str:
+    """What decided that two images are copies, in the words of the mode that decided it."""
+    if distance == 0:
+        return "identical pixels"
+    if not verified:
+        return f"{distance} bits apart"
+    kind, similarity = matches.get(frozenset((train_row, test_row)), (None, None))
+    if kind is None:
+        return "a copy of an image confirmed on pixels (through an exact copy)"
+    words = {"near": "re-encoded or brightened", "exact": "identical pixels"}.get(kind, kind)
+    return f"{words}, similarity {similarity:.3f}"
 
 
 def pick_leak_pairs(audit: AuditReport, count: int, exclude_rows: set[int] = frozenset()) -> list[tuple[int, int, int]]:
