@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from fer_app import audit_task, exports, mislabels, session
+from fer_app import audit_task, curate, exports, mislabels, session
 from fer_core.curation import replay as curation
 from fer_core.views import audit_table as views
 from fer_core.views import duplicate_groups, figures, image_tiles, overview
@@ -35,6 +35,7 @@ st.plotly_chart(figures.counts_figure(table, curated=curated), key="overview_cou
 
 st.subheader("Fix the data")
 session.page_links(skip="app.py")
+curate.curate_panel(report, table, log)
 
 st.subheader("Export the curated data")
 st.caption("The same files as `python -m fer_core export DATA --out curated.csv`: built when you click.")
