@@ -12,6 +12,9 @@ defaults unless told otherwise) on the noisy data, and reports in DIR/bench.json
   score, and the best recall reached by a score threshold at precision ≥ 0.5;
 * how many of the exact-duplicate groups whose (original) emotions conflict get a suggestion that
   is one of their emotions;
+* per suggestion-confidence threshold, what the `curate` policy's mislabels rule would relabel
+  (`suggestion_precision`): how many Training images, and the share it turns back to the planted
+  image's original emotion (the figure its default threshold should be chosen from);
 * wall minutes, this process's peak RSS, the load average before and after.
 
 FER-2013's own label noise stays in: images it mislabels are counted as false positives here,
@@ -43,6 +46,7 @@ from fer_core.mislabels.config import MislabelConfig
 from fer_core.mislabels.run import run_mislabels
 
 TOP = 500
+CONFIDENCE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 
 
 def plant_flips(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, np.ndarray]:
@@ -79,6 +83,28 @@ def best_recall_at_precision(scores: np.ndarray, is_planted: np.ndarray, minimum
     best = good[np.argmax(recall[good])]
     return {"recall": round(float(recall[best]), 4), "top_k": int(best + 1),
             "precision": round(float(precision[best]), 4)}
+
+
+def suggestion_precision(table: pd.DataFrame, original: Dataset, noisy: Dataset, planted: np.ndarray,
+                         thresholds: tuple[float, ...] = CONFIDENCE_THRESHOLDS) -> list[dict]:
+    """Per threshold, the images the curate policy's mislabels rule would relabel (Training, suggestion
+    differs from the noisy label with at least that confidence): how many; `precision`, the share relabelled
+    back to the planted image's original emotion (a right relabel; FER-2013's own wrong labels count
+    against it, so a lower bound); `recall`, the share of the planted flips put right."""
+    names = np.array(EMOTIONS)
+    suggested = table["suggested_label"].to_numpy().astype(str)
+    confidence = table["suggested_confidence"].to_numpy(dtype=np.float64)
+    differs = (suggested != names[noisy.labels]) & (noisy.usages == TRAINING)
+    put_right = np.zeros(len(noisy), dtype=bool)
+    put_right[planted] = suggested[planted] == names[original.labels[planted]]
+    figures = []
+    for threshold in thresholds:
+        chosen = differs & (confidence >= threshold)
+        count = int(chosen.sum())
+        figures.append({"threshold": threshold, "relabelled": count,
+                        "precision": round(float(put_right[chosen].mean()), 4) if count else None,
+                        "recall": round(float(put_right[chosen].sum() / max(1, len(planted))), 4)})
+    return figures
 
 
 def conflicting_groups(original: Dataset, table: pd.DataFrame) -> dict[str, int]:
@@ -144,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         "best_recall_at_precision_0.5": best_recall_at_precision(scores, is_planted, 0.5),
         "suggestion_restores_planted_label": suggestion_restores(table, original, planted),
         **conflicting_groups(original, table),
+        "suggestion_precision_by_confidence": suggestion_precision(table, original, noisy, planted),
         "out_of_fold_accuracy_noisy_labels": result.summary["out_of_fold_accuracy"],
         "folds": result.summary["folds"],
         "from_cache": result.summary.get("from_cache", False),
