@@ -78,6 +78,8 @@ def test_synthetic_report_sections_counts_and_self_contained(synthetic_data, wor
     planted_images = len(make_synthetic()[0])
     assert values[1:5] == ["3", "5", "1", "1"]  # what the fixture planted
     assert f"after the edits: {planted_images - 2} images kept" in headline
+    assert "python -m fer_core" not in headline  # a stakeholder's card says what is missing, not what to type
+    assert "python -m fer_core mislabels" in text[text.index('<section id="appendix">'):]
     assert "No finished training run" in text and "Not computed: no experiment" in text
 
 

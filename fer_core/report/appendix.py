@@ -92,6 +92,8 @@ def reproduce_commands(inputs: ReportInputs) -> list[str]:
         "# What was done: the edit log, and the curated data with counts before/after (manifest.json)",
         f"python -m fer_core edit history --workspace {workspace}",
         f"python -m fer_core export {data} --format csv --out curated.csv --workspace {workspace}",
+        "# Suspected mislabels (headline card and evidence; minutes on a CPU)",
+        f"python -m fer_core mislabels {data} --out mislabels --workspace {workspace}",
     ]
     if inputs.runs:
         lines.append("# What it changed: each run (metrics.json holds accuracy, leak-free accuracy, confusion matrix)")

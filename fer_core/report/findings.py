@@ -3,7 +3,6 @@ evidence (the most telling examples as thumbnails, and the study's box plot)."""
 
 from __future__ import annotations
 
-import shlex
 
 import numpy as np
 import pandas as pd
@@ -47,8 +46,8 @@ def mislabel_card(inputs: ReportInputs) -> tuple[str, str, str, str, str]:
     why = "A wrong label trains the model toward the wrong answer and counts its right answers as errors."
     result = inputs.mislabels
     if result is None:
-        command = f"python -m fer_core mislabels {shlex.quote(inputs.data_path)} --out mislabels"
-        return ("Suspected mislabels", "not computed", f"run {command} to compute them", why, "")
+        return ("Suspected mislabels", "not computed", "the mislabel detector has not been run on this data "
+                "(its command is in the appendix)", why, "")
     summary = result.summary
     settings = summary.get("settings", {})
     on = ("the curated data" if summary.get("fingerprint") == inputs.curated.fingerprint and inputs.edit_log
@@ -249,7 +248,7 @@ def mislabel_examples(inputs: ReportInputs, settings: ReportSettings) -> str:
     """The most suspect labels, one per duplicate group, with the emotion the models suggest instead."""
     result = inputs.mislabels
     if result is None:
-        return paragraph("Not computed: run the mislabel detector (command in the headline) and build the report again.")
+        return paragraph("Not computed: the mislabel detector has not been run on this data (its command is in the appendix).")
     suspected = result.suspected()
     if "group" in suspected.columns:
         groups = suspected["group"].to_numpy(dtype=np.float64, na_value=np.nan)
