@@ -4,7 +4,8 @@ The detectors (fer_core/detectors.py) run as soon as the ones they need are done
 so the pHashes are computed while the outlier statistics run. This module owns their caches: a
 cached detector's columns and summary are one Parquet file per (data fingerprint, detector
 version, its part of the config), so a second audit of the same data only regroups. A cache file
-that cannot be read back whole (truncated, planted, another format) is recomputed, never executed.
+that cannot be read back whole (truncated, planted, another format, a folder in its place) is
+recomputed and replaced, never executed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pandas as pd
 from fer_core.dataset.loading import Dataset, Progress, load
 from fer_core.detectors import AuditConfig, Detector, DetectorContext, DetectorResult, registered_detectors
 from fer_core.duplicates.grouping import Leaks
-from fer_core.files import write_atomically
+from fer_core.files import make_folder, replace_atomically, write_atomically
 from fer_core.labels import EMOTIONS
 from fer_core.workspace import cache_dir
 
@@ -127,7 +128,7 @@ def run_detectors(dataset: Dataset, config: AuditConfig, detectors: tuple[Detect
 def _run_cached(detector: Detector, dataset: Dataset, config: AuditConfig, context: DetectorContext, workspace,
                 timer: StageTimer) -> DetectorResult:
     path = None if detector.cache_key is None else cache_path(detector, dataset, config, workspace)
-    if path is not None and path.exists():
+    if path is not None and path.is_file():
         with timer.stage(f"{detector.name} (cache)"):
             cached = read_cached_result(path, len(dataset))
         if cached is not None:
@@ -148,14 +149,15 @@ def cache_path(detector: Detector, dataset: Dataset, config: AuditConfig, worksp
 
 
 def write_cached_result(path: Path, result: DetectorResult) -> None:
-    """Columns as Parquet, the summary and the row count in the file's metadata; one atomic file."""
+    """Columns as Parquet, the summary and the row count in the file's metadata; one atomic file, which
+    also takes the place of a folder found there (a damaged entry)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(result.columns, preserve_index=False)
     extra = json.dumps({"rows": len(result.columns), "summary": result.summary}).encode()
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), CACHE_METADATA_KEY: extra})
-    write_atomically(path, lambda handle: pq.write_table(table, handle))
+    replace_atomically(path, lambda temporary: pq.write_table(table, temporary))
 
 
 def read_cached_result(path: Path, rows: int) -> DetectorResult | None:
@@ -213,8 +215,7 @@ def summarize(dataset: Dataset, detectors: tuple[Detector, ...], results: dict[s
 
 def write_report(report: AuditReport, out_dir: str | os.PathLike) -> tuple[Path, Path]:
     """Write summary.json and samples.csv into `out_dir` (each written whole, then renamed)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out_dir)
     summary_path, samples_path = out / "summary.json", out / "samples.csv"
     started = time.perf_counter()
     write_atomically(samples_path, lambda handle: write_samples_csv(report.samples, handle))

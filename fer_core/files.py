@@ -13,16 +13,24 @@ The temporary name is unique per call (not just per process), so two threads of 
 the same cache file do not clobber each other's half-written temporary. It carries the writer's
 process id, so `replace_atomically` can remove the temporaries of its target that a killed process
 (SIGKILL, power loss) left behind, and nothing else (`remove_stale_temporaries`).
+
+A write the disk refuses (full, read-only, no permission) is a one-line ValueError naming the
+target (`write_failure`): the user can fix it, and the temporary is gone, so nothing was written.
+`save_atomically` is for a library that insists on its own file name (Keras' `*.keras`);
+`make_folder` creates an output folder under the same rule.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import secrets
 import shutil
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -73,14 +81,15 @@ def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], None]
     """
     target = Path(path)
     temporary = _unique_sibling(target, "tmp")
-    handle = open(temporary, "xb")  # "x": never write through a file someone else put there
-    try:
-        with handle:
-            write(handle)
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with reporting_write_errors(target):
+        handle = open(temporary, "xb")  # "x": never write through a file someone else put there
+        try:
+            with handle:
+                write(handle)
+            os.replace(temporary, target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
     return target
 
 
@@ -109,20 +118,102 @@ def replace_atomically(target: str | os.PathLike, build: Callable[[Path], None])
     remove_stale_temporaries(target)
     temporary, aside = _unique_sibling(target, "tmp"), _unique_sibling(target, "old")
     try:
-        build(temporary)
-        if target.exists() and (target.is_dir() or temporary.is_dir()):
-            os.replace(target, aside)
-            try:
-                os.replace(temporary, target)
-            except BaseException:
-                os.replace(aside, target)
-                raise
-        else:
-            os.replace(temporary, target)
+        with reporting_write_errors(target):
+            _swap_in(target, temporary, aside, build)
     finally:
         remove_path(temporary)
         remove_path(aside)
     return target
+
+
+def _swap_in(target: Path, temporary: Path, aside: Path, build: Callable[[Path], None]) -> None:
+    build(temporary)
+    if target.exists() and (target.is_dir() or temporary.is_dir()):
+        os.replace(target, aside)
+        try:
+            os.replace(temporary, target)
+        except BaseException:
+            os.replace(aside, target)
+            raise
+    else:
+        os.replace(temporary, target)
+
+
+def save_atomically(path: str | os.PathLike, save: Callable[[Path], None]) -> Path:
+    """Let `save(file)` write a file of `path`'s very name (Keras accepts only `*.keras`) inside a hidden
+    folder beside `path`, then rename it over `path`: a full disk never leaves a truncated file there.
+    The folder goes whatever happens; errors as in `write_atomically`."""
+    target = Path(path)
+    with reporting_write_errors(target), tempfile.TemporaryDirectory(dir=target.parent,
+                                                                     prefix=f".{target.name}.save-") as folder:
+        saved = Path(folder) / target.name
+        save(saved)
+        os.replace(saved, target)
+    return target
+
+
+def make_folder(path: str | os.PathLike) -> Path:
+    """`path` as a folder (created with its parents); a refusal of the disk is one line (`write_failure`)."""
+    folder = Path(path)
+    with reporting_write_errors(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------
+# Writes the disk refuses
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+UNWRITABLE_ERRNOS = {errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+                     errno.EPERM: "permission denied"}
+
+
+LOW_DISK_BYTES = 1 << 20  # less free space than this: a write there has likely just failed for want of it
+
+
+def free_bytes(path: str | os.PathLike) -> int | None:
+    """Free bytes on the file system holding `path` (or its nearest existing parent); None if unknown."""
+    folder = Path(path).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def disk_is_full(path: str | os.PathLike) -> bool:
+    """Whether the file system holding `path` has (almost) no space left: less than LOW_DISK_BYTES."""
+    free = free_bytes(path)
+    return free is not None and free < LOW_DISK_BYTES
+
+
+def disk_full_message(path: str | os.PathLike, reason: str) -> str:
+    """The one line for a write to `path` that found the disk full (`reason`: what the system said)."""
+    return f"disk full writing {path} ({reason}); nothing was written there"
+
+
+def write_failure(error: OSError, path: str | os.PathLike) -> str | None:
+    """The one line for an OSError a user can fix while writing `path` (disk full, read-only file system,
+    permission denied); None for any other error."""
+    if error.errno in DISK_FULL_ERRNOS:
+        return disk_full_message(path, os.strerror(error.errno))
+    if error.errno in UNWRITABLE_ERRNOS:
+        return f"cannot write {path}: {UNWRITABLE_ERRNOS[error.errno]}"
+    return None
+
+
+@contextmanager
+def reporting_write_errors(path: str | os.PathLike) -> Iterator[None]:
+    """Raise an OSError that `write_failure` describes as a one-line ValueError naming `path`
+    (not the temporary the error names, if any); any other error unchanged."""
+    try:
+        yield
+    except OSError as error:
+        message = write_failure(error, path)
+        if message is None:
+            raise
+        raise ValueError(message) from error
 
 
 def remove_path(path: Path) -> None:

@@ -5,7 +5,9 @@ the database for writing; the store creates what is missing, once, in one transa
 store refuses what is not FER Audit's database before anything can write to it: a directory, a
 file that is not SQLite, a damaged (e.g. truncated) file, another application's database; each
 is one ValueError naming the file, which is left untouched, with no `-wal`/`-shm` beside it.
-A read-only workspace can still be read; a write there is one ValueError.
+A read-only workspace can still be read; a write there is one ValueError. So is a full disk
+(SQLite's "database or disk is full", or its "disk I/O error" with no space left): the disk-full line
+of fer_core.files, never "read-only" or "cannot read".
 
 Connections are in autocommit mode, WAL, synchronous NORMAL, with a busy timeout; every write is
 one `transaction(connection)`: BEGIN IMMEDIATE (retried every millisecond or two) ... COMMIT,
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from fer_core.files import disk_full_message, disk_is_full
 from fer_core.workspace import resolve_workspace
 
 DATABASE_NAME = "fer_audit.db"
@@ -222,7 +225,7 @@ def _open_checked(path: Path) -> sqlite3.Connection:
         _remove_side_files_made_by_probe(path, existing_side_files)
         if getattr(error, "sqlite_errorname", "") in DAMAGED_ERRORS or "not a database" in str(error):
             raise ValueError(_damaged_message(path, error)) from None
-        raise ValueError(f"cannot read {path} ({error})") from None
+        raise ValueError(_disk_full_message(path, error) or f"cannot read {path} ({error})") from None
     try:
         _check_is_ours(path, connection)
     except BaseException:
@@ -290,9 +293,19 @@ def _translated_errors(path: Path) -> Iterator[None]:
         name = getattr(error, "sqlite_errorname", "")
         if name in DAMAGED_ERRORS:
             raise ValueError(_damaged_message(path, error)) from None
+        if full := _disk_full_message(path, error):
+            raise ValueError(full) from None
         if any(name.startswith(prefix) for prefix in UNWRITABLE_ERRORS):
             raise ValueError(f"{_read_only_message(path)} ({error})") from None
         raise
+
+
+def _disk_full_message(path: Path, error: sqlite3.DatabaseError) -> str | None:
+    """The disk-full line for SQLITE_FULL, and for SQLITE_IOERR on a disk with (almost) no space left."""
+    name = getattr(error, "sqlite_errorname", "")
+    if name.startswith("SQLITE_FULL") or (name.startswith("SQLITE_IOERR") and disk_is_full(path.parent)):
+        return disk_full_message(path, str(error))
+    return None
 
 
 def _damaged_message(path: Path, error: Exception) -> str:

@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+from fer_core.files import make_folder
 from fer_core.paths import check_output_folder, locate_workspace
 
 
@@ -18,9 +19,18 @@ def resolve_workspace(path: str | os.PathLike | None = None) -> Path:
     return chosen
 
 
-def cache_dir(workspace: str | os.PathLike | None = None) -> Path:
-    folder = resolve_workspace(workspace) / "cache"
-    folder.mkdir(parents=True, exist_ok=True)
+def cache_dir(workspace: str | os.PathLike | None = None, create: bool = True) -> Path:
+    """`<workspace>/cache`, created unless `create` is False (a reader: a read-only workspace stays
+    readable); one-line ValueError when a file is in its place or the disk refuses the folder."""
+    folder = check_cache_folder(resolve_workspace(workspace) / "cache")
+    return make_folder(folder) if create else folder
+
+
+def check_cache_folder(folder: Path) -> Path:
+    """`folder`, or ValueError naming it and the fix when something other than a folder is in its place."""
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise ValueError(f"{folder} is a file, not FER Audit's cache folder: move it away (the caches are "
+                         f"rebuilt) or use another --workspace")
     return folder
 
 

@@ -1,7 +1,10 @@
 """`python -m fer_core COMMAND ...`: one module per command family, each with `register(subparsers)`.
 
+The top layer: imports any layer; nothing in fer_core imports it.
+
 Errors the user can fix (bad paths, ids, emotions, options) arrive as ValueError and are printed
-as one line on stderr with exit status 2; nothing is written in that case.
+as one line on stderr with exit status 2; nothing is written in that case. So is a write the disk
+refuses (full, read-only, no permission) that reaches here without passing fer_core.files.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from fer_core.files import write_failure
 
 COMMAND_MODULES = ("audit", "edit", "curate", "export", "train", "jobs", "compare", "report", "mislabels")
 
@@ -41,3 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
+    except OSError as error:
+        message = write_failure(error, error.filename or "an output file")
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2

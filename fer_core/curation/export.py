@@ -138,8 +138,10 @@ def write_folders(dataset: Dataset, root: str | os.PathLike) -> None:
             (root / split / emotion).mkdir(parents=True, exist_ok=True)
 
     def write_one(name: str, image: np.ndarray) -> None:
-        if not cv2.imwrite(str(root / name), image):
-            raise ValueError(f"cannot write {root / name} as PNG")
+        encoded, png = cv2.imencode(".png", image)
+        if not encoded:
+            raise ValueError(f"cannot encode {name} as PNG")
+        (root / name).write_bytes(png.tobytes())  # cv2.imwrite reports success for an empty file on a full disk
 
     # File creation dominates and releases the GIL, so a few threads overlap it.
     with ThreadPoolExecutor(max_workers=WRITER_THREADS) as pool:

@@ -5,6 +5,9 @@ A result is cached as `<workspace>/cache/mislabels/<key>/` (table.parquet + summ
 in whole) under `cache_key`: the curated data's fingerprint (every relabel and drop changes it),
 the settings and the method version. While a computation runs, `<key>.folds/` keeps each finished
 fold's probabilities (numpy, no pickle), so a cancelled or killed one resumes at the next fold.
+A cached result that cannot be read back whole, or whose summary or table lacks what the CLI, the
+app and the report read (`result_is_whole`), counts as absent and is recomputed. Reading creates
+nothing, so a read-only workspace with a cached result stays readable.
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ import numpy as np
 import pandas as pd
 
 from fer_core.dataset.loading import Dataset
-from fer_core.files import replace_atomically, write_atomically, write_json_atomically
+from fer_core.files import make_folder, replace_atomically, write_atomically, write_json_atomically
 from fer_core.labels import EMOTIONS, TRAINING
-from fer_core.workspace import cache_dir
+from fer_core.workspace import cache_dir, check_cache_folder
 
 # Bump when the method changes, so stale cached results are not reused.
 MISLABELS_VERSION = "1"
@@ -57,10 +60,10 @@ def cache_key(dataset: Dataset, config: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def cache_root(workspace: str | os.PathLike | None) -> Path:
-    root = cache_dir(workspace) / CACHE_FOLDER
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+def cache_root(workspace: str | os.PathLike | None, create: bool = True) -> Path:
+    """`<workspace>/cache/mislabels`, created unless `create` is False (reading creates nothing)."""
+    root = check_cache_folder(cache_dir(workspace, create=create) / CACHE_FOLDER)
+    return make_folder(root) if create else root
 
 
 def write_cached_result(key: str, result: MislabelResult, workspace: str | os.PathLike | None = None) -> Path:
@@ -76,13 +79,46 @@ def write_cached_result(key: str, result: MislabelResult, workspace: str | os.Pa
 
 def read_cached_result(key: str, workspace: str | os.PathLike | None = None) -> MislabelResult | None:
     """A stored result, or None when there is none (or it is damaged: then it is recomputed)."""
-    folder = cache_root(workspace) / key
+    folder = cache_root(workspace, create=False) / key
+    summary = read_summary(folder / "summary.json")
+    if summary is None:
+        return None
     try:
-        summary = json.loads((folder / "summary.json").read_text())
         table = pd.read_parquet(folder / "table.parquet")
     except (OSError, ValueError):
         return None
-    return MislabelResult(table=table, summary=summary)
+    result = MislabelResult(table=table, summary=summary)
+    return result if result_is_whole(result) else None
+
+
+# What the readers of a result take from it without checking (the CLI's summary lines, the app's card,
+# the report): a summary that lacks one of these, or has it of another type, is a damaged cache.
+SUMMARY_TYPES: dict[str, type | tuple[type, ...]] = {
+    "images": int, "flagged": int, "flagged_by_emotion": dict, "out_of_fold_accuracy": (int, float),
+    "settings": dict, "seconds": (int, float)}
+
+
+def read_summary(path: Path) -> dict[str, Any] | None:
+    """A cached summary.json, or None when it is unreadable, not JSON, or not of a summary's shape."""
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(summary, dict):
+        return None
+    if not all(isinstance(summary.get(key), kind) for key, kind in SUMMARY_TYPES.items()):
+        return None
+    counts = summary["flagged_by_emotion"]
+    if not all(isinstance(counts.get(emotion), int) for emotion in EMOTIONS):
+        return None
+    folds = summary.get("folds", [])  # per-fold accuracies, read by `learning_warning`
+    return summary if isinstance(folds, list) and all(isinstance(fold, dict) for fold in folds) else None
+
+
+def result_is_whole(result: MislabelResult) -> bool:
+    """Whether the table has every column its readers use and one row per image the summary counts."""
+    needed = [*RESULT_COLUMNS, "group", *PROBABILITY_COLUMNS]
+    return all(column in result.table.columns for column in needed) and len(result.table) == result.summary["images"]
 
 
 def latest_result(dataset: Dataset, workspace: str | os.PathLike | None = None) -> MislabelResult | None:
@@ -92,13 +128,10 @@ def latest_result(dataset: Dataset, workspace: str | os.PathLike | None = None) 
     working from this result (see `review_queue`) until a new one is computed.
     """
     candidates = []
-    for summary_path in cache_root(workspace).glob("*/summary.json"):
-        try:
-            summary = json.loads(summary_path.read_text())
-        except (OSError, ValueError):
-            continue
-        if summary.get("raw_fingerprint") == dataset.fingerprint:
-            candidates.append((summary.get("created_at", ""), summary_path.parent.name))
+    for summary_path in cache_root(workspace, create=False).glob("*/summary.json"):
+        summary = read_summary(summary_path)
+        if summary is not None and summary.get("raw_fingerprint") == dataset.fingerprint:
+            candidates.append((str(summary.get("created_at", "")), summary_path.parent.name))
     for _, key in sorted(candidates, reverse=True):
         result = read_cached_result(key, workspace)
         if result is not None:
@@ -162,7 +195,7 @@ def write_fold(folds_dir: Path | None, fold: int, held_probabilities: np.ndarray
                 other_probabilities: np.ndarray, metrics: dict[str, Any]) -> None:
     if folds_dir is None:
         return
-    folds_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(folds_dir)
     prefix = folds_dir / f"fold{fold}"
     write_atomically(f"{prefix}-held_out.npy", lambda handle: np.save(handle, held_probabilities))
     write_atomically(f"{prefix}-other.npy", lambda handle: np.save(handle, other_probabilities))
@@ -173,8 +206,7 @@ def write_outputs(result: MislabelResult, out_dir: str | os.PathLike) -> tuple[P
     """DIR/mislabels.csv (RESULT_COLUMNS; emotions as names, true/false) and DIR/summary.json."""
     from fer_core.audit import write_samples_csv
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out_dir)
     csv_path, summary_path = out / "mislabels.csv", out / "summary.json"
     columns = result.table[list(RESULT_COLUMNS)]
     write_atomically(csv_path, lambda handle: write_samples_csv(columns, handle))

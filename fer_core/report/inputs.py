@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import pandas as pd
 
-from fer_core.views import runs as results
-from fer_core.views import audit_table as views
-from fer_core.views import image_tiles
 from fer_core.audit import AuditReport
+from fer_core.curation.edits import database_path, read_curation
 from fer_core.curation.replay import Edit, replay_edits
 from fer_core.dataset.loading import Dataset
-from fer_core.curation.edits import database_path, read_curation
-from fer_core.files import write_text_atomically
+from fer_core.files import make_folder, write_text_atomically
 from fer_core.paths import check_output_file
+from fer_core.views import audit_table as views
+from fer_core.views import image_tiles
+from fer_core.views import runs as results
 from fer_core.workspace import resolve_workspace
 
 if TYPE_CHECKING:
@@ -132,5 +132,5 @@ def download_name(audit: AuditReport) -> str:
 def write_report(text: str, out: str | os.PathLike) -> Path:
     """Write the report atomically (a reader never sees half a file), creating its folder if needed."""
     path = check_output_path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     return write_text_atomically(path, text)

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fer_core.dataset.loading import Dataset
-from fer_core.files import write_json_atomically, write_text_atomically
+from fer_core.files import make_folder, save_atomically, write_json_atomically, write_text_atomically
 from fer_core.labels import EMOTIONS, TRAINING, USAGES
+from fer_core.training.config import EpochCallback, EpochProgress, TrainConfig
 from fer_core.training.models import build_model, default_variant
 from fer_core.training.sampling import TrainingSet, resample_training, stratified_subset
-from fer_core.training.config import EpochCallback, EpochProgress, TrainConfig
 
 if TYPE_CHECKING:
     import keras
@@ -57,9 +57,8 @@ def train_and_evaluate(dataset: Dataset, config: TrainConfig, out_dir: str | os.
               for usage in (VALIDATION_USAGE, TEST_USAGE)}
     predicted = scored[TEST_USAGE].argmax(axis=1)
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(out / "model.keras")
+    out = make_folder(out_dir)
+    save_atomically(out / "model.keras", model.save)  # Keras writes in pieces: a full disk left a truncated file
     write_json_atomically(out / "history.json", history)
     write_predictions(out / PREDICTIONS_NAME, {usage: splits[usage] for usage in scored}, scored)
     metrics = {

@@ -1,6 +1,9 @@
 """Suspected mislabels in the app (issue 12): the Overview card or its compute button, the Review
 page's "Suspected mislabels" queue (given → suggested on each tile), accept and reject."""
 
+import json
+
+import pytest
 from test_mislabels import stored_result
 from test_pages import button, metrics, open_page, pick_boxes, sample_id, texts
 
@@ -77,3 +80,17 @@ def test_conflicting_duplicate_groups_show_the_model_suggestion(app, workspace, 
     stored_result(dataset, suspects_of(dataset), workspace)
     app.run()
     assert "Model suggests **" in texts(app) and "for this photo (confidence 0." in texts(app)
+
+
+@pytest.mark.parametrize("shape", ["list", "dict without the counts"])
+def test_a_cached_summary_of_the_wrong_shape_leaves_the_overview_whole(app, workspace, synthetic_folder, shape):
+    """Guards (issue 22): a cached mislabel summary.json of valid JSON but the wrong shape took the Overview's
+    cards and Export down (AttributeError, KeyError); it now counts as absent, so the card offers to compute."""
+    dataset = load(synthetic_folder, workspace=workspace)
+    stored_result(dataset, suspects_of(dataset), workspace)
+    document = [] if shape == "list" else {"raw_fingerprint": dataset.fingerprint}
+    for summary_path in (workspace / "cache" / "mislabels").glob("*/summary.json"):
+        summary_path.write_text(json.dumps(document))
+    app = open_page(app, None)
+    assert any(b.label == "Find suspected mislabels" for b in app.button)
+    assert "Export the curated data" in [subheader.value for subheader in app.subheader]
