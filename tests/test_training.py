@@ -187,3 +187,17 @@ def test_early_stopping_waits_for_the_second_half_of_the_schedule():
     assert set(history["val_accuracy"]) == {0.0}
     assert len(history["epoch"]) == 8 // 2 + 2  # watched from epoch 5; no gain at epoch 6 with patience 1
     assert history["best_epoch"] == 5
+
+
+def test_a_diverged_run_fails_with_the_reason_and_writes_nothing(tmp_path, workspace):
+    """Guards (issue 22): a run whose loss became NaN every epoch (learning rate 1e308) was reported as
+    succeeded, with metrics of a model that answers one emotion for everything. Keras' TerminateOnNaN stops it
+    at the first bad batch; the run then ends in a ValueError with the reason, before anything is written."""
+    dataset = make_dataset()
+    config = TrainConfig(model="cnn", sampling="none", epochs=3, size="tiny", batch_size=16, learning_rate=1e308)
+    events: list[EpochProgress] = []
+    with pytest.raises(ValueError, match=r"^training diverged: the loss became -?(nan|inf) in epoch 1 \(learning rate "
+                                         r"1e\+308\); no model or metrics were written: use a lower learning rate$"):
+        train_and_evaluate(dataset, config, tmp_path / "run", on_epoch=events.append, workspace=workspace)
+    assert [event.epoch for event in events] == [1]  # stopped in the first epoch, not run to the end
+    assert not (tmp_path / "run").exists()

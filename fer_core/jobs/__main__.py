@@ -1,5 +1,10 @@
 """Internal entry points: `launch RUN_ID` (start a detached worker, print its pid), `work RUN_ID` (the
-local worker), and `run --kind K --config-json JSON --data D --out O --workspace W` (the Ray job)."""
+local worker), and `run --kind K --config-json JSON --data D --out O --workspace W` (the Ray job).
+
+A user can rerun these by hand, so bad input (an unknown kind or run id, a config that is not valid
+JSON or not a valid config) is one line on stderr and exit status 2, as in `python -m fer_core`;
+nothing runs before the kind and the config are checked.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,14 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
+    try:
+        return run_action(argv)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def run_action(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_core.jobs")
     actions = parser.add_subparsers(dest="action", required=True)
     for name in ("launch", "work"):
@@ -19,9 +32,13 @@ def main(argv: list[str]) -> int:
     for option in ("--kind", "--config-json", "--data", "--out", "--workspace"):
         run.add_argument(option, required=True)
     args = parser.parse_args(argv)
+    if args.action in ("launch", "work") and not Path(args.workspace).is_dir():
+        raise ValueError(f"--workspace {args.workspace} is not a folder (a run's workspace holds its record)")
     if args.action == "launch":
+        from fer_core.jobs import records
         from fer_core.jobs.local import spawn_detached
 
+        records.read_run(Path(args.workspace), args.run_id)  # an unknown id: one line, and no process started
         print(spawn_detached(args.run_id, Path(args.workspace)))
         return 0
     if args.action == "work":

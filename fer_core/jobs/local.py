@@ -4,6 +4,10 @@ The worker runs in its own session, so it outlives a browser reload and a restar
 Streamlit server that submitted it. It reads its config (JSON) from the runs table, records its
 stage and every epoch there, writes its artifacts to `<workspace>/runs/<run_id>/`, and calls
 `drain` as it ends, so a queue empties with nobody watching.
+
+A worker that cannot record its end (the database's disk is full) says why as the last line of
+its log, and `death_reason` reads it there: such a run is failed with "the disk was full", not
+"killed or out of memory".
 """
 
 from __future__ import annotations
@@ -16,14 +20,19 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
-from fer_core.training.config import EpochProgress, format_epoch_line
+from fer_core.files import disk_is_full, free_bytes, write_text_atomically
 from fer_core.jobs import records
 from fer_core.jobs.kinds import JobContext, job_kind, serialize_config
 from fer_core.jobs.records import CANCELLED, FAILED, LOG_NAME, RUNNING, SUCCEEDED
+from fer_core.training.config import EpochProgress, format_epoch_line
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # A run is marked running just before its process starts; give the launch this long to record a pid.
 LAUNCH_GRACE_SECONDS = 30.0
+UNRECORDED_END = "could not record the end of this run"
+# How a full disk shows in a worker's log: fer_core.files' and the store's line, the system's, SQLite's.
+DISK_FULL_MARKERS = ("disk full", "No space left on device", "Disk quota exceeded", "database or disk is full")
+DISK_FULL_LOG_LINES = 20  # how far up the log's end a marker counts (a traceback of the failed write)
 
 
 def launch_worker(home: Path, run_id: str) -> None:
@@ -39,7 +48,7 @@ def launch_worker(home: Path, run_id: str) -> None:
         return
     pid = int(result.stdout.strip())
     records.update_run(home, run_id, pid=pid, pid_started=process_start_time(pid))
-    (home / "runs" / run_id / "pid").write_text(str(pid))
+    write_text_atomically(home / "runs" / run_id / "pid", str(pid))
 
 
 def last_line(text: str) -> str:
@@ -84,19 +93,29 @@ def work(run_id: str, workspace: Path) -> int:
                              record_epoch=lambda progress: _record_epoch(home, run_id, progress))
         metrics = kind.load_entry()(record.data_path, config, context)
         records.finish(home, run_id, SUCCEEDED, metrics=metrics)
-        code = 0
+        recorded, code = True, 0
     except RunCancelled:
         print("cancelled", flush=True)
-        records.finish(home, run_id, CANCELLED)
-        code = 0
+        recorded, code = _record_end(home, run_id, CANCELLED), 0
     except BaseException as error:  # a failed run keeps its error; the traceback goes to its log
         traceback.print_exc()
-        records.finish(home, run_id, FAILED, error=f"{type(error).__name__}: {error}")
-        code = 1
+        recorded, code = _record_end(home, run_id, FAILED, error=f"{type(error).__name__}: {error}"), 1
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    drain(home)
+    if recorded:  # a database that refused the end would refuse the next claim too
+        drain(home)
     return code
+
+
+def _record_end(home: Path, run_id: str, state: str, **values) -> bool:
+    """Record the run's end; when the database refuses it (a full disk: one-line ValueError from the
+    store), print why as the log's last line for `death_reason`, and return False."""
+    try:
+        records.finish(home, run_id, state, **values)
+    except ValueError as error:
+        print(f"{UNRECORDED_END} ({state}): {error}", flush=True)
+        return False
+    return True
 
 
 def _record_epoch(home: Path, run_id: str, progress: EpochProgress) -> None:
@@ -153,8 +172,17 @@ def worker_is_gone(record: records.RunRecord) -> bool:
 
 
 def death_reason(record: records.RunRecord) -> str:
+    """Why a worker ended without recording a result: a full disk when its log or its disk says so,
+    else killed or out of memory; with the log's last lines."""
     log = Path(record.out_dir) / LOG_NAME
     lines = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
     tail = " | ".join(lines[-3:]) if lines else "no output"
-    return (f"the worker process (pid {record.pid}) ended without recording a result — killed or out of memory; "
-            f"last log lines: {tail}")
+    ended = f"the worker process (pid {record.pid}) ended without recording a result"
+    full = next((line.strip() for line in reversed(lines[-DISK_FULL_LOG_LINES:])
+                 if any(marker in line for marker in DISK_FULL_MARKERS)), None)
+    if full is not None:
+        return f"{ended}: the disk was full ({full}); free some space and start the run again"
+    if disk_is_full(record.out_dir):
+        return (f"{ended}: the disk holding {record.out_dir} is full ({free_bytes(record.out_dir):,} bytes free); "
+                f"free some space and start the run again; last log lines: {tail}")
+    return f"{ended} — killed or out of memory; last log lines: {tail}"

@@ -80,13 +80,15 @@ def refresh(home: Path, record: records.RunRecord) -> None:
 
 
 def run_entry(kind_name: str, config_json: str, data_path: str, out_dir: str, workspace: str) -> int:
-    """The Ray job's body: run a kind's entry on a JSON config, printing stages and epoch lines."""
-    from fer_core.files import write_json_atomically
+    """The Ray job's body: run a kind's entry on a JSON config, printing stages and epoch lines.
+
+    The kind, the config and --out are checked first (one-line ValueError), so bad input runs nothing."""
+    from fer_core.files import make_folder, write_json_atomically
+    from fer_core.paths import check_output_folder
 
     kind = job_kind(kind_name)
     config = kind.read_config(config_json)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(check_output_folder(out_dir, "--out"))
     print(f"run ({kind.name}): {config_json}", flush=True)
     context = JobContext(run_id=out.name, workspace=Path(workspace), out_dir=out,
                          set_stage=lambda stage: print(f"stage: {stage}", flush=True),

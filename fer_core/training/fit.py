@@ -238,7 +238,11 @@ def learning_rate_schedule(peak_learning_rate: float, steps_per_epoch: int, epoc
 def fit_model(model: "keras.Model", training: TrainingSet, validation: Dataset, config: TrainConfig,
               on_epoch: EpochCallback | None = None) -> tuple[dict[str, Any], float]:
     """Compile and fit (Adam, warm-up + cosine schedule) with early stopping on val accuracy in the
-    schedule's second half (the best weights of that half restored); history and seconds."""
+    schedule's second half (the best weights of that half restored); history and seconds.
+
+    A loss that becomes NaN or infinite (a learning rate far too high) ends the fit at once (Keras'
+    TerminateOnNaN) and the run with a ValueError: such a model predicts one emotion for everything,
+    and its metrics are not a result."""
     import keras
 
     epochs = config.epochs_to_run
@@ -265,6 +269,7 @@ def fit_model(model: "keras.Model", training: TrainingSet, validation: Dataset, 
                                       restore_best_weights=True, start_from_epoch=watch_from),
         keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epoch_started.append(time.perf_counter()),
                                        on_epoch_end=report_epoch),
+        keras.callbacks.TerminateOnNaN(),
     ]
     started = time.perf_counter()
     result = model.fit(make_pipeline(training.pixels, training.labels, config.batch_size, shuffle_seed=config.seed),
@@ -273,10 +278,18 @@ def fit_model(model: "keras.Model", training: TrainingSet, validation: Dataset, 
                        verbose=0)
     seconds = time.perf_counter() - started
     history = {key: [float(value) for value in values] for key, values in result.history.items()}
+    check_converged(history["loss"], config.learning_rate)
     history["epoch"] = list(range(1, len(epoch_seconds) + 1))
     history["seconds"] = [round(value, 2) for value in epoch_seconds]
     history["best_epoch"] = watch_from + int(np.argmax(history["val_accuracy"][watch_from:])) + 1  # the restored one
     return history, seconds
+
+
+def check_converged(losses: list[float], learning_rate: float) -> None:
+    """ValueError when the last epoch's loss is NaN or infinite: TerminateOnNaN stopped the fit there."""
+    if losses and not np.isfinite(losses[-1]):
+        raise ValueError(f"training diverged: the loss became {losses[-1]} in epoch {len(losses)} (learning rate "
+                         f"{learning_rate:g}); no model or metrics were written: use a lower learning rate")
 
 
 def predict_probabilities(model: "keras.Model", pixels: np.ndarray, batch_size: int,
