@@ -108,6 +108,19 @@ def test_leaks_include_mirrored_copies_in_verified_mode_only(workspace):
     assert np.flatnonzero(hashed).tolist() == [0, 1]
 
 
+def test_a_runs_view_counts_the_whole_audits_pairs_while_both_images_are_in_it(workspace):
+    """Issue 23: after leak removal the Overview said 0 leaked test images but the curated run "1 leaked test
+    image left out" (it audited its view anew). A run's view now counts the whole audit's pairs that are live."""
+    planted = make_dataset()
+    pixels = planted.pixels.copy()
+    private = np.flatnonzero(planted.usages == "PrivateTest")
+    pixels[private[2]] = pixels[3][:, ::-1]  # a mirrored copy of Training row 3
+    dataset = Dataset(ids=planted.ids, pixels=pixels, labels=planted.labels, usages=planted.usages, source="synthetic")
+    view = dataset.select(np.flatnonzero(np.arange(len(dataset)) != 3))  # the Training copy dropped
+    assert np.flatnonzero(find_leaked_test_rows(dataset, 6, "verified", workspace, view=view)).tolist() == [0, 1]
+    assert np.flatnonzero(find_leaked_test_rows(dataset, 6, "verified", workspace, view=dataset)).tolist() == [0, 1, 2]
+
+
 def test_same_seed_gives_same_metrics_and_leaks_are_left_out(tmp_path, workspace):
     dataset = make_dataset()
     config = TrainConfig(model="cnn", sampling="ros", epochs=2, size="tiny", batch_size=16, seed=7, patience=5,

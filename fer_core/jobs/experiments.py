@@ -14,9 +14,9 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Sequence
 
-from fer_core.training.config import TrainConfig
 from fer_core.jobs.records import RunRecord
 from fer_core.jobs.scheduler import list_runs, submit_many
+from fer_core.training.config import TrainConfig
 
 if TYPE_CHECKING:
     import pandas as pd

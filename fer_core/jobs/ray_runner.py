@@ -14,10 +14,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from fer_core.training.config import format_epoch_line, parse_epoch_lines
 from fer_core.jobs import records
 from fer_core.jobs.kinds import JobContext, job_kind
 from fer_core.jobs.records import CANCELLED, FAILED, FINISHED, LOG_NAME, QUEUED, RUNNING, SUCCEEDED
+from fer_core.training.config import format_epoch_line, parse_epoch_lines
 
 RAY_ADDRESS_ENV = "FER_AUDIT_RAY_ADDRESS"
 RAY_STATES = {"PENDING": QUEUED, "RUNNING": RUNNING, "SUCCEEDED": SUCCEEDED, "FAILED": FAILED, "STOPPED": CANCELLED}

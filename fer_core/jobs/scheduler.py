@@ -15,10 +15,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from fer_core.workspace import resolve_workspace
 from fer_core.jobs import local, ray_runner, records
 from fer_core.jobs.kinds import kind_of_config, serialize_config
 from fer_core.jobs.records import CANCELLED, LOCAL, QUEUED, RAY, RUNNING, RunRecord
+from fer_core.workspace import resolve_workspace
 
 MAX_RUNS_ENV = "FER_AUDIT_MAX_RUNS"
 

@@ -46,7 +46,7 @@ def train_and_evaluate(dataset: Dataset, config: TrainConfig, out_dir: str | os.
     data = select_training_data(dataset, config, workspace)
     splits = split_by_usage(data)
     near_threshold = resolve_near_threshold(config.near_threshold)
-    leaked = find_leaked_test_rows(data, near_threshold, config.near_mode, workspace)
+    leaked = find_leaked_test_rows(dataset, near_threshold, config.near_mode, workspace, view=data)
     training = resample_training(splits[TRAINING].pixels, splits[TRAINING].labels, config.sampling, config.seed)
 
     device = configure_runtime(config.seed, config.deterministic)
@@ -109,11 +109,15 @@ def resolve_near_threshold(near_threshold: int | None) -> int:
 
 
 def find_leaked_test_rows(dataset: Dataset, max_hamming_distance: int, near_mode: str = "verified",
-                          workspace: str | os.PathLike | None = None) -> np.ndarray:
+                          workspace: str | os.PathLike | None = None, view: Dataset | None = None) -> np.ndarray:
     """Boolean mask over the PrivateTest rows (in dataset order): True where a Training row is a copy.
 
     The copies are the audit's (its duplicate detectors, cached in the workspace per data
-    fingerprint): in `verified` mode shifted, cropped and mirrored copies count too.
+    fingerprint): in `verified` mode shifted, cropped and mirrored copies count too. With `view` (the
+    curated or limited data a run trains on, a subset of `dataset`), a pair of the audit of the whole
+    `dataset` counts while both its images are in the view, and the mask is over the view's PrivateTest
+    rows: the Overview's and leak removal's rule. Auditing the view anew would link copies that the
+    whole audit linked only through an image since dropped, so a run counted a leak the Overview did not.
     """
     from fer_core.audit import run_audit
     from fer_core.detectors import AuditConfig, registered_detectors
@@ -122,9 +126,13 @@ def find_leaked_test_rows(dataset: Dataset, max_hamming_distance: int, near_mode
     detectors = tuple(detector for detector in registered_detectors() if detector.name in needed)
     report = run_audit(dataset, AuditConfig(near_threshold=max_hamming_distance, near_mode=near_mode),
                        workspace=workspace, detectors=detectors)
-    leaked = np.zeros(len(dataset), dtype=bool)
-    leaked[np.asarray(report.leaks.test_rows, dtype=np.int64)] = True
-    return leaked[dataset.usages == TEST_USAGE]
+    target = dataset if view is None else view
+    in_view = np.isin(dataset.ids, target.ids)
+    train_rows = np.asarray(report.leaks.train_rows, dtype=np.int64)
+    test_rows = np.asarray(report.leaks.test_rows, dtype=np.int64)
+    live = in_view[train_rows] & in_view[test_rows]
+    leaked = np.isin(target.ids, dataset.ids[test_rows[live]])
+    return leaked[target.usages == TEST_USAGE]
 
 
 def run_description(config: TrainConfig, device: str, data: Dataset, training: TrainingSet,
