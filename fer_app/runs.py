@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from fer_core import jobs
+from fer_core.jobs.compare import compare_configs, submit_compare
 from fer_core.jobs.experiments import submit_sweep, sweep_configs
 from fer_core.training import estimates
 from fer_core.training.config import TrainConfig
@@ -26,9 +27,11 @@ SHOWN_RUNS = 12
 MODEL, SAMPLING, SIZE, DATA, EPOCHS, BATCH_SIZE, SEED, LIMIT = (
     "train_model", "train_sampling", "train_size", "train_data", "train_epochs", "train_batch_size", "train_seed",
     "train_limit")
-VARIANT, MODE, GRID_MODELS, GRID_SAMPLINGS, GRID_DATA = (
-    "train_variant", "train_mode", "train_grid_models", "train_grid_samplings", "train_grid_data")
-ONE_RUN, GRID = "One run", "Grid (models × samplings × data)"
+VARIANT, MODE, GRID_MODELS, GRID_SAMPLINGS, GRID_DATA, SEEDS = (
+    "train_variant", "train_mode", "train_grid_models", "train_grid_samplings", "train_grid_data", "train_seeds")
+ONE_RUN, GRID, COMPARE = "One run", "Grid (models × samplings × data)", "Curated vs raw, N seeds"
+DEFAULT_SEEDS = 3
+LAUNCHED_COMPARISON = "launched_comparison"  # the experiment id the Compare launcher queued in this session
 
 # One unit on the Results page: every score and every change of a score in percent.
 SCORES = {name: st.column_config.NumberColumn(label, format="percent") for name, label in (
@@ -53,42 +56,54 @@ def config_from_form() -> TrainConfig:
 
 
 def planned_configs() -> list[TrainConfig]:
-    """What Launch would queue: the one config, or every cell of the grid (ValueError on a bad value)."""
+    """What Launch would queue: the one config, every cell of the grid, or raw and curated per seed (ValueError
+    on a bad value)."""
     base = config_from_form()
+    if st.session_state[MODE] == COMPARE:
+        return compare_configs(base, int(st.session_state[SEEDS]))
     if st.session_state[MODE] != GRID:
         return [base]
     return sweep_configs(base, st.session_state[GRID_MODELS], st.session_state[GRID_SAMPLINGS],
                          st.session_state[GRID_DATA])
 
 
-def estimate_text() -> str:
-    """`Estimated run time: …` for what Launch would queue (runs go one after another)."""
+def estimate() -> tuple[float | None, str]:
+    """(seconds, `Estimated time: …`) for what Launch would queue (runs go one after another); no seconds
+    when the form holds a bad value."""
     try:
         configs = planned_configs()
         finished = results.finished_with_metrics(jobs.list_runs())
     except ValueError as error:
-        return f"Cannot estimate: {error}"
+        return None, f"Cannot estimate: {error}"
     run_estimates = [estimates.estimate_run_seconds(config, finished) for config in configs]
     total = sum(seconds for seconds, _ in run_estimates)
     what = "one run" if len(configs) == 1 else f"{len(configs)} runs, one after another"
-    return (f"Estimated time: **{results.format_duration(total)}** for {what}, {run_estimates[0][1]}. "
-            "Early stopping can end a run sooner.")
+    return total, (f"Estimated time: **{results.format_duration(total)}** for {what}, {run_estimates[0][1]}. "
+                   "Early stopping can end a run sooner.")
 
 
 def launch() -> None:
-    """Callback of the Launch button: queue the run, or the grid as one experiment."""
+    """Callback of the Launch button: queue the run, or the grid or the comparison as one experiment."""
     configs = call_safely(planned_configs, failure="Cannot launch")
     if not configs:
         return
     path = call_safely(check_under_data_root, st.session_state[DATA_PATH], data_root(), failure="Cannot launch")
     if path is None:
         return
-    if st.session_state[MODE] != GRID:
+    if st.session_state[MODE] == ONE_RUN:
         run_id = call_safely(jobs.submit, configs[0], str(path), failure="Cannot launch")
         if run_id is not None:
             flash("ok", f"Run {run_id} queued")
         return
     state = st.session_state
+    if state[MODE] == COMPARE:
+        queued = call_safely(submit_compare, config_from_form(), int(state[SEEDS]), str(path),
+                             failure="Cannot launch the comparison")
+        if queued is not None:
+            state[LAUNCHED_COMPARISON] = queued[0]
+            flash("ok", f"Experiment {queued[0]} queued: {len(queued[1])} runs (raw and curated × "
+                        f"{int(state[SEEDS])} seeds)")
+        return
     submitted = call_safely(submit_sweep, config_from_form(), state[GRID_MODELS], state[GRID_SAMPLINGS],
                             state[GRID_DATA], str(path), failure="Cannot launch the grid")
     if submitted is not None:

@@ -1,10 +1,11 @@
-"""Results: finished runs side by side; one run's confusion matrix (click a cell for its images),
-per-emotion scores and curves; two runs compared (e.g. raw data before cleaning, curated after);
-an experiment grid as the study's table. Every score is in percent."""
+"""Results: curated vs raw over seeds (the difference with its 95 % intervals, recall per emotion, the
+verdict; progress while its runs train); finished runs side by side; one run's confusion matrix (click a
+cell for its images), per-emotion scores and curves; two runs compared (e.g. raw data before cleaning,
+curated after); an experiment grid as the study's table. Scores in percent, differences in points."""
 
 import streamlit as st
 
-from fer_app import runs, session
+from fer_app import compare, runs, session
 from fer_app.runs import CHANGES, LABELS, SCORES
 from fer_core import jobs
 from fer_core.curation import edits
@@ -15,6 +16,7 @@ from fer_core.views import runs as results
 session.setup("Results")
 with session.stop_on_error("Cannot read the runs"):
     records = jobs.list_runs()
+compare.show_comparisons(records)
 finished = results.finished_with_metrics(records)
 if not finished:
     st.info("No finished run yet. Launch one on the Train page; its results appear here when it ends.")

@@ -96,6 +96,23 @@ def comparison_arms(runs: Sequence[RunRecord]) -> dict[str, list[RunRecord]]:
     return arms
 
 
+def comparison_experiments(records: Sequence[RunRecord]) -> dict[str, list[RunRecord]]:
+    """The experiments among `records` (newest first, as `list_runs` gives them) that are comparisons,
+    id → runs; a grid of models, say, is left out."""
+    grouped: dict[str, list[RunRecord]] = {}
+    for record in records:
+        if record.experiment_id:
+            grouped.setdefault(record.experiment_id, []).append(record)
+    comparisons = {}
+    for experiment_id, runs in grouped.items():
+        try:
+            comparison_arms(runs)
+        except ValueError:
+            continue
+        comparisons[experiment_id] = runs
+    return comparisons
+
+
 def run_rows(runs: Sequence[RunRecord]) -> list[dict[str, Any]]:
     """One row per run for a progress table: arm, seed, run id, state, accuracy (None until done), error."""
     order = {arm: index for index, arm in enumerate(DATA_VARIANTS)}
