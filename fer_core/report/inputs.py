@@ -1,5 +1,5 @@
-"""What the report is built from: settings, the inputs read once (audit, edit log, runs, mislabels), the
-choice of runs, and the checked, atomic output file."""
+"""What the report is built from: settings, the inputs read once (audit, edit log, runs, mislabels, the newest
+curated-vs-raw comparison), the choice of runs, and the checked, atomic output file."""
 
 from __future__ import annotations
 
@@ -50,6 +50,8 @@ class ReportInputs:
     data_path: str
     experiment: list["RunRecord"] = field(default_factory=list)  # the runs of one sweep, for the grid
     mislabels: Any = None  # mislabels.results.MislabelResult of the curated data (or of the data as loaded), when computed
+    comparison: dict[str, Any] | None = None  # compare.json of the newest finished curated-vs-raw experiment
+    comparison_problem: str | None = None  # why that experiment could not be read, when it could not
     generated_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
@@ -103,10 +105,30 @@ def gather_inputs(audit: AuditReport, workspace: str | os.PathLike | None = None
     table = views.annotate(audit, replay_edits(log))
     every_run = read_training_runs(home)
     runs = choose_runs(results.finished_with_metrics(every_run), run_ids)
+    data = str(data_path if data_path is not None else audit.dataset.source)
+    comparison, problem = read_newest_comparison(every_run, data, home)
     return ReportInputs(audit=audit, table=table, edit_log=log, curated=curated, runs=runs, workspace=home,
-                        data_path=str(data_path if data_path is not None else audit.dataset.source),
-                        experiment=pick_experiment(every_run, runs),
-                        mislabels=read_mislabels(curated, audit.dataset, home))
+                        data_path=data, experiment=pick_experiment(every_run, runs),
+                        mislabels=read_mislabels(curated, audit.dataset, home), comparison=comparison,
+                        comparison_problem=problem)
+
+
+def read_newest_comparison(runs: Sequence["RunRecord"], data_path: str,
+                           workspace: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(compare.json, None) of the newest comparison experiment on this data whose runs all succeeded
+    (computed and stored on its first read, as the app does); (None, why) when that one cannot be read;
+    (None, None) when there is none."""
+    from fer_core.jobs.compare import comparison_experiments, read_comparison
+
+    data = Path(data_path).expanduser().resolve()
+    for experiment_id, members in comparison_experiments(runs).items():
+        if Path(members[0].data_path).resolve() != data or any(run.state != results.SUCCEEDED for run in members):
+            continue
+        try:
+            return read_comparison(experiment_id, workspace), None
+        except ValueError as error:
+            return None, f"experiment {experiment_id} could not be compared: {error}"
+    return None, None
 
 
 def read_mislabels(curated: Dataset, raw: Dataset, workspace: Path) -> Any:

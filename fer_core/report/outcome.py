@@ -1,5 +1,6 @@
 """The report's middle sections: what was done (decisions in effect, counts before → after) and what it
-changed (runs side by side, confusion matrices, recall changes, the experiment grid, the leakage note)."""
+changed (the curated-vs-raw comparison with its intervals and verdict first, then runs side by side,
+confusion matrices, recall changes, the experiment grid, the leakage note)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fer_core.curation.replay import (RELABEL, REVIEW_OK, UNDO, Edit, find_activ
 from fer_core.labels import EMOTIONS, USAGES
 from fer_core.report.blocks import count_text, escape, figure_html, html_table, is_missing, paragraph, percent_text
 from fer_core.report.inputs import ReportInputs, ReportSettings
+from fer_core.views import comparison as comparisons
 from fer_core.views import confusion, figures, predictions
 from fer_core.views import runs as results
 
@@ -95,19 +97,21 @@ def _cell(counts: dict, usage: str, emotion: str) -> int:
 
 
 def changed_section(inputs: ReportInputs, settings: ReportSettings) -> str:
-    """Chosen runs side by side, their confusion matrices, recall changes, the grid and the leakage note."""
-    runs = inputs.runs
+    """The comparison (interval and verdict first), then the chosen runs side by side, their confusion matrices,
+    recall changes, the grid and the leakage note."""
+    runs, opening = inputs.runs, comparison_html(inputs)
     if not runs:
         body = paragraph("No finished training run in this workspace yet. Train the same model on the raw and on the "
                          "curated data (commands in the appendix) and build the report again to see what the "
                          "cleaning changed.") + experiment_grid_html(inputs)
-        return (body)
+        return opening + body
     table = results.runs_table(runs, inputs.edit_log)
     shown = table[["run", "model", "sampling", "size", "data", "train_images", "epochs", "accuracy",
                    "leak_free_accuracy", "macro_f1", "device"]].rename(columns={
                        "train_images": "training images", "leak_free_accuracy": "leak-free accuracy",
                        "macro_f1": "macro-F1"})
-    parts = [paragraph("Scores on PrivateTest (accuracy and leak-free accuracy: share of test images right; "
+    parts = [opening, "<h3>Runs</h3>" if opening else "",
+             paragraph("Scores on PrivateTest (accuracy and leak-free accuracy: share of test images right; "
                        "macro-F1: the mean of the seven emotions' F1). Runs chosen: "
                        + escape(", ".join(record.run_id for record in runs)) + "."),
              html_table(shown, formats={"accuracy": percent_text, "leak-free accuracy": percent_text,
@@ -139,6 +143,26 @@ def changed_section(inputs: ReportInputs, settings: ReportSettings) -> str:
                             "diagonal is better recall. Δ in percentage points.")]
     parts.append(experiment_grid_html(inputs))
     return ("".join(parts))
+
+
+def comparison_html(inputs: ReportInputs) -> str:
+    """Curated vs raw over seeds: the judged difference with its 95 % intervals and the verdict, recall per
+    emotion, the arms (mean ± sd) and the circular figure under its warning; empty without a comparison."""
+    comparison = inputs.comparison
+    if comparison is None:
+        return "" if inputs.comparison_problem is None else (
+            "<h3>Curated vs raw</h3>" + f'<p class="warning">{escape(inputs.comparison_problem)}</p>')
+    title = f"Curated vs raw: {comparisons.describe_comparison(comparison)} ({comparison['experiment_id']})"
+    return "".join([
+        f"<h3>{escape(title)}</h3>",
+        (f'<div class="card"><div class="label">{escape(comparisons.headline_label(comparison))}</div>'
+         f'<div class="value">{escape(comparisons.headline(comparison))}</div>'
+         f'<div class="detail">{escape(comparisons.bootstrap_line(comparison))}</div>'
+         f'<p class="why">Verdict: {escape(comparison["verdict"])}</p></div>'),
+        figure_html(comparisons.recall_difference_figure(comparison)),
+        html_table(comparisons.arm_table(comparison)),
+        f'<p class="caption">{escape(comparisons.arm_table_note(comparison))}</p>',
+        f'<p class="warning">{escape(comparisons.circular_text(comparison))}</p>'])
 
 
 def _signed_points(value: float | None) -> str:
