@@ -1,76 +1,77 @@
 #!/usr/bin/env bash
-# GPU check: the full cnn trained to convergence on raw and on curated FER-2013 (leaks removed), plus a
-# fast grid (every model family at size fast), then one table: accuracy, leak-free accuracy, images/s, device.
+# GPU check: what TensorFlow sees, then curated against raw FER-2013 with the full cnn over 3 seeds
+# (`python -m fer_core compare`: one experiment, 95 % intervals), then one table per run: accuracy,
+# leak-free accuracy, images/s, device.
 #
-#   benchmarks/gpu_check.sh [DATA] [OUT]          # one modern GPU: about 8 minutes
-#   GPU_CHECK_TINY=1 benchmarks/gpu_check.sh      # tiny sizes, 1 epoch, a 700-image subset: tests the script on a CPU
+#   benchmarks/gpu_check.sh [DATA] [OUT]          # one modern GPU
+#   GPU_CHECK_TINY=1 benchmarks/gpu_check.sh DATA # tiny size, 1 epoch, 2 seeds: tests the script on a CPU
+#   GPU_CHECK_GRID=1 ...                          # also a fast run of every model family (curated)
 #
-# DATA defaults to ../shared/fer2013, OUT to a new temporary folder. The two full runs and the grid run
-# side by side on the one GPU (TensorFlow grows its memory instead of taking it all); in tiny mode they
-# run one after another. Every run is the ordinary `python -m fer_core train` command.
+# DATA defaults to ../shared/fer2013; OUT to $OUT when set (the device machine's folder that comes
+# back), else a new temporary folder. The curated arm is a workspace whose edit log drops every
+# Training copy of a test image. Runs share the one GPU (TensorFlow grows its memory instead of taking
+# it all), GPU_CHECK_PARALLEL (default 3) at a time; in tiny mode one at a time.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")/.." && pwd)"
 data="${1:-$here/../shared/fer2013}"
-out="${2:-$(mktemp -d /tmp/gpu_check.XXXXXX)}"
+out="${2:-${OUT:-$(mktemp -d /tmp/gpu_check.XXXXXX)}}"
 python="${PYTHON:-python}"
 models="cnn cnn_lstm vit cnn_attention xception"
 export TF_FORCE_GPU_ALLOW_GROWTH=true TF_CPP_MIN_LOG_LEVEL=2 PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
 
 if [[ "${GPU_CHECK_TINY:-0}" == 1 ]]; then
-    full=(--size tiny --epochs 1 --limit 700 --batch-size 64)
+    compare=(--size tiny --epochs 1 --seeds 2)
     fast=(--size tiny --epochs 1 --limit 700 --batch-size 64)
-    parallel=0
+    export FER_AUDIT_MAX_RUNS=1
 else
-    full=(--size full --epochs "${GPU_CHECK_FULL_EPOCHS:-40}" --patience 10)
+    compare=(--size full --seeds "${GPU_CHECK_SEEDS:-3}" ${GPU_CHECK_FULL_EPOCHS:+--epochs "$GPU_CHECK_FULL_EPOCHS"})
     fast=(--size fast)
-    parallel=1
+    export FER_AUDIT_MAX_RUNS="${GPU_CHECK_PARALLEL:-3}"
 fi
+workspace="$out/workspace"
 mkdir -p "$out"
 echo "gpu_check: data $data, out $out, $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg)"
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || echo "no nvidia-smi"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader \
+    || echo "no nvidia-smi"
+TF_CPP_MIN_LOG_LEVEL=3 "$python" - <<'EOF'
+import tensorflow as tf
 
-# Curated = a workspace whose edit log drops every Training copy of a test image.
-"$python" -m fer_core edit resolve-leaks "$data" --workspace "$out/ws_curated" > "$out/resolve_leaks.log"
+from fer_core.training.device import probe_training_device
+
+print(f"TensorFlow {tf.__version__}, built with CUDA: {tf.test.is_built_with_cuda()}; "
+      f"GPUs: {[gpu.name for gpu in tf.config.list_physical_devices('GPU')] or 'none'}")
+print(f"a run will record device: {probe_training_device()}")
+EOF
+
+"$python" -m fer_core edit resolve-leaks "$data" --workspace "$workspace" > "$out/resolve_leaks.log"
 
 started=$(date +%s)
-run() {  # run NAME WORKSPACE ARGS...: one training run, its output in NAME.log
-    local name="$1" workspace="$2"
-    shift 2
-    "$python" -m fer_core train "$data" --workspace "$workspace" --out "$out/$name" "$@" > "$out/$name.log" 2>&1 \
-        || echo "run $name failed: $(tail -n 1 "$out/$name.log")"
-}
-grid() {
-    for model in $models; do run "fast_$model" "$out/ws_curated" --model "$model" --sampling none "${fast[@]}"; done
-}
-if [[ "$parallel" == 1 ]]; then
-    run full_cnn_raw "$out/ws_raw" --model cnn --sampling none --raw "${full[@]}" &
-    run full_cnn_curated "$out/ws_curated" --model cnn --sampling none "${full[@]}" &
-    grid &
-    wait
-else
-    run full_cnn_raw "$out/ws_raw" --model cnn --sampling none --raw "${full[@]}"
-    run full_cnn_curated "$out/ws_curated" --model cnn --sampling none "${full[@]}"
-    grid
+if [[ "${GPU_CHECK_GRID:-0}" == 1 ]]; then
+    for model in $models; do
+        "$python" -m fer_core train "$data" --workspace "$workspace" --out "$out/fast_$model" --model "$model" \
+            --sampling none "${fast[@]}" > "$out/fast_$model.log" 2>&1 || echo "run fast_$model failed: $(tail -n 1 "$out/fast_$model.log")" &
+    done
 fi
+"$python" -m fer_core compare "$data" --model cnn --sampling none "${compare[@]}" --wait --workspace "$workspace" \
+    --out "$out/compare" 2>&1 | tee "$out/compare.log" || echo "compare failed: see $out/compare.log"
+wait
 echo "all runs: $(( $(date +%s) - started )) s wall"
 
-"$python" - "$out" <<'EOF'
+"$python" - "$out" "$workspace" <<'EOF'
 import json, sys
 from pathlib import Path
 
-out = Path(sys.argv[1])
-names = ["full_cnn_raw", "full_cnn_curated"] + sorted(p.name for p in out.glob("fast_*") if p.is_dir())
-print("| run | data | epochs (best) | accuracy | leak-free accuracy | leaked left out | images/s | minutes | device |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---|")
-for name in names:
-    path = out / name / "metrics.json"
-    if not path.is_file():
-        print(f"| {name} | | | failed or missing (see {name}.log) | | | | | |")
-        continue
+out, workspace = Path(sys.argv[1]), Path(sys.argv[2])
+runs = sorted((workspace / "runs").glob("*/metrics.json"),
+              key=lambda path: (not json.loads(path.read_text())["raw"], json.loads(path.read_text())["seed"]))
+paths = runs + sorted(out.glob("fast_*/metrics.json"))
+print("| run | data | seed | epochs (best) | accuracy | leak-free accuracy | leaked left out | images/s | minutes | device |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+for path in paths:
     m = json.loads(path.read_text())
     leak_free = "n/a" if m["leak_free_accuracy"] is None else f"{m['leak_free_accuracy']:.4f}"
-    print(f"| {name} ({m['size']}) | {'raw' if m['raw'] else 'curated'} | {m['epochs_run']} ({m['best_epoch']}) | "
-          f"{m['accuracy']:.4f} | {leak_free} | {m['leaked_test_images']} | {m['images_per_second']:.0f} | "
-          f"{m['seconds'] / 60:.1f} | {m['device']} ({m['precision']}) |")
+    print(f"| {path.parent.name} ({m['model']} {m['size']}) | {'raw' if m['raw'] else 'curated'} | {m['seed']} | "
+          f"{m['epochs_run']} ({m['best_epoch']}) | {m['accuracy']:.4f} | {leak_free} | {m['leaked_test_images']} | "
+          f"{m['images_per_second']:.0f} | {m['seconds'] / 60:.1f} | {m['device']} ({m['precision']}) |")
 EOF
