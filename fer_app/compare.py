@@ -26,9 +26,13 @@ from fer_core.views import runs as results
 from . import runs
 
 REFRESH_SECONDS = runs.REFRESH_SECONDS
-PROGRESS_COLUMNS = {
-    "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=100.0, format="%.0f%%"),
-    "seed": st.column_config.NumberColumn("seed", format="%d"), "run": st.column_config.TextColumn("run")}
+PROGRESS_COLUMNS = {  # widths in pixels, so that every column fits at 1280 px ("succeeded" and run ids were clipped)
+    "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=100.0, format="%.0f%%",
+                                                width=120),
+    "seed": st.column_config.NumberColumn("seed", format="%d", width=50),
+    "arm": st.column_config.TextColumn("arm", width=65), "state": st.column_config.TextColumn("state", width=85),
+    "epoch": st.column_config.TextColumn("epoch", width=60), "eta": st.column_config.TextColumn("ETA", width=70),
+    "stage": st.column_config.TextColumn("stage"), "run": st.column_config.TextColumn("run")}
 PICKED = "results_comparison"
 
 
@@ -69,12 +73,13 @@ def _plan(was_pending: bool) -> None:
     elif device is None:
         where = "Device: checking (TensorFlow is starting in a separate process, once per server)…"
     else:
-        where = f"Device runs on this machine will use: **{image_tiles.escape_markdown(device)}**."
+        where = f"Runs on this machine train on: **{image_tiles.escape_markdown(device)}**."
     seconds, estimate = runs.estimate()
     st.markdown(f"{where} {estimate}")
     if seconds is not None and st.session_state[runs.SIZE] == "full" and device == "CPU":
         st.warning(f"Size full on a CPU: about **{seconds / 3600:,.1f} hours** before the results. Full is meant "
-                   "for a GPU (see the README's set-up); fast learns in minutes here.", icon=":material/schedule:")
+                   "for a GPU (see the README's set-up); fast and tiny finish sooner on a CPU.",
+                   icon=":material/schedule:")
 
 
 def shown_comparison(records: list[jobs.RunRecord]) -> str | None:
@@ -154,15 +159,17 @@ def show_comparisons(records: list[jobs.RunRecord]) -> None:
 
 def show_comparison(comparison: dict) -> None:
     """The headline difference with both intervals, the verdict, recall per emotion, the arms, the warning."""
-    st.caption(views.headline_label(comparison))
+    st.markdown(f"**{views.headline_label(comparison)}**")
     st.markdown(f"### {views.headline(comparison)}")
     st.markdown(views.bootstrap_line(comparison))
     st.info(f"Verdict: {image_tiles.escape_markdown(comparison['verdict'])}", icon=":material/balance:")
-    left, right = st.columns([3, 2])
+    st.dataframe(views.arm_table(comparison), hide_index=True, key="results_comparison_arms")
+    st.caption(views.arm_table_note(comparison))
+    left, right = st.columns([3, 1], vertical_alignment="center")
     left.plotly_chart(views.recall_difference_figure(comparison), key="results_comparison_recall")
-    right.dataframe(views.arm_table(comparison), hide_index=True, key="results_comparison_arms")
-    right.caption(views.arm_table_note(comparison))
+    right.caption(views.RECALL_FIGURE_NOTE)
     right.download_button("compare.json", json.dumps(comparison, indent=2), f"{comparison['experiment_id']}.json",
                           mime="application/json", icon=":material/download:", key="results_comparison_json")
     with st.expander("NOT A VALID MEASURE: accuracy on test labels relabelled by the mislabel suggestions"):
         st.warning(image_tiles.escape_markdown(views.circular_text(comparison)), icon=":material/block:")
+    st.divider()

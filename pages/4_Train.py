@@ -35,8 +35,8 @@ else:
     top[1].selectbox("Sampling", SAMPLING_NAMES, key=runs.SAMPLING,
                      help="How the Training split is rebalanced; validation and test are never resampled.")
     if paired:
-        top[3].number_input(f"Seeds (runs per data version, 1..{MAX_SEEDS})", 1, MAX_SEEDS, value=runs.DEFAULT_SEEDS,
-                            key=runs.SEEDS, help="Raw and curated are trained once per seed, seed, seed + 1, …")
+        top[3].number_input(f"Seeds (1–{MAX_SEEDS})", 1, MAX_SEEDS, value=runs.DEFAULT_SEEDS, key=runs.SEEDS,
+                            help="Runs per data version: raw and curated each trained with the first seed, the next, …")
     else:
         top[3].radio("Data", ["curated", "raw"], key=runs.DATA, horizontal=True)
 st.session_state.setdefault(runs.MODEL, MODEL_NAMES[0])

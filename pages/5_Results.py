@@ -27,6 +27,7 @@ try:
 except ValueError:
     log = []
 
+st.subheader("Finished runs")
 st.dataframe(results.runs_table(finished, log), hide_index=True, key="results_runs",
              column_config={**SCORES, **LABELS})
 labels = {record.run_id: results.describe_run(record) for record in finished}

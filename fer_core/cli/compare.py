@@ -27,6 +27,7 @@ from fer_core.paths import (
 from fer_core.training.config import TrainConfig
 from fer_core.training.models import MODEL_NAMES, SIZES
 from fer_core.training.sampling import SAMPLING_NAMES
+from fer_core.views import comparison as views
 
 QUEUE_DEFAULTS = {"model": "cnn", "size": "fast", "epochs": None, "sampling": "none", "seeds": 3}
 
@@ -131,43 +132,13 @@ def print_finished(run: RunRecord) -> None:
           + (f": {run.error}" if run.error else ""), flush=True)
 
 
-def points(value: float | None, signed: bool = False) -> str:
-    return "n/a" if value is None else format(value * 100, "+.1f" if signed else ".1f")
-
-
-def interval(low: float | None, high: float | None) -> str:
-    return "n/a" if low is None or high is None else f"{points(low, True)} to {points(high, True)}"
-
-
 def print_comparison(comparison: dict[str, Any]) -> None:
-    """The table: per arm mean ± sd, the paired difference with both 95 % intervals, recall per emotion, verdict."""
-    import pandas as pd
-
-    rows = []
-    for metric in ("accuracy", "leak_free_accuracy", "macro_f1"):
-        arms, difference = comparison["arms"], comparison["difference"][metric]
-        rows.append({
-            "": metric.replace("_", " ").replace("leak free", "leak-free").replace("macro f1", "macro-F1"),
-            **{arm: f"{points(arms[arm][metric]['mean'])} ± {points(arms[arm][metric]['sd'])}"
-               for arm in ("raw", "curated")},
-            "curated − raw": points(difference["mean"], signed=True),
-            "95 % t (seeds)": interval(difference["low"], difference["high"]),
-            "95 % bootstrap (images)": interval(difference["bootstrap_low"], difference["bootstrap_high"]),
-        })
-    seeds = comparison["seeds"]
-    print(f"{comparison['test_images']:,} PrivateTest images with their original labels "
-          f"({comparison['leaked_test_images']:,} leaked, left out of leak-free); seeds {', '.join(map(str, seeds))}; "
-          "points (%)")
-    print(pd.DataFrame(rows).to_string(index=False))
+    """The table: per arm mean ± sd, the paired difference with both 95 % intervals, recall per emotion, verdict
+    (the Results page's and the report's own table and words, fer_core/views/comparison.py)."""
+    print(views.arm_table(comparison).to_string(index=False))
+    print(views.arm_table_note(comparison))
     recall = comparison["recall_difference"]
     print("recall, curated − raw (points): " + ", ".join(
-        f"{emotion} {points(recall[emotion]['difference'], signed=True)}" for emotion in EMOTIONS))
+        f"{emotion} {views.signed_points(recall[emotion]['difference'])}" for emotion in EMOTIONS))
     print(f"verdict: {comparison['verdict']}")
-    figure = comparison["not_a_valid_measure"]
-    if figure["relabelled_test_accuracy"] is None:
-        print(f"NOT A VALID MEASURE (test labels relabelled by the mislabel suggestions): {figure['note']}")
-    else:
-        print(f"NOT A VALID MEASURE: curated accuracy {points(figure['relabelled_test_accuracy'])} % if the "
-              f"{figure['test_labels_changed']:,} test labels the mislabel suggestions would change were changed "
-              f"(circular: the suggestions come from models); on the original labels "
-              f"{points(comparison['arms']['curated']['accuracy']['mean'])} %")
+    print(views.circular_text(comparison))

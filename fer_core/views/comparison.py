@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 METRIC_NAMES = {"accuracy": "accuracy", "leak_free_accuracy": "leak-free accuracy", "macro_f1": "macro-F1"}
 GAINED, LOST, UNSURE = "#4C78A8", "#E45756", "#9D9D9D"  # interval above 0, below 0, containing 0
 ACTIVE_STATES = ("queued", "running")
+RECALL_FIGURE_NOTE = ("Each bar: an emotion's recall on the curated data minus on the raw data, in points, averaged "
+                      "over the seeds; the whisker is its 95 % interval over seeds. Blue: the interval lies above 0 "
+                      "(curation helped that emotion), red: below 0, grey: it contains 0. Under each emotion: its "
+                      "PrivateTest images.")
 
 
 def signed_points(value: float | None) -> str:
@@ -38,11 +42,11 @@ def bracket(low: float | None, high: float | None) -> str:
 
 
 def percent_with_sd(figure: dict[str, Any]) -> str:
-    """An arm's {mean, sd} as `58.3 % ± 0.4` (sd in points; one seed: no sd)."""
+    """An arm's {mean, sd} as `58.3% ± 0.4` (sd in points; one seed: no sd), never broken across lines."""
     if figure.get("mean") is None:
         return "n/a"
-    spread = "" if figure.get("sd") is None else f" ± {figure['sd'] * 100:.1f}"
-    return f"{figure['mean'] * 100:.1f} %{spread}"
+    spread = "" if figure.get("sd") is None else f"\u00a0±\u00a0{figure['sd'] * 100:.1f}"
+    return f"{figure['mean'] * 100:.1f}%{spread}"
 
 
 def headline_metric(comparison: dict[str, Any]) -> str:
@@ -93,8 +97,8 @@ def arm_table(comparison: dict[str, Any]) -> pd.DataFrame:
 def arm_table_note(comparison: dict[str, Any]) -> str:
     seeds = ", ".join(map(str, comparison["seeds"]))
     return (f"Mean ± sd over seeds {seeds}, in % of the {comparison['test_images']:,} PrivateTest images every run "
-            f"scored, with their original labels ({comparison['leaked_test_images']:,} with a Training copy are left "
-            "out of leak-free accuracy); differences and intervals in percentage points. Macro-F1 has no bootstrap "
+            f"scored, with their original labels ({comparison['leaked_test_images']:,} with a Training copy left out "
+            "of leak-free accuracy); differences and intervals in percentage points. Macro-F1 has no bootstrap "
             "(it is not a mean over images).")
 
 
@@ -106,7 +110,7 @@ def recall_difference_figure(comparison: dict[str, Any], height: int = 340) -> "
     frame = recall_difference_frame(comparison)
     points = frame[["difference", "low", "high"]] * 100
     colors = [GAINED if low > 0 else LOST if high < 0 else UNSURE for low, high in zip(points["low"], points["high"])]
-    ticks = [emotion if support == 0 else f"{emotion}<br>{int(support):,} images"
+    ticks = [emotion if support == 0 else f"{emotion}<br>{int(support):,}"
              for emotion, support in zip(frame["emotion"], frame["support"])]
     figure = go.Figure(go.Bar(
         x=ticks, y=points["difference"], marker_color=colors,
@@ -117,14 +121,14 @@ def recall_difference_figure(comparison: dict[str, Any], height: int = 340) -> "
                       "curated − raw %{y:+.1f} points [%{customdata[2]:+.1f}, %{customdata[3]:+.1f}]<extra></extra>"))
     figure.add_hline(y=0, line_color="#666666", line_width=1)
     figure.update_layout(
-        height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10}, showlegend=False,
+        height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10}, showlegend=False, template="plotly_white",
         title_text="Recall per emotion, curated − raw (bars: 95 % interval over seeds)",
-        yaxis_title="recall difference (points)", xaxis_title=None)
+        yaxis_title="recall difference (points)", xaxis_title="emotion (PrivateTest images)")
     return figure
 
 
 def circular_text(comparison: dict[str, Any]) -> str:
-    """The relabelled-test-set figure, always under NOT A VALID MEASURE and beside the honest one."""
+    """The relabelled-test-set figure, always under NOT A VALID MEASURE and beside the honest one (one line)."""
     figure = comparison["not_a_valid_measure"]
     if figure["relabelled_test_accuracy"] is None:
         return f"NOT A VALID MEASURE (test labels relabelled by the mislabel suggestions): {figure['note']}"
@@ -154,12 +158,13 @@ def describe_comparison(comparison: dict[str, Any]) -> str:
 
 
 def progress_table(records: Sequence["RunRecord"]) -> pd.DataFrame:
-    """The experiment's runs, raw then curated by seed, with the queue's live columns (epoch, progress, ETA)."""
+    """The experiment's runs, raw then curated by seed, with the queue's live columns (epoch, progress, ETA);
+    the queue below shows the rest (elapsed, loss, accuracies)."""
     ordered = sorted(records, key=lambda record: (not record.config.get("raw"), record.config.get("seed") or 0))
     table = queue_table(ordered)
     table["arm"] = ["raw" if record.config.get("raw") else "curated" for record in ordered]
     table["seed"] = [record.config.get("seed") for record in ordered]
-    return table[["arm", "seed", "state", "epoch", "progress", "elapsed", "eta", "stage", "run"]]
+    return table[["arm", "seed", "state", "epoch", "progress", "eta", "stage", "run"]]
 
 
 def progress_summary(records: Sequence["RunRecord"]) -> str:

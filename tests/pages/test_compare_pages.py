@@ -82,7 +82,7 @@ def test_the_device_shows_and_a_full_model_on_a_cpu_says_its_hours_before_launch
     """The hours are the estimate × runs (here 6: raw and curated × 3 seeds), said before anything is queued."""
     app = open_page(app, TRAIN)
     app.radio(key="train_mode").set_value("Curated vs raw, N seeds").run()
-    app = run_until(app, "Device runs on this machine will use: **CPU**")
+    app = run_until(app, "Runs on this machine train on: **CPU**")
     assert not app.warning
     app.radio(key="train_size").set_value("full").run()
     seconds = 6 * estimates.estimate_run_seconds(TrainConfig(size="full"))[0]
@@ -102,7 +102,7 @@ def test_the_compare_view_opens_with_the_interval_and_the_verdict(app, workspace
     assert app.selectbox(key="results_comparison").value == experiment_id
     arms = table_with(app, "score")
     assert list(arms["score"]) == ["accuracy", "leak-free accuracy", "macro-F1"]
-    assert arms["raw"].str.fullmatch(r"\d+\.\d % ± \d+\.\d").all()
+    assert arms["raw"].str.fullmatch(r"\d+\.\d%\u00a0±\u00a0\d+\.\d").all()  # never broken across lines
     figure = [chart for chart in app.get("plotly_chart") if "Recall per emotion" in chart.proto.spec]
     assert len(figure) == 1
     circular = [expander for expander in app.expander if "NOT A VALID MEASURE" in expander.label]
