@@ -61,13 +61,16 @@ def selected_rows(points: list[dict]) -> list[int]:
 
 
 def undoable_batches(history: pd.DataFrame, limit: int = 50) -> dict[str, str]:
-    """Batches with active edits, newest first, as batch id → a one-line description for a picker."""
+    """Batches with active edits, newest first, as batch id → a one-line description for a picker; a batch
+    that mixes actions names each with its count (`drop × 4, relabel × 1`), so none hides behind the first."""
     active = history[history["active"] & (history["action"] != "undo")]
     if active.empty:
         return {}
     batches = active.groupby("batch_id", sort=False).agg(
-        last=("edit_id", "max"), action=("action", "first"), count=("edit_id", "size"), reason=("reason", "first"),
-        created_at=("created_at", "first"))
+        last=("edit_id", "max"), reason=("reason", "first"), created_at=("created_at", "first"))
+    counts = active.groupby(["batch_id", "action"], sort=False).size()
+    actions = {batch: ", ".join(f"{action} × {count}" for (_, action), count in counts.loc[[batch]].items())
+               for batch in batches.index}
     batches = batches.sort_values("last", ascending=False).head(limit)
-    return {batch: f"#{row['last']} {row['action']} × {row['count']} · {row['created_at'][:19]} · {row['reason'] or 'no reason'}"
+    return {batch: f"#{row['last']} {actions[batch]} · {row['created_at'][:19]} · {row['reason'] or 'no reason'}"
             for batch, row in batches.iterrows()}

@@ -243,3 +243,15 @@ def test_count_test_images(audited):
     report, planted = audited
     assert views.count_test_images(report.dataset, planted.cross_split_copy) == 1
     assert views.test_ids(report.dataset, planted.exact_copy) == []
+
+
+def test_undo_picker_names_each_action_of_a_mixed_batch(audited, workspace):
+    """Issue 24: a batch of drops and a relabel (keep one and relabel it) was named after its first action
+    only ("drop × 2"); each action is named with its own count."""
+    report, planted = audited
+    edits.resolve_group(report.dataset, planted.conflicting_copy, "keep_one", "agree",
+                        keep_id=planted.conflicting_copy[0], emotion="surprise", workspace=workspace)
+    edits.drop(report.dataset, [planted.text, planted.blank], "not faces", workspace=workspace)
+    labels = list(image_tiles.undoable_batches(edits.history(workspace)).values())
+    assert " drop × 2 · " in labels[0]  # newest first; one action alone reads as before
+    assert "drop × 1, relabel × 1" in labels[1] or "relabel × 1, drop × 1" in labels[1]
