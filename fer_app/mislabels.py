@@ -65,8 +65,10 @@ def overview_card(report: AuditReport, log: list[Edit]) -> None:
     @st.fragment(run_every=POLL_SECONDS if running else None)
     def card() -> None:
         job = _running_job()
-        if running is not None and job is None:
-            st.rerun()  # it just finished: show the result
+        if (running is None) != (job is None):
+            # It just finished (show the result), or the button here just started it: a click inside a
+            # fragment reruns only the fragment, whose polling was set by the full run before the job.
+            st.rerun(scope="app")
         result = latest_result(report)
         if job is not None:
             with st.container(horizontal=True, vertical_alignment="center"):

@@ -94,3 +94,32 @@ def test_a_cached_summary_of_the_wrong_shape_leaves_the_overview_whole(app, work
     app = open_page(app, None)
     assert any(b.label == "Find suspected mislabels" for b in app.button)
     assert "Export the curated data" in [subheader.value for subheader in app.subheader]
+
+
+def test_the_overview_follows_a_mislabel_job_started_by_its_button(app, workspace, monkeypatch):
+    """Issue 24: the button sits in the card's fragment, so its click reran only the fragment, whose polling
+    had been set (off) by the full run before the job: the line stayed "starting" while the job was at
+    fold 1/3. Now the card asks for a full rerun when a job appears, and the browser polls it."""
+    import os
+
+    import browser_events
+
+    from fer_core.jobs import local, records
+
+    def pretend_worker(home, run_id):  # no training here: the test process stands in for the worker
+        records.update_run(home, run_id, pid=os.getpid(), pid_started=local.process_start_time(os.getpid()))
+
+    monkeypatch.setattr(local, "launch_worker", pretend_worker)
+    app.switch_page("app.py")
+    messages = browser_events.run(app)
+    compute = next(b for b in app.button if b.label == "Find suspected mislabels")
+    assert browser_events.fragment_of(messages, compute.id) not in browser_events.timers(messages)  # no polling
+    after_click = browser_events.click(app, compute, messages)
+    assert "Finding suspected mislabels: starting" in texts(app)
+    card = browser_events.fragment_of(after_click, app.button(key="mis_cancel").id)
+    assert browser_events.timers(after_click).get(card) == 2.0, "the browser would never poll the job"
+
+    run_id = records.read_runs(workspace)[0].run_id
+    records.update_run(workspace, run_id, stage="fold 1/3")
+    browser_events.run(app, card)  # the browser's timer: the card's fragment alone
+    assert "Finding suspected mislabels: fold 1/3" in texts(app)
