@@ -130,14 +130,15 @@ def show_queue() -> None:
         return
     st.dataframe(results.queue_table(records[:SHOWN_RUNS]), hide_index=True, key="train_queue", column_config={
         "run": st.column_config.TextColumn("run", width="medium"),
+        "kind": st.column_config.TextColumn("kind", help="training, or suspected mislabels (started on the Overview)"),
         "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=100.0, format="%.0f%%"),
         "loss": st.column_config.NumberColumn("loss", format="%.3f"),  # a loss is not a share: no percent
         "accuracy": st.column_config.NumberColumn("train accuracy", format="percent"),  # as on Results
         "val_accuracy": st.column_config.NumberColumn("PublicTest accuracy", format="percent")})
     for record in results.active_runs(records):
         with st.container(horizontal=True, vertical_alignment="center"):
-            st.write(f"**{record.run_id}** · {record.config['model']} · {record.state}: "
-                     f"{image_tiles.escape_markdown(results.stage_text(record))}")
+            st.write(f"**{record.run_id}** · {results.kind_name(record)} · {record.config.get('model')} · "
+                     f"{record.state}: {image_tiles.escape_markdown(results.stage_text(record))}")
             st.button("Cancel", key=f"cancel_{record.run_id}", on_click=cancel, args=(record.run_id,),
                       icon=":material/stop_circle:")
     for record in [record for record in records[:SHOWN_RUNS] if record.state == jobs.FAILED][:3]:

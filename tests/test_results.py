@@ -4,6 +4,7 @@ import dataclasses
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from fer_core.curation.edits import Edit
@@ -204,3 +205,20 @@ def test_misclassified_cell_most_confident_first_and_worst_cell():
                                 "p_neutral": [0.4, 0.9, 0.8, 0.99]})
     assert predictions.misclassified(table, "angry", "neutral")["id"].tolist() == ["b", "a"]
     assert predictions.worst_cell(make_record().metrics) == ("angry", "neutral")
+
+
+def test_a_mislabel_job_is_named_by_its_kind_and_is_not_a_training_run():
+    """Issue 24: the Train page's table showed a cancelled suspected-mislabels job as a training run
+    ("cancelled · cnn · 0 / 12"), and a finished one counted among the runs with scores; its kind is shown,
+    and only training runs are runs."""
+    from fer_core.mislabels.config import MislabelConfig
+
+    job = RunRecord(**{**make_record("m", state="cancelled").__dict__, "kind": "mislabels",
+                       "config": dataclasses.asdict(MislabelConfig()), "stage": "fold 1/3, epoch 2/12"})
+    row = results.queue_table([job, make_record("t")]).set_index("run")
+    assert row.loc["m", ["kind", "epoch", "eta", "stage"]].tolist() == [
+        "suspected mislabels", "—", "—", "fold 1/3, epoch 2/12"]
+    assert pd.isna(row.loc["m", "progress"])
+    assert row.loc["t", ["kind", "epoch"]].tolist() == ["training", "0 / 5"]
+    summary = RunRecord(**{**job.__dict__, "state": "succeeded", "metrics": {"flagged": 12, "seconds": 60.0}})
+    assert [record.run_id for record in results.finished_with_metrics([summary, make_record("t")])] == ["t"]

@@ -39,6 +39,10 @@ CURVE_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 HISTORY_NAME = "history.json"
 
 
+TRAIN_KIND = "train"  # jobs' kind of a training run; other kinds (suspected mislabels) are jobs, not runs
+KIND_NAMES = {TRAIN_KIND: "training", "mislabels": "suspected mislabels"}
+
+
 def parse_time(text: str | None) -> datetime | None:
     """An ISO timestamp from the runs table or the edit log (seconds or milliseconds), or None."""
     return datetime.fromisoformat(text) if text else None
@@ -92,32 +96,41 @@ def describe_run(record: "RunRecord") -> str:
             f"{planned_epochs(record)} ep{limit} · {when} ({record.run_id})")
 
 
+def kind_name(record: "RunRecord") -> str:
+    """What a job is, in words: `training`, `suspected mislabels`."""
+    return KIND_NAMES.get(record.kind, record.kind)
+
+
 def queue_table(records: Sequence["RunRecord"], now: datetime | None = None) -> pd.DataFrame:
-    """One row per run with its live progress: epoch x / N, percent done, elapsed, ETA, the last epoch's
-    loss and accuracies, what it trains, and its stage. Progress columns come first: they change."""
+    """One row per job with its live progress: its kind, epoch x / N, percent done, elapsed, ETA, the last
+    epoch's loss and accuracies, what it trains, and its stage. Progress columns come first: they change.
+    Epoch columns are a training run's; another kind (suspected mislabels: folds of models) says where it
+    is in its stage, not as a training run stuck at epoch 0."""
     rows = []
     for record in records:
         config, last = record.config, (record.events[-1] if record.events else {})
+        training = record.kind == TRAIN_KIND
         epochs = planned_epochs(record)
         remaining = (estimate_remaining_seconds([event["seconds"] or 0.0 for event in record.events], epochs)
-                     if record.state == "running" else None)
+                     if record.state == "running" and training else None)
         rows.append({
             "run": record.run_id,
+            "kind": kind_name(record),
             "state": record.state,
             "model": config.get("model"),
             "sampling": config.get("sampling"),
             "data": "raw" if config.get("raw") else "curated",
-            "epoch": f"{len(record.events)} / {epochs}",
-            "progress": 100.0 * len(record.events) / max(1, epochs),
+            "epoch": f"{len(record.events)} / {epochs}" if training else "—",
+            "progress": 100.0 * len(record.events) / max(1, epochs) if training else None,
             "loss": last.get("loss"),
             "accuracy": last.get("accuracy"),
             "val_accuracy": last.get("val_accuracy"),
             "elapsed": format_duration(elapsed_seconds(record, now)),
-            "eta": format_duration(remaining) if record.state == "running" else "—",
+            "eta": format_duration(remaining) if record.state == "running" and training else "—",
             "stage": stage_text(record),
         })
-    return pd.DataFrame(rows, columns=["run", "state", "epoch", "progress", "elapsed", "eta", "loss", "accuracy",
-                                       "val_accuracy", "model", "sampling", "data", "stage"])
+    return pd.DataFrame(rows, columns=["run", "kind", "state", "epoch", "progress", "elapsed", "eta", "loss",
+                                       "accuracy", "val_accuracy", "model", "sampling", "data", "stage"])
 
 
 def stage_text(record: "RunRecord") -> str:
@@ -152,8 +165,9 @@ def runs_table(records: Sequence["RunRecord"], edit_log: Sequence["Edit"] = ()) 
 
 
 def finished_with_metrics(records: Sequence["RunRecord"]) -> list["RunRecord"]:
-    """Succeeded runs that recorded metrics (what the Results page can show), newest first as given."""
-    return [record for record in records if record.state == SUCCEEDED and record.metrics]
+    """Succeeded training runs that recorded metrics (what the Results page can show), newest first as given;
+    a suspected-mislabels job's summary is not a run's scores."""
+    return [record for record in records if record.kind == TRAIN_KIND and record.state == SUCCEEDED and record.metrics]
 
 
 def active_runs(records: Sequence["RunRecord"]) -> list["RunRecord"]:

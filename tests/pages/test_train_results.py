@@ -77,6 +77,29 @@ def test_results_without_runs_points_to_train(app):
     assert not app.get("plotly_chart")
 
 
+def test_mislabel_jobs_show_their_kind_and_are_not_runs_with_results(app, workspace, synthetic_folder):
+    """Issue 24: a cancelled suspected-mislabels job read "cancelled · cnn · 0 / 12" in the Train page's
+    table, as a training run; a finished one was offered on Results as a run with scores."""
+    from dataclasses import asdict
+
+    from fer_core.jobs import records
+    from fer_core.jobs.kinds import serialize_config
+    from fer_core.mislabels.config import MislabelConfig
+
+    config = serialize_config(MislabelConfig())
+    records.insert_runs(workspace, [{"run_id": run_id, "kind": "mislabels", "backend": "local",
+                                     "data_path": str(synthetic_folder), "config_json": config,
+                                     "out_dir": str(workspace / "runs" / run_id)} for run_id in ("m1", "m2")])
+    records.finish(workspace, "m1", jobs.CANCELLED)
+    records.finish(workspace, "m2", jobs.SUCCEEDED, metrics={"flagged": 3, "settings": asdict(MislabelConfig())})
+    app = open_page(app, TRAIN)
+    queue = app.dataframe[0].value.set_index("run")
+    assert queue.loc["m1", ["kind", "state", "epoch"]].tolist() == ["suspected mislabels", "cancelled", "—"]
+    assert "See the results" not in [link.proto.label for link in app.get("page_link")]
+    app = open_page(app, RESULTS)
+    assert "No finished run yet" in texts(app)
+
+
 def test_train_page_defaults_to_the_fast_size_with_an_estimate_and_shows_variants_for_cnn_lstm(app):
     app = open_page(app, TRAIN)
     assert app.radio(key="train_size").value == "fast" and app.number_input(key="train_epochs").value is None
