@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -129,15 +130,20 @@ def _decide(report: AuditReport, queue: pd.DataFrame, accept: bool) -> None:
         st.session_state[f"{QUEUE}_confirm_test"] = False
 
 
-def review_queue(report: AuditReport, table: pd.DataFrame, page_size: int) -> None:
-    """The suspected mislabels still to decide, most suspect first; each tile says given → suggested."""
+def review_queue(report: AuditReport, table: pd.DataFrame, page_size: int, among: np.ndarray | None = None) -> None:
+    """The suspected mislabels still to decide, most suspect first; each tile says given → suggested.
+    `among`: the dataset rows the Review page's filters (emotion, usage, flag) keep; None = all."""
     result = latest_result(report)
     if result is None:
         st.info("Suspected mislabels have not been computed for this data yet.")
         st.page_link("app.py", label="Compute them on the Overview", icon=":material/home:")
         return
     queue = mislabel_review.review_queue(result, report.dataset, edits.read_state(workspace()))
-    st.write(f"**{len(queue):,}** suspected mislabel(s) to decide, most suspect first "
+    undecided = len(queue)
+    if among is not None:
+        queue = queue[queue["id"].isin(report.dataset.ids[among])].reset_index(drop=True)
+    matching = f" match the filters (of {undecided:,} to decide)" if len(queue) != undecided else " to decide"
+    st.write(f"**{len(queue):,}** suspected mislabel(s){matching}, most suspect first "
              f"(of {int(result.summary['flagged']):,} flagged).")
     rows = pd.Series([report.dataset.index_of(sample_id) for sample_id in queue["id"]], dtype="int64")
     details = pd.Series([f"{given} → {suggested} (model confidence {confidence:.2f})"

@@ -9,25 +9,27 @@ from fer_core.views import audit_table as views
 
 session.setup("Review")
 with st.sidebar:
+    suspected = st.toggle("Suspected mislabels (model)", key="rev_mislabels",
+                          help="The model's doubts about given emotions, most suspect first: accept its "
+                               "suggestion or keep the label (computed from the Overview). The filters below "
+                               "narrow the queue.")
     emotions = st.multiselect("Emotion (current label)", EMOTIONS, key="rev_emotions")
     usages = st.multiselect("Usage", USAGES, key="rev_usages")
     flags = st.multiselect("Flag (any of)", views.flag_names(), key="rev_flags",
                            help="Flags follow the edits: a resolved group's images are no longer "
                                 "'duplicate' or 'conflict', a removed leak no longer 'leak'.")
-    show_dropped = st.checkbox("Show dropped images", key="rev_show_dropped")
-    suspected = st.toggle("Suspected mislabels (model)", key="rev_mislabels",
-                          help="The model's doubts about given emotions, most suspect first: accept its "
-                               "suggestion or keep the label (computed from the Overview).")
+    # The queue holds live images only: a dropped image has nothing left to decide.
+    show_dropped = not suspected and st.checkbox("Show dropped images", key="rev_show_dropped")
     page_size = st.select_slider("Images per page", [12, 24, 48, 96], value=24, key="rev_page_size")
 
 report = audit_task.require_audit()
 table, log = audit_task.curation(report)
+rows = views.filter_samples(table, emotions=tuple(emotions), usages=tuple(usages), flags=tuple(flags),
+                            show_dropped=show_dropped)
 
 if suspected:
-    mislabels.review_queue(report, table, page_size)
+    mislabels.review_queue(report, table, page_size, among=rows)
 else:
-    rows = views.filter_samples(table, emotions=tuple(emotions), usages=tuple(usages), flags=tuple(flags),
-                                show_dropped=show_dropped)
     st.write(f"**{len(rows):,}** image(s) match.")
     gallery.image_grid(report, table, rows[gallery.pager(len(rows), page_size, key="rev_page")], key="rev")
     gallery.bulk_actions(report, "rev")

@@ -123,3 +123,34 @@ def test_the_overview_follows_a_mislabel_job_started_by_its_button(app, workspac
     records.update_run(workspace, run_id, stage="fold 1/3")
     browser_events.run(app, card)  # the browser's timer: the card's fragment alone
     assert "Finding suspected mislabels: fold 1/3" in texts(app)
+
+
+def test_review_filters_narrow_the_suspected_mislabel_queue(app, workspace, synthetic_folder):
+    """Issue 24: with "Suspected mislabels" on, the emotion / usage / flag filters stayed in the sidebar but
+    the queue ignored them; they now narrow it (and "Show dropped images", meaningless there, is hidden)."""
+    from fer_core.audit import run_audit
+    from fer_core.curation import edits
+    from fer_core.views import audit_table as views
+
+    dataset = load(synthetic_folder, workspace=workspace)
+    suspects = list(suspects_of(dataset))
+    stored_result(dataset, suspects_of(dataset), workspace)
+    table = views.annotate(run_audit(dataset, workspace=workspace), edits.replay_edits([]))
+    duplicates = set(dataset.ids[views.filter_samples(table, flags=("duplicate",))])
+    assert 0 < len(duplicates & set(suspects)) < len(suspects)  # the flag filter below tells them apart
+    given = EMOTIONS[dataset.labels[dataset.index_of(suspects[0])]]
+
+    app = open_page(app, "pages/3_Review.py")
+    app.toggle(key="rev_mislabels").set_value(True).run()
+    shown = lambda: [sample_id(box) for box in pick_boxes(app, "mis")]  # noqa: E731
+    assert shown() == suspects
+    assert not [box for box in app.checkbox if box.key == "rev_show_dropped"]
+    app.multiselect(key="rev_flags").set_value(["duplicate"]).run()
+    assert shown() == [sample for sample in suspects if sample in duplicates]
+    assert "**1** suspected mislabel(s) match the filters (of 2 to decide)" in texts(app)
+    app.multiselect(key="rev_flags").set_value([]).run()
+    app.multiselect(key="rev_emotions").set_value([emotion for emotion in EMOTIONS if emotion != given]).run()
+    assert shown() == [sample for sample in suspects if EMOTIONS[dataset.labels[dataset.index_of(sample)]] != given]
+    app.multiselect(key="rev_emotions").set_value([]).run()
+    app.multiselect(key="rev_usages").set_value(["PrivateTest"]).run()
+    assert shown() == []  # suspects are Training images
