@@ -22,6 +22,8 @@ MISLABEL_ACTION = "curate_mislabel_action"
 APPLY = "curate_apply"
 UNDO_ALL = "curate_undo_all"
 SHOWN_EXAMPLES = 6
+NOTHING_TO_APPLY = "Nothing to apply: the ticked rules have nothing left to change."
+AFTER_OTHERS = "(after the rules above)"
 POLICY_LABELS = {"recommended": "Recommended: duplicates, leaks, non-faces, confident mislabels",
                  "study": "The original study's: conflicting copies and box-plot outliers"}
 
@@ -46,11 +48,15 @@ def curate_panel(report: AuditReport, table: pd.DataFrame, log: list[Edit]) -> N
         else:
             plans = call_safely(policies.plan_policy, report, replay_edits(log), policy, rules, config, result,
                                 failure="Cannot preview this policy") or []
-        for plan in plans:
-            _preview(report, table, plan)
-        st.button("Apply", key=APPLY, type="primary", on_click=_apply, args=(report, policy, tuple(rules), config),
-                  disabled=not any(plan.changes for plan in plans),
-                  help="Write each rule's changes as one batch of the edit history.")
+        for position, plan in enumerate(plans):
+            _preview(report, table, plan, after_others=position > 0)
+        nothing_to_do = not any(plan.changes for plan in plans)
+        with st.container(horizontal=True, vertical_alignment="center"):
+            st.button("Apply", key=APPLY, type="primary", on_click=_apply,
+                      args=(report, policy, tuple(rules), config), disabled=nothing_to_do,
+                      help="Write each rule's changes as one batch of the edit history.")
+            if plans and nothing_to_do:  # a greyed-out button says why
+                st.caption(NOTHING_TO_APPLY)
     _undo_controls(log)
 
 
@@ -74,11 +80,13 @@ def _mislabel_options() -> policies.PolicyConfig:
     return policies.PolicyConfig(mislabel_threshold=float(threshold), mislabel_action=action)
 
 
-def _preview(report: AuditReport, table: pd.DataFrame, plan: policies.RulePlan) -> None:
-    """The rule's line (counts per emotion) and a few of its images."""
-    st.markdown(f"**{plan.describe()}**")
+def _preview(report: AuditReport, table: pd.DataFrame, plan: policies.RulePlan, after_others: bool) -> None:
+    """The rule's line (counts per emotion) and a few of its images. A rule is planned on what the rules
+    above it leave, so "leaks: nothing to do" while the Overview counts a leak says why (dedupe drops it)."""
     if not plan.changes:
+        st.markdown(f"**{plan.describe()}**" + (f" {AFTER_OTHERS}" if after_others and not plan.skipped else ""))
         return
+    st.markdown(f"**{plan.describe()}**")
     shown = list(plan.changes[:SHOWN_EXAMPLES])
     rows = [report.dataset.index_of(change.sample_id) for change in shown]
     what = ["drop" if change.action == edits.DROP else f"→ {EMOTIONS[change.new_label]}" for change in shown]

@@ -4,7 +4,7 @@ left to do afterwards, and undoes one rule or the whole policy."""
 from streamlit.testing.v1 import AppTest
 from test_pages import open_page, texts
 
-from fer_app.curate import APPLY, POLICY, UNDO_ALL, rule_key
+from fer_app.curate import AFTER_OTHERS, APPLY, NOTHING_TO_APPLY, POLICY, UNDO_ALL, rule_key
 from fer_core.curation.edits import read_edits, read_state
 
 
@@ -52,3 +52,18 @@ def test_unticked_rules_are_neither_previewed_nor_applied_and_the_study_policy_i
     shown = texts(app)
     assert "conflicting_copies: 2 Training images to drop (happy 1, sad 1)" in shown
     assert "box_outliers: nothing to do" in shown  # `text`, its one box-plot outlier, is already dropped
+
+
+def test_a_rule_left_nothing_by_the_rules_above_and_a_greyed_out_apply_say_why(app):
+    """Guards two misreadings seen in a browser (tests/e2e/test_curate_compare_browser.py): "leaks: nothing to
+    do" beside an Overview that counts a leaked test image (dedupe, above it, drops that copy first), and a
+    greyed-out Apply with no word of why."""
+    app = open_page(app, None)
+    lines = [element.value for element in app.markdown]
+    assert f"**leaks: nothing to do** {AFTER_OTHERS}" in lines
+    assert NOTHING_TO_APPLY not in texts(app)
+    apply_button(app).click().run()
+    lines = [element.value for element in app.markdown]
+    assert "**dedupe: nothing to do**" in lines  # the first rule is planned on the log alone
+    assert f"**non_faces: nothing to do** {AFTER_OTHERS}" in lines
+    assert apply_button(app).disabled and NOTHING_TO_APPLY in texts(app)
