@@ -51,7 +51,8 @@ def test_curate_by_policy_undo_it_and_open_a_finished_comparison(server, workspa
         for rule in TICKED_RULES:
             expect(panel.get_by_role("checkbox", name=re.compile(rf"^\W*{rule}\W*:"))).to_be_checked()
         expect(panel).to_contain_text("mislabels: skipped", timeout=WAIT_MS)  # no mislabel result for this data
-        expect(panel).to_contain_text("leaks: nothing to do")  # dedupe drops the Training copy of the test image
+        expect(panel).to_contain_text("leaks: nothing to do (after the rules above)")  # dedupe drops the leak first
+        expect(panel).not_to_contain_text("Nothing to apply")
         planned = planned_drops(panel)
         assert set(planned) == {"dedupe", "non_faces"} and all(count > 0 for count in planned.values()), planned
         apply = panel.get_by_role("button", name="Apply", exact=True)
@@ -61,6 +62,7 @@ def test_curate_by_policy_undo_it_and_open_a_finished_comparison(server, workspa
         click_when_idle(page, apply)
         expect(page.get_by_text("Policy recommended applied:").first).to_be_visible(timeout=WAIT_MS)
         expect(apply).to_be_disabled(timeout=WAIT_MS)  # nothing left to do: Apply cannot write an empty batch
+        expect(panel).to_contain_text("Nothing to apply: the ticked rules have nothing left to change.")
         expect(panel).to_contain_text("dedupe: nothing to do")
         expect(panel).to_contain_text("non_faces: nothing to do")
         log = read_edits(workspace)
