@@ -110,14 +110,15 @@ def image_grid(report: AuditReport, table: pd.DataFrame, rows, key: str, selecta
 
 
 def member_strip(report: AuditReport, members: pd.DataFrame, table: pd.DataFrame) -> None:
-    """A duplicate group side by side, each image captioned with its Hamming distance to the first."""
+    """A duplicate group side by side, each image captioned with what ties it to the group (group_members'
+    `match`: the pair's kind and similarity when confirmed on pixels, else its pHash bits from #1)."""
     with st.container(horizontal=True, gap="xsmall"):
         for number, member in enumerate(members.itertuples(), start=1):
             with st.container(width=TILE_WIDTH, gap=None):
                 sample = table.iloc[int(member.row)]
                 st.image(image_tiles.upscale(report.dataset.pixels[int(member.row)]), width=IMAGE_WIDTH, output_format="PNG")
-                distance = (f"{int(member.distance)} bits from #1",) if number > 1 else ()
-                st.caption(image_tiles.escape_markdown(caption(sample, distance, prefix=(f"#{number}",))))
+                match = (member.match,) if member.match else ()
+                st.caption(image_tiles.escape_markdown(caption(sample, match, prefix=(f"#{number}",))))
 
 
 def pager(total: int, page_size: int, key: str) -> slice:

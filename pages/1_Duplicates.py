@@ -43,7 +43,7 @@ for _, group in groups.iloc[gallery.pager(len(groups), page_size, key="dup_page"
     key = f"group_{kind}_{group['group']}"
     members = duplicate_groups.group_members(report, table, group)
     with st.container(border=True, key=f"box_{key}"):
-        st.markdown(image_tiles.escape_markdown(duplicate_groups.group_title(group)) + duplicate_groups.group_badges(group))
+        st.markdown(image_tiles.escape_markdown(duplicate_groups.group_title(group, report)) + duplicate_groups.group_badges(group))
         gallery.member_strip(report, members, table)
         if group["conflicting"]:
             mislabels.group_suggestion_caption(suspected, members["id"].tolist())

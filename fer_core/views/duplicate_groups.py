@@ -43,19 +43,62 @@ def filter_groups(report: AuditReport, table: pd.DataFrame, kind: str, *, confli
     return groups[keep | groups["group"].isin(keep_groups).to_numpy()]
 
 
+# How a verified pair matched, in words (the other kinds, shifted, cropped, mirrored, …, are their own words).
+MATCH_WORDS = {"near": "re-encoded or brightened", "exact": "identical pixels"}
+
+
 def group_members(report: AuditReport, table: pd.DataFrame, group: pd.Series) -> pd.DataFrame:
-    """One row per member of a group: id, row, current label, usage, dropped, bits from the first member."""
+    """One row per member of a group: id, row, current label, usage, dropped, bits from the first member,
+    and `match`: what ties it to the group, in the words of the method that decided it (the pair's kind
+    and pixel similarity for near groups confirmed on pixels, identical pixels in exact groups, else the
+    pHash bits from #1)."""
     rows = np.asarray(group["rows"], dtype=np.int64)
     distance = hamming_distance(report.hashes[rows], report.hashes[rows[0]])
     members = table.iloc[rows][["id", "current_label", "usage", "dropped", "reviewed"]].copy()
     members.insert(1, "row", rows)
     members["distance"] = np.asarray(distance, dtype=np.int64)
+    links = _verified_links(report, group)
+    exact = "kinds" not in group  # an exact group: identical pixels (near groups name their pairs' kinds)
+    members["match"] = ["" if number == 0 else "vs #1: identical pixels" if exact else
+                        _member_match(rows, number, int(bits), links)
+                        for number, bits in enumerate(members["distance"])]
     return members.reset_index(drop=True)
 
 
-def group_title(group: pd.Series) -> str:
-    """`Group 1 · 3 images · up to 8 bits apart`: groups numbered from 1 for people."""
+def _verified_links(report: AuditReport, group: pd.Series) -> pd.DataFrame | None:
+    """The audit's pairs inside a near group confirmed on pixels (None for exact groups and pHash mode)."""
+    pairs = report.near_pairs
+    if report.config.near_mode != "verified" or "kinds" not in group or pairs is None:
+        return None
+    return pairs[np.isin(pairs["row_a"].to_numpy(), np.asarray(group["rows"], dtype=np.int64))]
+
+
+def _member_match(rows: np.ndarray, number: int, bits: int, links: pd.DataFrame | None) -> str:
+    """`vs #1: mirrored, similarity 0.953`: the member's pair with #1, else its most similar pair in the group."""
+    if links is None:
+        return f"{bits} bits from #1"
+    row = rows[number]
+    mine = links[(links["row_a"].to_numpy() == row) | (links["row_b"].to_numpy() == row)]
+    if mine.empty:
+        return f"{bits} bits from #1"
+    partners = np.where(mine["row_a"].to_numpy() == row, mine["row_b"].to_numpy(), mine["row_a"].to_numpy())
+    first = partners == rows[0]
+    best = int(np.flatnonzero(first)[0]) if first.any() else int(np.argmax(mine["similarity"].to_numpy()))
+    kind, similarity = str(mine["kind"].iloc[best]), float(mine["similarity"].iloc[best])
+    partner = int(np.flatnonzero(rows == partners[best])[0]) + 1
+    if kind == "exact":
+        return f"vs #{partner}: identical pixels"
+    return f"vs #{partner}: {MATCH_WORDS.get(kind, kind)}, similarity {similarity:.3f}"
+
+
+def group_title(group: pd.Series, report: AuditReport | None = None) -> str:
+    """`Group 1 · 3 images · shifted · similarity 0.931–0.990` for a near group confirmed on pixels (what
+    decided it), `… · up to 8 bits apart` in pHash mode; groups numbered from 1 for people."""
     spread = f" · up to {int(group['max_distance'])} bits apart" if "max_distance" in group else ""
+    links = _verified_links(report, group) if report is not None else None
+    if links is not None and len(links):
+        low, high = f"{links['similarity'].min():.3f}", f"{links['similarity'].max():.3f}"
+        spread = f" · similarity {low}" + (f"–{high}" if high != low else "")
     kinds = f" · {', '.join(group['kinds'])}" if len(group.get("kinds", ())) else ""  # how its pairs match
     return f"Group {int(group['group']) + 1} · {int(group['size'])} images{kinds}{spread}"
 
@@ -77,7 +120,8 @@ def chain_note(threshold: int, mode: str = "hash") -> str:
     if mode == "verified":
         return ("A near group links every pair of images confirmed as the same photo on their pixels (re-encoded, "
                 "shifted, cropped or mirrored: the kinds in the group's title) and chains them: if A matches B "
-                "and B matches C, all three are one group. Each image shows its pHash distance to image #1.")
+                "and B matches C, all three are one group. Each image shows what ties it to the group: its pair "
+                "with image #1 (or its closest member), the transform and the pixel similarity (1 = same pixels).")
     return (f"A near group links every pair of images within {threshold} bits and chains them: if A is near B and "
             f"B near C, all three are one group, so two members can be more than {threshold} bits apart. Each "
             "image shows its distance to image #1.")

@@ -58,3 +58,18 @@ def test_near_mode_choice_shows_the_threshold_only_where_it_applies(app):
     verified_sources = [(path, signature, space) for path, signature, _, mode, space in _audit_jobs()[0]
                         if mode == "verified"]
     assert len(verified_sources) == len(set(verified_sources))
+
+
+def test_verified_groups_are_captioned_by_kind_and_similarity(app):
+    """Issue 24: in the default (verified) mode the Duplicates page said "N bits from #1" and "up to N bits
+    apart", which did not decide the groups; it shows each pair's kind and pixel similarity instead."""
+    app = open_page(app, "pages/1_Duplicates.py")
+    shown = texts(app)
+    assert "bits from #1" not in shown and "bits apart" not in shown
+    assert "vs #1: shifted, similarity" in shown and "vs #1: identical pixels" in shown
+    assert all(" · similarity " in title for title in group_titles(app))
+    app.radio(key="dup_kind").set_value("exact").run()
+    assert "bits from #1" not in texts(app) and "vs #1: identical pixels" in texts(app)
+    app.radio(key="dup_kind").set_value("near").run()
+    app.radio(key="near_mode_radio").set_value("hash").run()
+    assert "bits from #1" in texts(app) and all("bits apart" in title for title in group_titles(app))

@@ -1,5 +1,7 @@
 """fer_core.views.audit_table, figures and overview: the page logic behind the app, on the synthetic dataset with planted defects."""
 
+import re
+
 import numpy as np
 import pytest
 from synthetic import make_synthetic
@@ -255,3 +257,35 @@ def test_undo_picker_names_each_action_of_a_mixed_batch(audited, workspace):
     labels = list(image_tiles.undoable_batches(edits.history(workspace)).values())
     assert " drop × 2 · " in labels[0]  # newest first; one action alone reads as before
     assert "drop × 1, relabel × 1" in labels[1] or "relabel × 1, drop × 1" in labels[1]
+
+
+def test_verified_groups_say_what_decided_them_not_phash_bits(audited, workspace):
+    """Issue 24: near groups confirmed on pixels were captioned "N bits from #1" and titled "up to 38 bits
+    apart", while pixels (the pair's kind and similarity) decided them; a member not paired with #1 (a
+    chain) names the member it matches."""
+    import dataclasses
+
+    import pandas as pd
+
+    report, planted = audited
+    table = table_after(report, workspace)
+    shifted = next(group for _, group in report.near_groups.iterrows() if "shifted" in group["kinds"])
+    members = duplicate_groups.group_members(report, table, shifted)
+    assert members["match"].tolist()[0] == ""
+    assert re.fullmatch(r"vs #1: shifted, similarity 0\.\d{3}|vs #1: shifted, similarity 1\.000", members["match"][1])
+    title = duplicate_groups.group_title(shifted, report)
+    assert "similarity" in title and "bits" not in title
+    assert "bits apart" in duplicate_groups.group_title(shifted)  # without the audit's pairs: pHash, as before
+
+    rows = [0, 1, 2]  # a chain: #2 matches #1 shifted, #3 matches only #2, mirrored
+    chain = pd.Series({"group": 7, "size": 3, "rows": rows, "kinds": ["shifted", "mirrored"], "max_distance": 38})
+    pairs = pd.DataFrame({"row_a": [0, 1], "row_b": [1, 2], "kind": ["shifted", "mirrored"],
+                          "similarity": [0.971, 0.9334]})
+    chained = dataclasses.replace(report, near_pairs=pairs)
+    assert duplicate_groups.group_members(chained, table, chain)["match"].tolist() == [
+        "", "vs #1: shifted, similarity 0.971", "vs #2: mirrored, similarity 0.933"]
+    assert duplicate_groups.group_title(chain, chained) == (
+        "Group 8 · 3 images · shifted, mirrored · similarity 0.933–0.971")
+    hashed = dataclasses.replace(report, config=dataclasses.replace(report.config, near_mode="hash"))
+    assert duplicate_groups.group_members(hashed, table, chain)["match"].tolist()[1].endswith("bits from #1")
+    assert duplicate_groups.group_title(chain, hashed).endswith("up to 38 bits apart")
