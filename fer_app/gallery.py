@@ -23,7 +23,7 @@ from fer_core.labels import EMOTIONS
 from fer_core.views import audit_table as views
 from fer_core.views import image_tiles
 
-from .session import apply_edit, flash, reason_of, remember_for_page, test_guard
+from .session import apply_edit, flash, reason_of, remember_for_page, test_guard, undo_here
 
 IMAGE_WIDTH = 48 * image_tiles.UPSCALE_FACTOR
 TILE_WIDTH = IMAGE_WIDTH + 4
@@ -148,14 +148,14 @@ def _bulk_edit(report: AuditReport, key: str, action: str) -> None:
     if not test_guard(report, ids, f"{key}_confirm_test", action != "review_ok"):
         return
     if action == "drop":
-        written = apply_edit(edits.drop, dataset, ids, reason, success=f"Dropped {len(ids)} image(s)")
+        written = apply_edit(edits.drop, dataset, ids, reason, success=f"Dropped {len(ids)} image(s)", place=key)
     elif action == "review_ok":
         written = apply_edit(edits.mark_group_reviewed, dataset, ids, reason or "reviewed: OK as is",
-                             success=f"Marked {len(ids)} image(s) as reviewed")
+                             success=f"Marked {len(ids)} image(s) as reviewed", place=key)
     else:
         emotion = st.session_state[f"{key}_emotion"]
         written = apply_edit(edits.resolve_group, dataset, ids, "relabel", reason, emotion=emotion,
-                             success=f"Relabeled {len(ids)} image(s) to {emotion}")
+                             success=f"Relabeled {len(ids)} image(s) to {emotion}", place=key)
     if written is not None:
         clear_picks(key)
         st.session_state[f"{key}_confirm_test"] = False
@@ -182,6 +182,7 @@ def bulk_actions(report: AuditReport, key: str) -> None:
                         help="Dropping or relabeling test images changes what every later run is scored on.")
         if picks:
             st.form_submit_button("Clear picks", on_click=clear_picks, args=(key,), type="tertiary")
+    undo_here(key)
 
 
 # ---------------------------------------------------------------------------------------------

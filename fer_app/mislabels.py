@@ -25,7 +25,7 @@ from fer_core.mislabels.config import MislabelConfig
 from fer_core.views import audit_table as views
 
 from .gallery import clear_picks, image_grid, pager, picked_ids
-from .session import DATA_PATH, apply_edit, call_safely, flash, test_guard, workspace
+from .session import DATA_PATH, apply_edit, call_safely, flash, test_guard, undo_here, workspace
 
 POLL_SECONDS = 2
 QUEUE = "mis"  # the Review queue's gallery key (picks, pager, form)
@@ -121,10 +121,10 @@ def _decide(report: AuditReport, queue: pd.DataFrame, accept: bool) -> None:
             return
         rows = queue[queue["id"].isin(ids)]
         written = apply_edit(mislabel_review.accept_suggestions, report.dataset, rows, workspace=workspace(),
-                             success=f"Relabeled {len(rows)} image(s) to the model's suggestion")
+                             success=f"Relabeled {len(rows)} image(s) to the model's suggestion", place=QUEUE)
     else:
         written = apply_edit(mislabel_review.reject_suggestions, report.dataset, ids, workspace=workspace(),
-                             success=f"Kept the given label of {len(ids)} image(s)")
+                             success=f"Kept the given label of {len(ids)} image(s)", place=QUEUE)
     if written is not None:
         clear_picks(QUEUE)
         st.session_state[f"{QUEUE}_confirm_test"] = False
@@ -163,6 +163,7 @@ def review_queue(report: AuditReport, table: pd.DataFrame, page_size: int, among
         test_count = views.count_test_images(report.dataset, picks)
         if test_count:
             st.checkbox(f"Yes, relabel {test_count:,} PublicTest/PrivateTest image(s) too", key=f"{QUEUE}_confirm_test")
+    undo_here(QUEUE)
 
 
 def latest_result(report: AuditReport) -> mislabel_results.MislabelResult | None:

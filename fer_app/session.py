@@ -3,7 +3,8 @@
 Session keys are declared here once. Session state holds ids, paths and parameters, never arrays.
 Messages left by a callback (`flash`) are shown on the next run as a toast; an edit's message
 also stays at the top of the page with an Undo button for exactly the batch it wrote, until the
-next edit or a page change.
+next edit or a page change, and again beside the form that made it (`undo_here`), which on a long
+page is where the reviewer is looking.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ DATA_PATH = "data_path"
 THRESHOLD = "near_threshold"
 NEAR_MODE = "near_mode"  # how near duplicates are found: "verified" (the default) or "hash"
 FLASH = "flash"  # (kind, message): shown once on the next run
-LAST_EDIT = "last_edit"  # (message, batch_id): the newest edit, offered for undo until a page change
+LAST_EDIT = "last_edit"  # (message, batch_id, place): the newest edit, offered for undo until a page change
 CURRENT_PAGE = "current_page"
 PAGE_STATE = "page_state"  # keys cleared on a page change (resolved-group markers, previews)
 DATA_PATH_INPUT = "data_path_input"
@@ -100,10 +101,11 @@ def flash(kind: str, message: str) -> None:
     st.session_state[FLASH] = (kind, message)
 
 
-def flash_edit(message: str, batch_id: str) -> None:
-    """Leave an edit's message for the next run, with an Undo for exactly `batch_id`."""
+def flash_edit(message: str, batch_id: str, place: str | None = None) -> None:
+    """Leave an edit's message for the next run, with an Undo for exactly `batch_id` (at the top, and
+    beside the form `place` when given)."""
     flash("ok", message)
-    st.session_state[LAST_EDIT] = (message, batch_id)
+    st.session_state[LAST_EDIT] = (message, batch_id, place)
 
 
 def undo_edit_batch(batch_id: str) -> None:
@@ -124,11 +126,22 @@ def _show_messages() -> None:
             st.error(image_tiles.escape_markdown(text))
     last = st.session_state.get(LAST_EDIT)
     if last:
-        text, batch_id = last
-        with st.container(horizontal=True, vertical_alignment="center", key="last_edit_bar"):
-            st.success(image_tiles.escape_markdown(text), icon=":material/check_circle:")
-            st.button("Undo", key="undo_last_edit", icon=":material/undo:", on_click=undo_edit_batch, args=(batch_id,),
-                      help="Undo exactly this edit batch (a new row in the edit history).")
+        _undo_bar(last[0], last[1], "last_edit")
+
+
+def _undo_bar(text: str, batch_id: str, key: str) -> None:
+    with st.container(horizontal=True, vertical_alignment="center", key=f"{key}_bar"):
+        st.success(image_tiles.escape_markdown(text), icon=":material/check_circle:")
+        st.button("Undo", key=f"undo_{key}", icon=":material/undo:", on_click=undo_edit_batch, args=(batch_id,),
+                  help="Undo exactly this edit batch (a new row in the edit history).")
+
+
+def undo_here(place: str) -> None:
+    """The newest edit's message and Undo again beside the form `place` that made it: after an action at
+    the bottom of a long page, the bar at the top is out of view."""
+    last = st.session_state.get(LAST_EDIT)
+    if last and last[2] == place:
+        _undo_bar(last[0], last[1], f"last_edit_{place}")
 
 
 def one_line(error: BaseException) -> str:
@@ -165,9 +178,9 @@ def reason_of(key: str) -> str:
     return st.session_state.get(key, "").strip()
 
 
-def apply_edit(action, *args, success: str, **kwargs) -> list[Edit] | None:
-    """Call an `edits` function from a callback; leave its message (with an Undo for its batch) or
-    a one-line error. Returns the edits written, or None when nothing was written."""
+def apply_edit(action, *args, success: str, place: str | None = None, **kwargs) -> list[Edit] | None:
+    """Call an `edits` function from a callback; leave its message (with an Undo for its batch, also beside
+    the form `place`) or a one-line error. Returns the edits written, or None when nothing was written."""
     written = call_safely(action, *args, failure="Not done", **kwargs)
     if written is None:
         return None
@@ -175,7 +188,7 @@ def apply_edit(action, *args, success: str, **kwargs) -> list[Edit] | None:
         flash("ok", f"{success}: nothing to change (already so)")
         return written
     count = len(written)
-    flash_edit(f"{success} ({count} edit{'s' if count != 1 else ''} logged)", written[0].batch_id)
+    flash_edit(f"{success} ({count} edit{'s' if count != 1 else ''} logged)", written[0].batch_id, place)
     return written
 
 

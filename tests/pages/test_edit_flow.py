@@ -175,3 +175,26 @@ def test_group_form_shows_only_the_fields_its_action_uses(app):
     app.button(key=f"{key}_undo").click().run()
     assert find_edits_in_effect(read_edits()) == []
     assert [b for b in app.button if b.proto.form_id == f"{key}_form"]  # the form is back, the group in place
+
+
+def test_the_undo_of_an_action_low_on_a_long_page_is_beside_its_form(app):
+    """Issue 24: after an action at the bottom of the Outliers page, its Undo was only in the bar at the top,
+    out of view; the message and its Undo are also shown right under the form that acted (and only there)."""
+    app = open_page(app, "pages/2_Outliers.py")
+    training_boxes(app, "out_rank")[0].check().run()
+    drop_picked(app, "out_rank", "bottom of the page")
+    dropped = read_edits()[-1]
+    elements = list(app.main)  # in page order
+    keys = [getattr(element, "key", None) for element in elements]
+    here = keys.index("undo_last_edit_out_rank")
+    assert here > keys.index("FormSubmitter:out_rank_form-Drop picked")  # under the form that acted
+    assert "Dropped 1 image" in str(elements[here - 1].value)  # its message, beside it
+    assert not any(button.key == "undo_last_edit_out_sel" for button in app.button)  # not beside another form
+    app.button(key="undo_last_edit_out_rank").click().run()
+    log = read_edits()
+    assert log[-1].action == "undo" and log[-1].undoes == dropped.edit_id
+    assert not any(b.key.startswith("undo_last_edit") for b in app.button if b.key)
+    app = open_page(app, "pages/3_Review.py")
+    training_boxes(app, "rev")[0].check().run()
+    drop_picked(app, "rev", "the Review page's form too")
+    assert any(button.key == "undo_last_edit_rev" for button in app.button)
