@@ -104,9 +104,15 @@ def image_grid(report: AuditReport, table: pd.DataFrame, rows, key: str, selecta
                                 value=sample["id"] in picks, key=box_key, on_change=_toggle_pick,
                                 args=(key, sample["id"], box_key, generation))
                 else:
-                    st.image(image_tiles.upscale(report.dataset.pixels[row]), width=IMAGE_WIDTH, output_format="PNG")
+                    st.image(tile_image(report, row, sample["dropped"]), width=IMAGE_WIDTH, output_format="PNG")
                 st.caption(image_tiles.escape_markdown(caption(sample, extra)))
     return picked_ids(key)
+
+
+def tile_image(report: AuditReport, row: int, dropped: bool) -> np.ndarray:
+    """A tile's enlarged pixels, greyed out when the image is dropped (its caption also says DROPPED)."""
+    pixels = report.dataset.pixels[row]
+    return image_tiles.upscale(image_tiles.faded(pixels) if dropped else pixels)
 
 
 def member_strip(report: AuditReport, members: pd.DataFrame, table: pd.DataFrame) -> None:
@@ -116,7 +122,7 @@ def member_strip(report: AuditReport, members: pd.DataFrame, table: pd.DataFrame
         for number, member in enumerate(members.itertuples(), start=1):
             with st.container(width=TILE_WIDTH, gap=None):
                 sample = table.iloc[int(member.row)]
-                st.image(image_tiles.upscale(report.dataset.pixels[int(member.row)]), width=IMAGE_WIDTH, output_format="PNG")
+                st.image(tile_image(report, int(member.row), sample["dropped"]), width=IMAGE_WIDTH, output_format="PNG")
                 match = (member.match,) if member.match else ()
                 st.caption(image_tiles.escape_markdown(caption(sample, match, prefix=(f"#{number}",))))
 

@@ -9,12 +9,15 @@ import re
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from fer_core.labels import USAGES
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 UPSCALE_FACTOR = 3  # 48 px → 144 px, nearest neighbour, so the pixels stay crisp
+DROPPED_FADE = 0.65  # share of light grey blended into a dropped image: still recognisable, visibly out
+DROPPED_GREY = 235
 
 
 def escape_markdown(text: object) -> str:
@@ -34,6 +37,13 @@ def short_id(sample_id: str) -> str:
 def upscale(image: np.ndarray, factor: int = UPSCALE_FACTOR) -> np.ndarray:
     """Nearest-neighbour enlargement by an integer factor (each pixel becomes a factor×factor block)."""
     return np.repeat(np.repeat(np.asarray(image), factor, axis=0), factor, axis=1)
+
+
+def faded(image: np.ndarray, share: float = DROPPED_FADE) -> np.ndarray:
+    """A dropped image greyed out (blended with light grey), so a group shows at a glance which copies
+    are gone, not only by a word under them."""
+    picture = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
+    return np.asarray(Image.blend(picture, Image.new(picture.mode, picture.size, DROPPED_GREY), share))
 
 
 def page_count(total: int, page_size: int) -> int:

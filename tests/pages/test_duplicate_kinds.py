@@ -73,3 +73,35 @@ def test_verified_groups_are_captioned_by_kind_and_similarity(app):
     app.radio(key="dup_kind").set_value("near").run()
     app.radio(key="near_mode_radio").set_value("hash").run()
     assert "bits from #1" in texts(app) and all("bits apart" in title for title in group_titles(app))
+
+
+def test_dropped_members_of_a_group_are_greyed_out(app, monkeypatch):
+    """Issue 24: a dropped copy inside a group was marked only by the word DROPPED under it; its picture is
+    greyed out too (the live copy stays as it is)."""
+    import numpy as np
+    import streamlit as st
+    from test_pages import button
+
+    from fer_core.curation.edits import read_edits
+    from fer_core.dataset.loading import load
+    from fer_core.views import image_tiles
+
+    shown = []
+    original = st.image
+    monkeypatch.setattr(st, "image", lambda image, *args, **kwargs: (shown.append(np.asarray(image)),
+                                                                     original(image, *args, **kwargs))[1])
+    app = open_page(app, "pages/1_Duplicates.py")
+    shifted = next(title for title in group_titles(app) if " · shifted" in title)  # its two members' pixels differ
+    number = int(re.search(r"Group (\d+)", shifted).group(1))
+    key = f"group_near_{number - 1}"
+    app.text_input(key=f"{key}_reason").set_value("keep the first")
+    button(app, "Apply", f"{key}_form").click().run()  # default action: keep one, drop the rest
+    dropped = [edit.sample_id for edit in read_edits() if edit.action == "drop"]
+    assert len(dropped) == 1
+    dataset = load(app.session_state["data_path"])
+    row = dataset.index_of(dropped[0])
+    shown.clear()
+    app.run()
+    assert not any(np.array_equal(image, image_tiles.upscale(dataset.pixels[row])) for image in shown)
+    greyed = image_tiles.upscale(image_tiles.faded(dataset.pixels[row]))
+    assert any(np.array_equal(image, greyed) for image in shown)

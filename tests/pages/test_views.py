@@ -289,3 +289,12 @@ def test_verified_groups_say_what_decided_them_not_phash_bits(audited, workspace
     hashed = dataclasses.replace(report, config=dataclasses.replace(report.config, near_mode="hash"))
     assert duplicate_groups.group_members(hashed, table, chain)["match"].tolist()[1].endswith("bits from #1")
     assert duplicate_groups.group_title(chain, hashed).endswith("up to 38 bits apart")
+
+
+def test_faded_greys_an_image_out_and_keeps_it_recognisable():
+    """Issue 24: dropped images in groups were marked only by a word; they are shown greyed out."""
+    image = np.tile(np.arange(0, 240, 5, dtype=np.uint8), (48, 1))
+    grey = image_tiles.faded(image)
+    assert grey.shape == image.shape and grey.dtype == np.uint8
+    assert grey.mean() > image.mean() + 50 and grey.std() < image.std() / 2  # lighter, flatter
+    assert np.corrcoef(grey.ravel(), image.ravel())[0, 1] > 0.99  # the same picture
