@@ -53,7 +53,9 @@ bottom[0].number_input("Epochs (at most; early stopping on PublicTest)", 1, 500,
                                    f"{st.session_state[runs.SIZE]})")
 bottom[1].selectbox("Batch size", [16, 32, 64, 128, 256], index=3, key=runs.BATCH_SIZE)
 bottom[2].number_input("First seed" if paired else "Seed", 0, 2**31 - 1, value=0, key=runs.SEED)
-bottom[3].number_input("Limit (images, stratified; empty = all)", 1, None, value=None, key=runs.LIMIT)
+bottom[3].number_input("Limit (Training images, stratified; empty = all)", 1, None, value=None, key=runs.LIMIT,
+                       help="Trains on about this many Training images. The test images are never limited: "
+                            "every run is scored on the whole PrivateTest split, so runs compare.")
 compare.show_plan()
 st.button("Launch", type="primary", icon=":material/play_arrow:", on_click=runs.launch, key="train_launch")
 

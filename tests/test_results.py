@@ -222,3 +222,12 @@ def test_a_mislabel_job_is_named_by_its_kind_and_is_not_a_training_run():
     assert row.loc["t", ["kind", "epoch"]].tolist() == ["training", "0 / 5"]
     summary = RunRecord(**{**job.__dict__, "state": "succeeded", "metrics": {"flagged": 12, "seconds": 60.0}})
     assert [record.run_id for record in results.finished_with_metrics([summary, make_record("t")])] == ["t"]
+
+
+def test_a_limited_run_on_a_whole_test_set_is_not_called_small():
+    """Issue 24: `--limit` no longer shrinks the test splits, so a limited run scored on 3,589 PrivateTest
+    images is not warned about as a small test set (a small count still is, whatever its cause)."""
+    limited = make_record(run_id="limited", test_images=3589)
+    limited = RunRecord(**{**limited.__dict__, "config": {**limited.config, "limit": 2000}})
+    assert predictions.test_set_warnings([limited]) == []
+    assert predictions.test_set_warnings([make_record(run_id="old", test_images=300)])

@@ -120,7 +120,9 @@ def test_unknown_sampling_names_the_allowed_ones():
         validate_sampling("adasyn")
 
 
-def test_stratified_subset_keeps_usage_and_emotion_shares():
+def test_stratified_subset_limits_the_training_images_only_keeping_emotion_shares():
+    """Issue 24: the limit also shrank PublicTest and PrivateTest, so two limited runs were scored on
+    different test images; it now takes about `limit` Training images and leaves the test splits whole."""
     rng = np.random.default_rng(0)
     usages = np.array(["Training"] * 800 + ["PublicTest"] * 100 + ["PrivateTest"] * 100)
     labels = np.concatenate([np.repeat(np.arange(7), [100, 10, 100, 290, 100, 100, 100]),
@@ -129,11 +131,13 @@ def test_stratified_subset_keeps_usage_and_emotion_shares():
                       pixels=rng.integers(0, 256, size=(1000, 48, 48), dtype=np.uint8))
     subset = stratified_subset(dataset, 100, seed=0)
     counts = {usage: np.bincount(subset.labels[subset.usages == usage], minlength=7).tolist() for usage in USAGES}
-    assert counts["Training"] == [10, 2, 10, 29, 10, 10, 10]  # 80 by shares; disgust raised from 1 to 2
-    assert counts["PublicTest"] == counts["PrivateTest"] == [2, 2, 2, 3, 2, 2, 2]  # 10 by shares, minimum 2
+    assert counts["Training"] == [12, 2, 12, 36, 12, 12, 12]  # 100 by shares; disgust raised from 1 to 2
+    assert counts["PublicTest"] == counts["PrivateTest"] == [14, 2, 14, 28, 14, 14, 14]  # whole
+    other = stratified_subset(dataset, 300, seed=1)
+    assert set(other.ids[other.usages != "Training"]) == set(subset.ids[subset.usages != "Training"])
     rows = [dataset.index_of(sample_id) for sample_id in subset.ids]
     assert rows == sorted(rows)
     assert stratified_subset(dataset, 100, seed=0).ids.tolist() == subset.ids.tolist()
-    assert stratified_subset(dataset, 5000) is dataset
-    with pytest.raises(ValueError, match="positive"):
+    assert stratified_subset(dataset, 800) is dataset and stratified_subset(dataset, 5000) is dataset
+    with pytest.raises(ValueError, match="positive number of Training images"):
         stratified_subset(dataset, 0)

@@ -214,3 +214,17 @@ def test_a_diverged_run_fails_with_the_reason_and_writes_nothing(tmp_path, works
         train_and_evaluate(dataset, config, tmp_path / "run", on_epoch=events.append, workspace=workspace)
     assert [event.epoch for event in events] == [1]  # stopped in the first epoch, not run to the end
     assert not (tmp_path / "run").exists()
+
+
+def test_a_limited_run_trains_on_fewer_training_images_and_is_scored_on_every_test_image(tmp_path, workspace):
+    """Issue 24: `limit` also shrank the test splits, so two runs with a limit were scored on different test
+    images. It limits the Training images only: predictions.csv holds every PublicTest and PrivateTest image."""
+    dataset = make_dataset(2)
+    tested = sorted(dataset.ids[dataset.usages != "Training"])
+    for limit in (21, 35):
+        limited = select_training_data(dataset, TrainConfig(raw=True, limit=limit))
+        assert sorted(limited.ids[limited.usages != "Training"]) == tested
+    config = TrainConfig(model="cnn", sampling="none", epochs=1, size="tiny", batch_size=16, limit=21, raw=True)
+    metrics = train_and_evaluate(dataset, config, tmp_path / "run", workspace=workspace)
+    assert metrics["train_images"] == 21 and metrics["test_images"] == 21
+    assert sorted(pd.read_csv(tmp_path / "run" / "predictions.csv")["id"]) == tested

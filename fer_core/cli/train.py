@@ -61,7 +61,8 @@ def add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = 
                               help="op determinism and float32: identical reruns, slower on a CPU"),
         "size": dict(default=TrainConfig.size, help=f"model size preset: {', '.join(SIZES)}"),
         "batch_size": dict(type=int, default=TrainConfig.batch_size),
-        "limit": dict(type=int, default=None, help="train on a stratified subset of about N samples (quick runs)"),
+        "limit": dict(type=int, default=None, help="train on a stratified subset of about N Training images (quick "
+                       "runs); PublicTest and PrivateTest are always used whole, so every run is scored alike"),
         "seed": dict(type=int, default=TrainConfig.seed),
         "raw": dict(action="store_true", help="ignore the workspace's edits (train on the raw data)"),
         "near_threshold": dict(type=int, default=None,

@@ -68,7 +68,7 @@ class TrainConfig:
         check_range("patience", self.patience, 1, MAX_EPOCHS)
         check_range("seed", self.seed, 0, MAX_SEED)
         if self.limit is not None:
-            check_range("limit", self.limit, 1, MAX_LIMIT, unit=" (number of samples)")
+            check_range("limit", self.limit, 1, MAX_LIMIT, unit=" (number of Training images)")
         if self.near_threshold is not None:
             check_near_threshold(self.near_threshold)
         check_near_mode(self.near_mode)

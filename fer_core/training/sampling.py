@@ -1,4 +1,4 @@
-"""Sampling strategies for the training split (none, class_weight, ros, smote) and stratified subsets.
+"""Sampling strategies for the training split (none, class_weight, ros, smote) and its stratified subsets.
 
 Resampling only ever sees the training arrays it is given: callers split first and pass the
 Training rows, so PublicTest and PrivateTest are never resampled. ROS and SMOTE run
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fer_core.dataset.loading import Dataset
-from fer_core.labels import EMOTIONS, IMAGE_SIDE, USAGES
+from fer_core.labels import EMOTIONS, IMAGE_SIDE, TRAINING
 
 SAMPLING_NAMES: tuple[str, ...] = ("none", "class_weight", "ros", "smote")
 SMOTE_NEIGHBOURS = 5
@@ -93,24 +93,22 @@ def _fit_resample(sampler: object, pixels: np.ndarray, labels: np.ndarray, dtype
 
 
 def stratified_subset(dataset: Dataset, limit: int, seed: int = 0, min_per_class: int = 2) -> Dataset:
-    """About `limit` samples: each usage keeps its share, and within it each emotion its share.
+    """About `limit` Training images, each emotion keeping its share; PublicTest and PrivateTest stay whole,
+    so every run, limited or not, early-stops and is scored on the same test images.
 
-    Every (usage, emotion) present keeps at least `min_per_class` samples (or all it has), so
-    small subsets still contain every emotion; the result can therefore exceed `limit` slightly.
+    Every emotion present keeps at least `min_per_class` Training images (or all it has), so small
+    subsets still contain every emotion; the count can therefore exceed `limit` slightly.
     Rows keep their original order.
     """
     if limit < 1:
-        raise ValueError(f"limit must be a positive number of samples, got {limit}")
-    if limit >= len(dataset):
+        raise ValueError(f"limit must be a positive number of Training images, got {limit}")
+    training = np.flatnonzero(dataset.usages == TRAINING)
+    if limit >= len(training):
         return dataset
     rng = np.random.default_rng(seed)
-    chosen = []
-    for usage in USAGES:
-        usage_rows = np.flatnonzero(dataset.usages == usage)
-        usage_target = limit * len(usage_rows) / len(dataset)
-        for label in range(len(EMOTIONS)):
-            rows = usage_rows[dataset.labels[usage_rows] == label]
-            quota = int(round(usage_target * len(rows) / max(1, len(usage_rows))))
-            quota = min(len(rows), max(quota, min_per_class))
-            chosen.append(rng.choice(rows, size=quota, replace=False))
+    chosen = [np.flatnonzero(dataset.usages != TRAINING)]
+    for label in range(len(EMOTIONS)):
+        rows = training[dataset.labels[training] == label]
+        quota = min(len(rows), max(int(round(limit * len(rows) / len(training))), min_per_class))
+        chosen.append(rng.choice(rows, size=quota, replace=False))
     return dataset.select(np.sort(np.concatenate(chosen)))

@@ -35,16 +35,15 @@ def test_set_note(record: "RunRecord") -> str:
 
 
 def test_set_warnings(records: Sequence["RunRecord"]) -> list[str]:
-    """Warnings that make figures hard to read or compare: a small (`--limit`) test set, and runs
-    scored on different test images (compared by the ids in predictions.csv, else by count)."""
+    """Warnings that make figures hard to read or compare: a small test set (small data, or a run from before
+    `--limit` left the test splits whole), and runs scored on different test images (compared by the ids
+    in predictions.csv, else by count)."""
     warnings = []
     for record in records:
         count = (record.metrics or {}).get("test_images") or 0
-        if record.config.get("limit") or count < SMALL_TEST_SET:
-            warnings.append(f"Run {record.run_id} was scored on only {count:,} PrivateTest images"
-                            f"{' (--limit ' + format(record.config['limit'], ',') + ')' if record.config.get('limit') else ''}"
-                            ": one image moves its accuracy by "
-                            f"{1 / max(count, 1):.1%}; differences of a few points are noise.")
+        if count < SMALL_TEST_SET:
+            warnings.append(f"Run {record.run_id} was scored on only {count:,} PrivateTest images: one image moves "
+                            f"its accuracy by {1 / max(count, 1):.1%}; differences of a few points are noise.")
     if len(records) == 2:
         first, second = (test_image_ids(record) for record in records)
         counts = [(record.metrics or {}).get("test_images") for record in records]

@@ -100,6 +100,14 @@ def test_mislabel_jobs_show_their_kind_and_are_not_runs_with_results(app, worksp
     assert "No finished run yet" in texts(app)
 
 
+def test_the_limit_field_says_it_limits_training_images_only(app):
+    """Issue 24: "Limit (images, stratified)" also shrank the test splits; it limits the Training images and
+    says that every run is scored on the whole test split."""
+    app = open_page(app, TRAIN)
+    limit = app.number_input(key="train_limit")
+    assert "Training images" in limit.label and "whole PrivateTest" in limit.help
+
+
 def test_train_page_defaults_to_the_fast_size_with_an_estimate_and_shows_variants_for_cnn_lstm(app):
     app = open_page(app, TRAIN)
     assert app.radio(key="train_size").value == "fast" and app.number_input(key="train_epochs").value is None
