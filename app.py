@@ -38,5 +38,6 @@ session.page_links(skip="app.py")
 curate.curate_panel(report, table, log)
 
 st.subheader("Export the curated data")
-st.caption("The same files as `python -m fer_core export DATA --out curated.csv`: built when you click.")
+st.caption("The same files as `python -m fer_core export DATA --format csv --out curated.csv`: the CSV is written "
+           "in the background when you click Prepare (with the time left), then downloaded.")
 exports.export_buttons(report)

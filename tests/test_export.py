@@ -43,7 +43,8 @@ def test_csv_round_trip_is_exact_and_in_order(workspace, tmp_path):
     assert back.usages.tolist() == curated.usages.tolist()
     assert result.manifest_path == tmp_path / "out" / "curated.manifest.json"
     header = result.path.read_text().splitlines()[:2]
-    assert header[0] == "emotion,pixels,Usage" and header[1].startswith("5,") and header[1].endswith(",Training")
+    assert header[0] == "emotion,pixels,Usage,id" and header[1].startswith("5,")
+    assert header[1].endswith(f",Training,{curated.ids[0]}")
 
 
 def test_pixel_rows_are_plain_space_separated_ints():
@@ -217,3 +218,28 @@ def test_cli_export_bad_paths_fail_in_one_line_before_loading(tmp_path, workspac
     assert err.splitlines() == [f"error: {fill(message)}"]
     assert blocker.read_text() == "keep me"
     assert not (workspace / "cache").exists(), "the data was loaded before the paths were checked"
+
+
+def test_the_csv_names_each_rows_sample_in_a_last_id_column_and_reports_progress(workspace, tmp_path):
+    """Issue 24: the curated CSV had no id column (nothing tied a row to its source image) and the export said
+    nothing while it ran. A last column `id` holds the sample id (quoted when it needs to be), so readers that
+    take FER-2013's columns by name still work; progress is reported as (stage, images written, images)."""
+    import csv
+
+    import pandas as pd
+
+    dataset = curated_example()
+    curated = edits.curated_dataset(dataset)
+    strange = Dataset(ids=np.array(['train/sad/a,b.png', 'train/sad/say "hi".png', *curated.ids[2:]]),
+                      pixels=curated.pixels, labels=curated.labels, usages=curated.usages, source="x")
+    calls = []
+    export.write_csv(strange, tmp_path / "strange.csv", progress=lambda *call: calls.append(call))
+    with open(tmp_path / "strange.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["id"] for row in rows] == strange.ids.tolist()
+    assert calls[-1] == (export.EXPORT_STAGE, len(strange), len(strange))
+    table = pd.read_csv(tmp_path / "strange.csv")
+    assert list(table.columns) == ["emotion", "pixels", "Usage", "id"]
+    assert table["Usage"].tolist() == strange.usages.tolist()
+    back = load(tmp_path / "strange.csv", use_cache=False)  # FER Audit reads its own export back
+    assert np.array_equal(back.pixels, strange.pixels) and not back.problems

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from fer_core.cli.edit import workspace_options
 from fer_core.curation.export import EXPORT_FORMATS, check_destination, export_curated
 from fer_core.dataset.loading import load
 from fer_core.paths import check_workspace
+from fer_core.progress import TerminalProgress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,8 +27,11 @@ def run_export(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     check_workspace(args.workspace)  # the paths first: a bad one is one line, not a traceback after the load
     check_destination(args.out, args.export_format, args.overwrite, source=args.data, workspace=args.workspace)
-    dataset = load(args.data, workspace=args.workspace)
-    result = export_curated(dataset, args.out, args.export_format, workspace=args.workspace, overwrite=args.overwrite)
+    progress = TerminalProgress(enabled=sys.stderr.isatty())  # a bar per stage (reading, writing) with tqdm's ETA
+    dataset = load(args.data, workspace=args.workspace, progress=progress)
+    result = export_curated(dataset, args.out, args.export_format, workspace=args.workspace, overwrite=args.overwrite,
+                            progress=progress)
+    progress.close()
     print(f"exported {result.samples} of {len(dataset)} samples as {result.export_format} to {result.path} "
           f"(manifest {result.manifest_path}) in {time.perf_counter() - started:.1f} s")
     return 0

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_core.curation.edits import DROP, RELABEL, RESTORE, Edit, find_active_edits, read_curation
-from fer_core.dataset.loading import Dataset
+from fer_core.dataset.loading import Dataset, Progress
 from fer_core.files import replace_atomically as _replace_atomically
 from fer_core.labels import EMOTIONS, USAGES
 from fer_core.paths import check_output_apart, check_output_file, check_output_folder, protected_places
@@ -28,6 +28,8 @@ EXPORT_FORMATS: tuple[str, ...] = ("csv", "folders")
 SPLIT_FOLDERS = {"Training": "train", "PublicTest": "test", "PrivateTest": "test"}
 MANIFEST_NAME = "manifest.json"
 CSV_CHUNK_ROWS = 1024
+CSV_HEADER = b"emotion,pixels,Usage,id\n"  # FER-2013's columns, then the sample id last: readers by name still work
+EXPORT_STAGE = "export"
 WRITER_THREADS = 4
 
 
@@ -42,10 +44,12 @@ class ExportResult:
 
 
 def export_curated(dataset: Dataset, out: str | os.PathLike, export_format: str, *,
-                   workspace: str | os.PathLike | None = None, overwrite: bool = False) -> ExportResult:
+                   workspace: str | os.PathLike | None = None, overwrite: bool = False,
+                   progress: Progress | None = None) -> ExportResult:
     """Export the workspace's curated view of `dataset` as `csv` (file at `out`) or `folders` (folder `out`).
 
     The manifest is `<out>/manifest.json` for folders and `<out stem>.manifest.json` beside a CSV.
+    `progress` is called as `(EXPORT_STAGE, images written, images)` while the images are written.
     """
     out = check_destination(out, export_format, overwrite, source=dataset.source, workspace=workspace)
     manifest_path = out / MANIFEST_NAME if export_format == "folders" else csv_manifest_path(out)
@@ -53,11 +57,11 @@ def export_curated(dataset: Dataset, out: str | os.PathLike, export_format: str,
     manifest = build_manifest(dataset, curated, edits, export_format)
     out.parent.mkdir(parents=True, exist_ok=True)
     if export_format == "csv":
-        _replace_atomically(out, lambda temporary: write_csv(curated, temporary))
+        _replace_atomically(out, lambda temporary: write_csv(curated, temporary, progress))
         _replace_atomically(manifest_path, lambda temporary: _write_json(manifest, temporary))
     else:
         def build_folders(temporary: Path) -> None:
-            write_folders(curated, temporary)
+            write_folders(curated, temporary, progress)
             _write_json(manifest, temporary / MANIFEST_NAME)
 
         _replace_atomically(out, build_folders)
@@ -100,16 +104,27 @@ def count_samples(dataset: Dataset) -> dict:
 # Writers (to a fresh path; export_curated makes them atomic)
 
 
-def write_csv(dataset: Dataset, path: str | os.PathLike) -> None:
-    """`emotion,pixels,Usage` rows in dataset order: emotion 0..6, 2304 space-separated ints."""
+def write_csv(dataset: Dataset, path: str | os.PathLike, progress: Progress | None = None) -> None:
+    """`emotion,pixels,Usage,id` rows in dataset order: emotion 0..6, 2304 space-separated ints, the usage,
+    and the sample id (the source file, or `row:<n>` of a source CSV) so each row can be traced back."""
     with open(path, "wb") as handle:
-        handle.write(b"emotion,pixels,Usage\n")
+        handle.write(CSV_HEADER)
         for start in range(0, len(dataset), CSV_CHUNK_ROWS):
-            stop = start + CSV_CHUNK_ROWS
+            stop = min(start + CSV_CHUNK_ROWS, len(dataset))
             texts = format_pixel_rows(dataset.pixels[start:stop])
-            handle.writelines(b"%d,%s,%s\n" % (label, text, usage.encode())
-                              for label, text, usage in zip(dataset.labels[start:stop].tolist(), texts,
-                                                            dataset.usages[start:stop].tolist()))
+            handle.writelines(b"%d,%s,%s,%s\n" % (label, text, usage.encode(), csv_field(sample_id))
+                              for label, text, usage, sample_id in zip(
+                                  dataset.labels[start:stop].tolist(), texts, dataset.usages[start:stop].tolist(),
+                                  dataset.ids[start:stop].tolist()))
+            if progress is not None:
+                progress(EXPORT_STAGE, stop, len(dataset))
+
+
+def csv_field(text: str) -> bytes:
+    """One CSV field as UTF-8, quoted (quotes doubled) when it holds a comma, a quote or a line break."""
+    if any(character in text for character in ',"\r\n'):
+        text = '"' + text.replace('"', '""') + '"'
+    return text.encode("utf-8", errors="surrogateescape")
 
 
 def format_pixel_rows(pixels: np.ndarray) -> list[bytes]:
@@ -128,7 +143,7 @@ def format_pixel_rows(pixels: np.ndarray) -> list[bytes]:
     return [text[start:end - 1] for start, end in zip(starts.tolist(), ends.tolist())]
 
 
-def write_folders(dataset: Dataset, root: str | os.PathLike) -> None:
+def write_folders(dataset: Dataset, root: str | os.PathLike, progress: Progress | None = None) -> None:
     """PNG files (lossless) in the `train/<emotion>/`, `test/<emotion>/` layout, names from `export_file_names`."""
     import cv2
 
@@ -145,8 +160,9 @@ def write_folders(dataset: Dataset, root: str | os.PathLike) -> None:
 
     # File creation dominates and releases the GIL, so a few threads overlap it.
     with ThreadPoolExecutor(max_workers=WRITER_THREADS) as pool:
-        for _ in pool.map(write_one, export_file_names(dataset), dataset.pixels):
-            pass
+        for written, _ in enumerate(pool.map(write_one, export_file_names(dataset), dataset.pixels), start=1):
+            if progress is not None and (written % CSV_CHUNK_ROWS == 0 or written == len(dataset)):
+                progress(EXPORT_STAGE, written, len(dataset))
 
 
 def export_file_names(dataset: Dataset) -> list[str]:

@@ -84,14 +84,16 @@ def test_s3_a_damaged_database_is_one_line_in_the_browser(app, workspace):
 
 
 def test_export_downloads_the_curated_csv_and_its_manifest(app, synthetic_folder, workspace):
-    """Item 10: the Overview offers the curated CSV and its manifest; both come from fer_core.curation.export."""
+    """Item 10: the Overview offers the curated CSV and its manifest; both come from fer_core.curation.export
+    (the CSV is prepared in the background first: tests/pages/test_export_panel.py)."""
     app = open_page(app, None)
-    assert {button.proto.label for button in app.get("download_button")} == {"Curated data (CSV)", "Manifest (JSON)"}
+    assert {button.proto.label for button in app.get("download_button")} == {"Manifest (JSON)"}
+    assert app.button(key="export_prepare").label == "Prepare the curated CSV"
     report = audit_source(synthetic_folder, workspace=workspace)
     dropped = report.dataset.ids[-1]
     edits.drop(report.dataset, [dropped], "not a face", workspace=workspace)
     rows = list(csv.DictReader(io.StringIO(exports.curated_csv(report, str(workspace)).decode())))
-    assert len(rows) == len(report.dataset) - 1 and set(rows[0]) == {"emotion", "pixels", "Usage"}
+    assert len(rows) == len(report.dataset) - 1 and list(rows[0]) == ["emotion", "pixels", "Usage", "id"]
     manifest = json.loads(exports.curated_manifest(report, str(workspace)))
     assert [edit["sample_id"] for edit in manifest["applied_edits"]] == [dropped]
     assert manifest["counts"]["after"]["total"] == len(report.dataset) - 1
