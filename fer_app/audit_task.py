@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from fer_core.audit import AuditConfig, AuditReport, audit_source
 from fer_core.curation import edits
 from fer_core.curation.replay import Edit
 from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD, MAX_NEAR_THRESHOLD
+from fer_core.progress import time_left_text
 from fer_core.views import audit_table as views
 from fer_core.views import image_tiles
 
@@ -53,9 +55,16 @@ class AuditJob:
     finished: threading.Event = field(default_factory=threading.Event)
     faces_finished: threading.Event = field(default_factory=threading.Event)  # the full report is in
     face_error: str | None = None
+    stage_started: float = field(default_factory=time.monotonic)  # when the current stage began (its rate)
 
     def progress(self, stage: str, done: int, total: int) -> None:
+        if stage != self.stage:
+            self.stage_started = time.monotonic()
         self.stage, self.done, self.total = stage, done, max(total, 1)
+
+    def time_left(self) -> str:
+        """The current stage's time left at the rate measured since it began."""
+        return time_left_text(self.done, self.total, time.monotonic() - self.stage_started)
 
 
 @st.cache_resource(show_spinner=False)
@@ -155,8 +164,9 @@ def _face_stage_progress(job: AuditJob) -> None:
     if job.faces_finished.is_set():
         st.rerun(scope="app")
     if job.stage == "faces":
-        st.progress(min(job.done / job.total, 1.0), text=f"Face stage: {job.done:,}/{job.total:,} images; "
-                                                         "no-usable-face outliers appear when it is done")
+        st.progress(min(job.done / job.total, 1.0), text=f"Face stage: {job.done:,}/{job.total:,} images · "
+                                                         f"{job.time_left()}; no-usable-face outliers appear when "
+                                                         "it is done")
     else:
         st.progress(0.0, text="Face stage starting…")
 

@@ -39,3 +39,30 @@ def test_a_face_stage_read_from_the_cache_shows_no_progress_bar(app):
     app = open_page(app, None)
     assert not [bar for bar in app.get("progress") if "Face stage" in str(bar.proto)]
     assert "Images kept" in [metric.label for metric in app.metric]
+
+
+def test_the_face_stage_progress_says_the_time_left(app, monkeypatch):
+    """Issue 24: the face stage's bar showed a count ("Face stage: 12,000/35,887 images") without the time left;
+    it now says "about N s left" from the rate measured since the stage began."""
+    from fer_core.outliers.faces import STAGE
+
+    release, real_find_faces = threading.Event(), faces.find_faces
+
+    def halted_find_faces(pixels, *, progress=None, config=None):
+        progress(STAGE, 0, len(pixels))
+        time.sleep(0.5)
+        progress(STAGE, len(pixels) // 2, len(pixels))  # half done in about half a second
+        assert release.wait(60)
+        return real_find_faces(pixels, progress=progress, config=config)
+
+    monkeypatch.setattr(faces, "find_faces", halted_find_faces)
+    try:
+        app = open_page(app, None)
+        deadline = time.monotonic() + 60
+        while not (bars := [bar.proto.text for bar in app.get("progress") if "Face stage:" in bar.proto.text]):
+            assert time.monotonic() < deadline, "no face stage bar"
+            time.sleep(0.2)
+            app.run()  # the browser's poll of the face stage
+        assert "images · about " in bars[0] and " s left" in bars[0], bars
+    finally:
+        release.set()
