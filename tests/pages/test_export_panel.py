@@ -3,6 +3,7 @@ time left, then offered for download with its size; the file has a last `id` col
 
 import csv
 import io
+import re
 import threading
 import time
 
@@ -32,7 +33,7 @@ def test_the_csv_is_prepared_with_progress_and_time_left_then_downloaded(app, mo
         time.sleep(0.2)
         app.run()
     text = next(bar.proto.text for bar in app.get("progress") if "Writing the curated CSV" in bar.proto.text)
-    assert "/" in text and ("s left" in text or "min left" in text), text
+    assert re.search(r"\d+/\d+ images · (about \d+ (s|min) left|less than a second left)$", text), text
     assert not [button for button in app.button if button.key == "export_prepare"]  # one build at a time
 
     release.set()
