@@ -171,6 +171,7 @@ def bulk_actions(report: AuditReport, key: str) -> None:
     """Relabel, drop or mark OK the images picked in gallery `key`, with a reason (one form, so typing
     causes no rerun). The form names what it will act on: exactly the picked ids."""
     picks = picked_ids(key)
+    undo_here(key)  # above the form: where the form's top was before the action, so in view after it
     with st.form(f"{key}_form", border=True):
         shown = ", ".join(image_tiles.short_id(sample_id) for sample_id in picks[:12])
         more = f" and {len(picks) - 12:,} more" if len(picks) > 12 else ""
@@ -188,7 +189,6 @@ def bulk_actions(report: AuditReport, key: str) -> None:
                         help="Dropping or relabeling test images changes what every later run is scored on.")
         if picks:
             st.form_submit_button("Clear picks", on_click=clear_picks, args=(key,), type="tertiary")
-    undo_here(key)
 
 
 # ---------------------------------------------------------------------------------------------

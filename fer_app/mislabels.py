@@ -153,6 +153,7 @@ def review_queue(report: AuditReport, table: pd.DataFrame, page_size: int, among
     image_grid(report, table, rows.to_numpy()[pager(len(rows), page_size, key=f"{QUEUE}_page")], key=QUEUE,
                details=details)
     picks = picked_ids(QUEUE)
+    undo_here(QUEUE)
     with st.form(f"{QUEUE}_form", border=True):
         st.write(f"**{len(picks):,}** image(s) picked" + ("" if picks else " (click images above to pick them)"))
         with st.container(horizontal=True):
@@ -163,7 +164,6 @@ def review_queue(report: AuditReport, table: pd.DataFrame, page_size: int, among
         test_count = views.count_test_images(report.dataset, picks)
         if test_count:
             st.checkbox(f"Yes, relabel {test_count:,} PublicTest/PrivateTest image(s) too", key=f"{QUEUE}_confirm_test")
-    undo_here(QUEUE)
 
 
 def latest_result(report: AuditReport) -> mislabel_results.MislabelResult | None:
