@@ -117,8 +117,9 @@ def export_buttons(report: AuditReport) -> None:
     stem = f"fer2013_curated_{report.dataset.fingerprint[:12]}"
     with st.container(horizontal=True, vertical_alignment="center"):
         if build is not None and build.finished.is_set() and build.path is not None:
-            size = build.path.stat().st_size / 1e6
-            st.download_button(f"Curated data (CSV, {size:,.0f} MB)", lambda: build.path.read_bytes(),
+            megabytes = build.path.stat().st_size / 1e6
+            size = f"{megabytes:,.1f}" if megabytes < 10 else f"{megabytes:,.0f}"
+            st.download_button(f"Curated data (CSV, {size} MB)", lambda: build.path.read_bytes(),
                                file_name=f"{stem}.csv", mime="text/csv", icon=":material/download:",
                                key="export_csv", on_click="ignore",
                                help="FER-2013's CSV format (emotion, pixels, Usage) and a last column id, the sample "
