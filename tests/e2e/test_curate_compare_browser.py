@@ -46,8 +46,11 @@ def test_curate_by_policy_undo_it_and_open_a_finished_comparison(server, workspa
         # 1. The recommended policy, previewed then applied: one batch per rule, no test image touched.
         page.set_viewport_size(TALL)
         page.goto(server)
+        # .first: once in a full-suite run the Overview kept a stale copy of its cards from an earlier script
+        # run below the mislabel card for 90 s (a Streamlit redraw left behind; open, see the session note);
+        # the live cards are the first
         edits_in_effect = page.locator('[data-testid="stMetric"]').filter(has_text="Edits in effect").locator(
-            '[data-testid="stMetricValue"]')
+            '[data-testid="stMetricValue"]').first
         expect(edits_in_effect).to_have_text("0", timeout=WAIT_MS)
         panel = page.locator('[data-testid="stVerticalBlock"]').filter(  # the innermost block holding both
             has=page.locator('[data-testid="stSelectbox"]').filter(has_text="Policy")).filter(

@@ -72,8 +72,11 @@ def test_report_opens_offline_with_every_figure_and_image(built_report, tmp_path
         assert blocked == [] and errors == []
         plots = page.evaluate("() => [...document.querySelectorAll('.plotly-graph-div')].map("
                               "div => div.querySelectorAll('svg.main-svg').length > 0 && div.clientHeight > 100)")
-        # box plot, counts before/after, one confusion matrix per run, the difference of the two
-        assert plots == [True] * (2 + len(records) + 1)
+        # box plot, counts before/after, one confusion matrix per run, the difference of the two, and the
+        # comparison's recall figure: the sweep's raw and curated runs of one seed pair up as a comparison,
+        # which "What it changed" opens with
+        assert plots == [True] * (2 + len(records) + 1 + 1)
+        assert "Curated vs raw:" in page.locator("section#changed h3").first.inner_text()
         images = page.evaluate("() => [...document.images].map(image => image.complete && image.naturalWidth)")
         assert len(images) >= 20 and all(width == 144 for width in images)
         assert page.evaluate("() => [...document.querySelectorAll('section')].map(s => s.id)") == SECTION_IDS
@@ -90,7 +93,7 @@ def test_report_opens_offline_with_every_figure_and_image(built_report, tmp_path
             assert f"{metrics['leak_free_accuracy']:.1%} on the {metrics['leak_free_test_images']:,}" in note
 
         # the experiment's grid: one model row, raw and curated columns, the runs' own accuracies
-        grid = page.locator("section#changed table").nth(2)
+        grid = page.locator("section#changed p.caption:has-text('Accuracy (rows') + table").first  # then leak-free
         assert grid.locator("tbody tr").count() == 1
         headers, cells = grid.locator("thead th").all_inner_texts(), grid.locator("tbody td").all_inner_texts()
         assert cells[0] == "cnn" and dict(zip(headers[1:], cells[1:])) == {
