@@ -102,7 +102,7 @@ GOOD = "3," + " ".join(["7"] * 2304) + ",Training"
     ("3," + " ".join(["7"] * 2303) + ",Training", "wrong pixel count 2303"),
     ("3," + " ".join(["7"] * 2303 + ["300"]) + ",Training", "out of range"),
     ("3," + " ".join(["7"] * 2303 + ["x"]) + ",Training", "not an integer"),
-    ("9," + " ".join(["7"] * 2304) + ",Training", "unknown emotion '9'"),
+    ("-1," + " ".join(["7"] * 2304) + ",Training", "unknown emotion '-1'"),  # 7 and up: more classes
     ("3," + " ".join(["7"] * 2304) + ",Validation", "unknown Usage 'Validation'"),
 ])
 def test_bad_csv_row_is_reported_by_row_and_skipped(tmp_path, workspace, bad_row, message):
@@ -148,12 +148,14 @@ def test_missing_path_unknown_form_and_missing_splits(tmp_path, workspace):
         load(tmp_path / "empty")
 
 
-def test_unknown_emotion_folder_and_empty_split(tmp_path, workspace):
+def test_empty_split_and_an_odd_emotion_folder_name(tmp_path, workspace):
     (tmp_path / "d" / "train" / "happy").mkdir(parents=True)
     with pytest.raises(ValueError, match="empty dataset"):
         load(tmp_path / "d")
-    (tmp_path / "d" / "train" / "bored").mkdir()
-    with pytest.raises(ValueError, match="unknown emotion folder 'bored'"):
+    Image.fromarray(np.full((48, 48), 7, np.uint8)).save(tmp_path / "d" / "train" / "happy" / "a.png")
+    (tmp_path / "d" / "train" / "bored?").mkdir()  # any other folder is a class (tests/test_any_dataset.py)
+    (tmp_path / "d" / "train" / "bored?" / "b.png").write_bytes((tmp_path / "d" / "train" / "happy" / "a.png").read_bytes())
+    with pytest.raises(ValueError, match=r"emotion folder.*'bored\?' cannot be an emotion name"):
         load(tmp_path / "d")
 
 
@@ -210,19 +212,19 @@ def test_non_images_are_listed_as_skipped_with_a_reason(tmp_path, workspace):
     (happy / "x.jpg").mkdir()
     (root / "train" / ".ipynb_checkpoints").mkdir()  # a hidden folder is not a misspelt emotion
     (root / "train" / "stray.jpg").write_bytes(b"")
-    (root / "training").mkdir()
+    (root / "extras").mkdir()  # ("training" is a split folder, as in most datasets)
     (root / "README.md").write_text("documentation beside the splits is not data")
     loaded = load(root)
     assert len(loaded) == 3 and loaded.problems == ()
     skipped = reasons(loaded.skipped)
     assert set(skipped) == {"train/happy/gone.jpg", "train/happy/fifo.jpg", "train/happy/notes.txt",
-                            "train/happy/x.jpg", "train/stray.jpg", "training", "train/.ipynb_checkpoints"}
+                            "train/happy/x.jpg", "train/stray.jpg", "extras", "train/.ipynb_checkpoints"}
     assert "dangling symlink" in skipped["train/happy/gone.jpg"]
     assert "FIFO" in skipped["train/happy/fifo.jpg"]
     assert "not an image file name" in skipped["train/happy/notes.txt"]
     assert "folder" in skipped["train/happy/x.jpg"]
     assert "not in an emotion folder" in skipped["train/stray.jpg"]
-    assert "not a split folder" in skipped["training"]
+    assert "not a split folder" in skipped["extras"]
     assert "hidden folder" in skipped["train/.ipynb_checkpoints"]
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from fer_core.dataset.sources import (CSV_COLUMNS, FolderScan, LoadProblem, csv_row_problem, decode_files, decode_image,
                                       parse_pixels, read_csv_lines, scan_folders, split_csv_line, undecodable_byte,
                                       usage_from_name)
+from fer_core.dataset.label_sets import LabelChoice, choose_labels, csv_label_problem, csv_labels, folder_labels
 from fer_core.files import write_atomically
 from fer_core.labels import EMOTIONS, IMAGE_SIDE, TEST_USAGES, USAGES
 from fer_core.workspace import cache_dir
@@ -32,15 +33,16 @@ from fer_core.workspace import cache_dir
 __all__ = ["Dataset", "LoadProblem", "Progress", "content_fingerprint", "decode_image", "load", "usage_from_name"]
 
 # Bump when decoding changes, so stale caches are not reused (3: 16-bit images scaled, not clipped; huge
-# images and names that are not UTF-8 listed as unreadable).
-LOADER_VERSION = "3"
+# images and names that are not UTF-8 listed as unreadable; 4: any emotion folder, non-square images cut to
+# their centre square, EXIF rotation, transparency as white).
+LOADER_VERSION = "4"
 
 Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """FER samples: ids (stable strings), pixels N×48×48 uint8, labels 0..6, usages. Read-only."""
+    """FER samples: ids (stable strings), pixels N×48×48 uint8, labels (indices into `emotions`), usages. Read-only."""
 
     ids: np.ndarray
     pixels: np.ndarray
@@ -51,6 +53,7 @@ class Dataset:
     problems: tuple[LoadProblem, ...] = ()
     converted: int = 0
     skipped: tuple[LoadProblem, ...] = ()  # entries of an image tree that are not images, and why
+    emotions: tuple[str, ...] = EMOTIONS  # the label set: FER-2013's seven, or the data's own (fer_core.labels)
     _index: dict = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
@@ -60,8 +63,10 @@ class Dataset:
         for array in (self.ids, self.pixels, self.labels, self.usages):
             array.flags.writeable = False
         object.__setattr__(self, "_index", {sample_id: i for i, sample_id in enumerate(self.ids.tolist())})
+        object.__setattr__(self, "emotions", tuple(self.emotions))
         if not self.fingerprint:
-            object.__setattr__(self, "fingerprint", content_fingerprint(self.ids, self.pixels, self.labels, self.usages))
+            object.__setattr__(self, "fingerprint", content_fingerprint(self.ids, self.pixels, self.labels, self.usages,
+                                                                        self.emotions))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -85,36 +90,42 @@ class Dataset:
             labels=self.labels[rows].copy(),
             usages=self.usages[rows].copy(),
             source=self.source,
+            emotions=self.emotions,
         )
 
     def with_labels(self, labels: np.ndarray) -> "Dataset":
         return Dataset(ids=self.ids, pixels=self.pixels, labels=np.asarray(labels, dtype=np.int8).copy(),
-                       usages=self.usages, source=self.source)
+                       usages=self.usages, source=self.source, emotions=self.emotions)
 
     def count_by_usage(self) -> dict[str, int]:
         return {usage: int(np.sum(self.usages == usage)) for usage in USAGES}
 
     def count_by_label(self) -> dict[str, int]:
-        counts = np.bincount(self.labels.astype(np.int64), minlength=len(EMOTIONS))
-        return {emotion: int(counts[i]) for i, emotion in enumerate(EMOTIONS)}
+        counts = np.bincount(self.labels.astype(np.int64), minlength=len(self.emotions))
+        return {emotion: int(counts[i]) for i, emotion in enumerate(self.emotions)}
 
     def is_test(self) -> np.ndarray:
         return np.isin(self.usages, TEST_USAGES)
 
 
-def content_fingerprint(ids: np.ndarray, pixels: np.ndarray, labels: np.ndarray, usages: np.ndarray) -> str:
-    """A short hash of what the data is (ids, pixels, labels, usages), independent of where it lies."""
+def content_fingerprint(ids: np.ndarray, pixels: np.ndarray, labels: np.ndarray, usages: np.ndarray,
+                        emotions: tuple[str, ...] = EMOTIONS) -> str:
+    """A short hash of what the data is (ids, pixels, labels, usages, and a label set other than
+    FER-2013's, whose fingerprints stay as they were), independent of where it lies."""
     digest = hashlib.sha256()
     digest.update("\n".join(ids.tolist()).encode())
     digest.update(np.ascontiguousarray(pixels))  # the buffer itself: no copy of a memory-mapped cache
     digest.update(np.asarray(labels, dtype=np.int8).tobytes())
     digest.update("\n".join(usages.tolist()).encode())
+    if tuple(emotions) != EMOTIONS:
+        digest.update(("\nemotions:" + ",".join(emotions)).encode())
     return digest.hexdigest()[:16]
 
 
 def load(path: str | os.PathLike, workspace: str | os.PathLike | None = None,
-         progress: Progress | None = None, use_cache: bool = True) -> Dataset:
-    """Load a FER-2013 CSV file or image-folder tree (cached in the workspace when `use_cache`)."""
+         progress: Progress | None = None, use_cache: bool = True, labels: str | None = None) -> Dataset:
+    """Load a FER CSV file or image-folder tree (cached in the workspace when `use_cache`); `labels` is
+    `--labels` (None: what the workspace remembers for this source, else the data's own label set)."""
     source = Path(path)
     if not source.exists():
         if os.path.lexists(source):
@@ -131,6 +142,10 @@ def load(path: str | os.PathLike, workspace: str | os.PathLike | None = None,
         key_parts = [f"{stat.st_size}\t{stat.st_mtime_ns}"]
     else:
         raise ValueError(f"{source}: not a FER source (expected a .csv file or a folder with train/ and test/)")
+    choice = choose_labels(source, workspace, labels)
+    if choice is not None:
+        key_parts = [*key_parts, f"labels\t{choice.text}"]
+    label_set = folder_labels(source, scan, choice) if scan is not None else None  # bad --labels: before the cache
 
     cache_key = hashlib.sha256("\n".join([LOADER_VERSION, str(source.resolve()), *key_parts]).encode()).hexdigest()[:24]
     cache_file = cache_dir(workspace) / f"pixels-{cache_key}.npz" if use_cache else None
@@ -139,7 +154,7 @@ def load(path: str | os.PathLike, workspace: str | os.PathLike | None = None,
         if cached is not None:
             return cached
 
-    dataset = _load_folders(source, scan, progress) if scan is not None else _load_csv(source, progress)
+    dataset = _load_folders(source, scan, label_set, progress) if scan is not None else _load_csv(source, choice, progress)
     if cache_file is not None:
         try:
             _write_cache(cache_file, dataset)
@@ -152,7 +167,8 @@ def load(path: str | os.PathLike, workspace: str | os.PathLike | None = None,
 # Image folders
 
 
-def _load_folders(root: Path, scan: FolderScan, progress: Progress | None) -> Dataset:
+def _load_folders(root: Path, scan: FolderScan, label_set: tuple[tuple[str, ...], list[int]],
+                  progress: Progress | None) -> Dataset:
     files = scan.files
     paths = [str(root / rel) for rel, *_ in files]
     chunk = 2000
@@ -174,25 +190,25 @@ def _load_folders(root: Path, scan: FolderScan, progress: Progress | None) -> Da
             pool.shutdown()
 
     ids, pixels, labels, usages, problems, converted = [], [], [], [], list(scan.unreadable), 0
-    for (rel, folder_usage, _, _), (raw, was_converted, reason) in zip(files, decoded):
+    for (rel, folder_usage, _, _), (raw, was_converted, reason), label in zip(files, decoded, label_set[1]):
         if raw is None:
             problems.append(LoadProblem(rel, reason))
             continue
-        _, emotion, name = rel.split("/")
+        name = rel.rsplit("/", 1)[1]
         ids.append(rel)
         pixels.append(raw)
-        labels.append(EMOTIONS.index(emotion.lower()))
+        labels.append(label)
         usages.append(usage_from_name(name, folder_usage))
         converted += was_converted
     problems.sort(key=lambda problem: problem.sample_id)
-    return _assemble(root, ids, pixels, labels, usages, problems, converted, scan.skipped)
+    return _assemble(root, ids, pixels, labels, usages, problems, converted, scan.skipped, emotions=label_set[0])
 
 
 # ---------------------------------------------------------------------------------------------
 # CSV
 
 
-def _load_csv(path: Path, progress: Progress | None) -> Dataset:
+def _load_csv(path: Path, choice: LabelChoice | None, progress: Progress | None) -> Dataset:
     """Parse a fer2013.csv-schema file line by line, so one malformed line (an unquoted comma, a
     byte that is not UTF-8) costs that row only. Sample ids count data rows from 0 (`row:<n>`);
     messages name the file line (the header is line 1)."""
@@ -206,7 +222,7 @@ def _load_csv(path: Path, progress: Progress | None) -> Dataset:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; expected header emotion,pixels,Usage")
     emotion_at, pixels_at, usage_at = (header.index(column) for column in CSV_COLUMNS)
 
-    ids, pixels, labels, usages, problems = [], [], [], [], []
+    ids, pixels, labels, usages, problems, line_numbers = [], [], [], [], [], []
     expected = IMAGE_SIDE * IMAGE_SIDE
     row = -1
     for index in range(header_index + 1, len(lines)):
@@ -236,11 +252,21 @@ def _load_csv(path: Path, progress: Progress | None) -> Dataset:
         pixels.append(values.astype(np.uint8).tobytes())
         labels.append(int(emotion))
         usages.append(usage.strip())
+        line_numbers.append(index + 1)
         if progress and row % 2000 == 0:
             progress("parse", index, len(lines))
     if progress:
         progress("parse", len(lines), len(lines))
-    return _assemble(path, ids, pixels, labels, usages, problems, 0)
+    emotions, indices = csv_labels(path, labels, choice)
+    if None in indices:  # values past the end of a --labels list: bad rows, named like the others
+        problems = sorted(problems + [
+            LoadProblem(sample_id, f"{path.name} line {line}: {csv_label_problem(value, emotions)}")
+            for sample_id, line, value, index in zip(ids, line_numbers, labels, indices) if index is None],
+            key=lambda problem: int(problem.sample_id.split(":")[1]))
+        ids, pixels, usages = ([item for item, index in zip(column, indices) if index is not None]
+                               for column in (ids, pixels, usages))
+    return _assemble(path, ids, pixels, [index for index in indices if index is not None], usages, problems, 0,
+                     emotions=emotions)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,7 +274,8 @@ def _load_csv(path: Path, progress: Progress | None) -> Dataset:
 
 
 def _assemble(source: Path, ids: list[str], pixels: list[bytes], labels: list[int], usages: list[str],
-              problems: list[LoadProblem], converted: int, skipped: list[LoadProblem] = ()) -> Dataset:
+              problems: list[LoadProblem], converted: int, skipped: list[LoadProblem] = (),
+              emotions: tuple[str, ...] = EMOTIONS) -> Dataset:
     if not ids:
         detail = f"; first problem: {problems[0].sample_id}: {problems[0].reason}" if problems else ""
         raise ValueError(f"{source}: empty dataset, no loadable samples{detail}")
@@ -261,6 +288,7 @@ def _assemble(source: Path, ids: list[str], pixels: list[bytes], labels: list[in
         problems=tuple(problems),
         converted=converted,
         skipped=tuple(skipped),
+        emotions=emotions,
     )
 
 
@@ -272,7 +300,8 @@ def _write_cache(cache_file: Path, dataset: Dataset) -> None:
     """
     meta = {"fingerprint": dataset.fingerprint, "converted": dataset.converted,
             "problems": [[p.sample_id, p.reason] for p in dataset.problems],
-            "skipped": [[p.sample_id, p.reason] for p in dataset.skipped]}
+            "skipped": [[p.sample_id, p.reason] for p in dataset.skipped],
+            **({"emotions": list(dataset.emotions)} if dataset.emotions != EMOTIONS else {})}  # FER-2013's stay as they were
     for target, write in ((cache_file.with_suffix(".npy"), lambda handle: np.save(handle, dataset.pixels)),
                           (cache_file, lambda handle: np.savez(handle, ids=dataset.ids, labels=dataset.labels,
                                                                usages=dataset.usages, meta=np.array(json.dumps(meta))))):
@@ -298,7 +327,8 @@ def _read_cache(cache_file: Path, source: Path) -> Dataset | None:
                               usages=stored["usages"], source=str(source),
                               problems=tuple(LoadProblem(*p) for p in meta["problems"]),
                               converted=int(meta["converted"]),
-                              skipped=tuple(LoadProblem(*p) for p in meta["skipped"]))
+                              skipped=tuple(LoadProblem(*p) for p in meta["skipped"]),
+                              emotions=tuple(meta.get("emotions", EMOTIONS)))
         return dataset if dataset.fingerprint == meta["fingerprint"] else None
     except Exception:
         return None  # a damaged cache is only a cache: decode again

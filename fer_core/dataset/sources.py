@@ -21,7 +21,10 @@ import numpy as np
 from fer_core.labels import EMOTIONS, IMAGE_SIDE, TRAINING, USAGES
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-SPLIT_FOLDER_USAGE = {"train": TRAINING, "val": "PublicTest", "validation": "PublicTest", "test": "PrivateTest"}
+# Split folder names (any case) → usage: FER-2013's train/test, and the train/val/test of most other datasets.
+SPLIT_FOLDER_USAGE = {"train": TRAINING, "training": TRAINING,
+                      "val": "PublicTest", "valid": "PublicTest", "validation": "PublicTest", "publictest": "PublicTest",
+                      "test": "PrivateTest", "privatetest": "PrivateTest"}
 FILENAME_PREFIX_USAGE = {f"{usage}_": usage for usage in USAGES}
 CSV_COLUMNS = ("emotion", "pixels", "Usage")
 # The largest source image decoded: 25 megapixels, a 24 MP camera frame (6000×4000) and more. FER images are
@@ -61,7 +64,8 @@ class FolderScan:
 def scan_folders(root: Path) -> FolderScan:
     """List <root>/<split>/<emotion>/<image>: one stat per entry (the one that gives size and mtime).
 
-    Only split folders (train, val, validation, test) and the emotion folders in them are read;
+    Only split folders (`SPLIT_FOLDER_USAGE`) and the emotion folders in them are read (any name: the
+    label set comes from them, `fer_core.labels.label_set_of_names`);
     other folders beside the splits are listed as skipped, plain files there (README, LICENSE)
     are not. Two split or emotion folders that are the same folder (a symlink `val -> train`)
     are refused: their images would be counted twice, under two usages or two emotions, and
@@ -113,10 +117,6 @@ def scan_folders(root: Path) -> FolderScan:
             if emotion_dir.name.startswith("."):  # .ipynb_checkpoints and the like, not a misspelt emotion
                 skipped.append(LoadProblem(rel_folder, "a hidden folder, not an emotion folder"))
                 continue
-            if emotion_dir.name.lower() not in EMOTIONS:
-                raise ValueError(f"{printable_name(emotion_dir.path)}: unknown emotion folder "
-                                 f"{printable_name(emotion_dir.name)!r}; "
-                                 f"expected one of {', '.join(EMOTIONS)}")
             for entry in _list_entries(Path(emotion_dir.path), rel_folder, unreadable):
                 rel = f"{rel_folder}/{entry.name}"
                 status = _stat_entry(entry, rel, unreadable, skipped)
@@ -258,18 +258,30 @@ def decode_image(data: bytes, use_opencv: bool = True) -> tuple[np.ndarray, bool
 
 
 def _as_grayscale(image) -> tuple[np.ndarray, bool]:
-    """An opened PIL image as 48×48 uint8 grayscale, and whether it had to be converted."""
-    from PIL import Image
+    """An opened PIL image as 48×48 uint8 grayscale, and whether it had to be converted.
+
+    Colour becomes luma (ITU-R 601), transparent pixels white (as a viewer shows them), a camera's EXIF
+    rotation is applied, and an image that is not square is cut to its centre square before it is
+    shrunk, so a face keeps its proportions (a 640×490 frame squeezed to 48×48 came out a third too narrow).
+    """
+    from PIL import Image, ImageOps
 
     image.load()
     converted = image.mode != "L" or image.size != (IMAGE_SIDE, IMAGE_SIDE)
+    if image.getexif().get(ORIENTATION_TAG, 1) != 1:
+        image, converted = ImageOps.exif_transpose(image), True
     if image.mode.startswith("I"):
         image = Image.fromarray(sixteen_to_eight_bits(np.asarray(image)))
+    elif image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA")).convert("L")
     elif image.mode != "L":
         image = image.convert("L")
     if image.size != (IMAGE_SIDE, IMAGE_SIDE):
-        image = image.resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.LANCZOS)
+        image = ImageOps.fit(image, (IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.LANCZOS)
     return np.asarray(image, dtype=np.uint8), converted
+
+
+ORIENTATION_TAG = 0x0112  # EXIF: how the camera was held
 
 
 def sixteen_to_eight_bits(values: np.ndarray) -> np.ndarray:
@@ -340,9 +352,14 @@ def split_csv_line(line: str) -> list[str]:
     return next(csv.reader([line], strict=True))
 
 
+CSV_LABEL = re.compile(r"[0-9]{1,3}")
+
+
 def csv_row_problem(emotion: str, usage: str) -> str:
-    if emotion.strip() not in {str(i) for i in range(len(EMOTIONS))}:
-        return f"unknown emotion {emotion!r}; expected an integer 0..6 ({', '.join(EMOTIONS)})"
+    """What is wrong with a row's emotion or Usage field ("" when nothing); the label's range is the
+    label set's business (`csv_label_problem`), known once every row is read."""
+    if not CSV_LABEL.fullmatch(emotion.strip()):
+        return f"unknown emotion {emotion!r}; expected an integer label (0..6: {', '.join(EMOTIONS)}; 7 and up: more classes)"
     if usage.strip() not in USAGES:
         return f"unknown Usage {usage!r}; expected one of {', '.join(USAGES)}"
     return ""
