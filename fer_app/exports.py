@@ -21,6 +21,7 @@ import streamlit as st
 
 from fer_core.audit import AuditReport
 from fer_core.curation import edits, export
+from fer_core.curation.tags import tags_by_image
 from fer_core.progress import time_left_text
 
 from .session import call_safely, one_line, workspace
@@ -60,9 +61,10 @@ def curated_csv(report: AuditReport, workspace_path: str) -> bytes:
 
 
 def curated_manifest(report: AuditReport, workspace_path: str) -> bytes:
-    """The manifest of that export: source, every edit in effect, counts before and after (JSON)."""
+    """The manifest of that export: source, every edit in effect, counts before and after, tags (JSON)."""
     curated, log_rows = edits.read_curation(report.dataset, workspace_path)
-    return (json.dumps(export.build_manifest(report.dataset, curated, log_rows, "csv"), indent=2) + "\n").encode()
+    manifest = export.build_manifest(report.dataset, curated, log_rows, "csv", image_tags=tags_by_image(workspace_path))
+    return (json.dumps(manifest, indent=2) + "\n").encode()
 
 
 def _build(build: CsvBuild, report: AuditReport, workspace_path: str) -> None:

@@ -158,8 +158,7 @@ def run_plan(dataset: Dataset | None, plan: Planner, reason: str, author: str | 
     creates no database file.
     """
     _check_reason_length(reason)
-    author = author or _default_author()
-    _check_author_length(author)
+    author = resolve_author(author)
     if dry_run or not store.database_exists(workspace):
         with store.reading(workspace) as connection:
             meta, edits = _read_log(connection)
@@ -179,7 +178,7 @@ def _write_batch(connection: sqlite3.Connection, dataset: Dataset | None, plan: 
         meta = _select_meta(connection)
         if dataset is not None:
             check_fingerprint(meta, dataset, workspace)
-            meta = _bind(connection, meta, dataset)
+            meta = bind_dataset(connection, meta, dataset)
         edits = _select_edits(connection)
         planned = _finish(plan(replay_edits(edits), edits), uuid.uuid4().hex[:12], reason, author, dataset, meta)
         return insert_edits(connection, planned)
@@ -208,8 +207,9 @@ def check_fingerprint(meta: dict[str, str], dataset: Dataset, workspace: str | o
                          f"use another --workspace")
 
 
-def _bind(connection: sqlite3.Connection, meta: dict[str, str], dataset: Dataset) -> dict[str, str]:
-    """Record the dataset a workspace is for, the first time one is edited in it."""
+def bind_dataset(connection: sqlite3.Connection, meta: dict[str, str], dataset: Dataset) -> dict[str, str]:
+    """Record the dataset a workspace is for, the first time one is edited (or tagged) in it; inside the
+    caller's transaction."""
     if "dataset_fingerprint" in meta:
         return meta
     facts = {"dataset_fingerprint": dataset.fingerprint,
@@ -236,7 +236,18 @@ def _label_name(label: int | str | None) -> str | None:
     return EMOTIONS[label] if isinstance(label, (int, np.integer)) else label
 
 
-def _default_author() -> str:
+def resolve_author(author: str | None) -> str:
+    """`author`, else the default (`default_author`); ValueError when it is over the cap."""
+    author = author or default_author()
+    _check_author_length(author)
+    return author
+
+
+def default_author() -> str:
+    """Who edits when nobody says: $FER_AUDIT_AUTHOR, else the OS user (in a container often just 'root')."""
+    named = os.environ.get("FER_AUDIT_AUTHOR", "").strip()
+    if named:
+        return named
     try:
         return getpass.getuser()
     except (OSError, KeyError, ImportError):

@@ -15,10 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from fer_core.curation.edits import DROP, RELABEL, RESTORE, Edit, find_active_edits, read_curation
+from fer_core.curation.tags import tags_by_image
 from fer_core.dataset.loading import Dataset, Progress
 from fer_core.files import replace_atomically as _replace_atomically
 from fer_core.labels import EMOTIONS, USAGES
@@ -54,7 +56,7 @@ def export_curated(dataset: Dataset, out: str | os.PathLike, export_format: str,
     out = check_destination(out, export_format, overwrite, source=dataset.source, workspace=workspace)
     manifest_path = out / MANIFEST_NAME if export_format == "folders" else csv_manifest_path(out)
     curated, edits = read_curation(dataset, workspace)
-    manifest = build_manifest(dataset, curated, edits, export_format)
+    manifest = build_manifest(dataset, curated, edits, export_format, image_tags=tags_by_image(workspace))
     out.parent.mkdir(parents=True, exist_ok=True)
     if export_format == "csv":
         _replace_atomically(out, lambda temporary: write_csv(curated, temporary, progress))
@@ -74,8 +76,15 @@ def csv_manifest_path(csv_path: str | os.PathLike) -> Path:
     return csv_path.with_name(f"{csv_path.stem}.{MANIFEST_NAME}")
 
 
-def build_manifest(source: Dataset, curated: Dataset, edits: list[Edit], export_format: str) -> dict:
-    """What made this export: the source, every edit in effect, and counts before and after."""
+def build_manifest(source: Dataset, curated: Dataset, edits: list[Edit], export_format: str,
+                   image_tags: Mapping[str, Sequence[str]] | None = None) -> dict:
+    """What made this export: the source, every edit in effect, counts before and after, and the
+    reviewers' tags of the exported images (`image_tags`: sample id → tags, from `tags.tags_by_image`).
+
+    Tags go here, keyed by the sample id that the CSV's last column and `applied_edits` carry, not in
+    a CSV column: the CSV keeps FER-2013's columns with `id` last, and an image may have many tags.
+    """
+    exported = set(curated.ids.tolist())
     applied = [edit for edit in find_active_edits(edits) if edit.action in (RELABEL, DROP, RESTORE)]
     return {
         "format": export_format,
@@ -89,6 +98,8 @@ def build_manifest(source: Dataset, curated: Dataset, edits: list[Edit], export_
                            "action": edit.action, "old_label": edit.old_label, "new_label": edit.new_label,
                            "reason": edit.reason, "author": edit.author, "created_at": edit.created_at}
                           for edit in applied],
+        "tags": {sample_id: sorted(tags) for sample_id, tags in sorted((image_tags or {}).items())
+                 if sample_id in exported},
     }
 
 
