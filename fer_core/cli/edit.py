@@ -1,8 +1,9 @@
-"""`python -m fer_core edit ...`: relabel, drop, restore, undo, history, resolve-leaks, resolve-group.
+"""`python -m fer_core edit ...`: relabel, drop, restore, undo, history, resolve-leaks, resolve-group;
+tag, untag and tags (edit_tags.py).
 
-Every subcommand takes `--workspace` (default $FER_AUDIT_HOME) and `--author` (default the OS
-user). Commands that name samples load the dataset to check the ids: `--data`, else $FER_DATA,
-else the data path the workspace recorded when it was first used.
+Every subcommand takes `--workspace` (default $FER_AUDIT_HOME) and `--author` (default
+$FER_AUDIT_AUTHOR, else the OS user). Commands that name samples load the dataset to check the
+ids: `--data`, else $FER_DATA, else the data path the workspace recorded when it was first used.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("edit", help="curate: relabel, drop, restore, undo, history, resolve leaks")
     commands = parser.add_subparsers(dest="edit_command", required=True)
     common = workspace_options()
-    common.add_argument("--author", help="who made the edit (default: the OS user)")
+    common.add_argument("--author", help="who made the edit (default: $FER_AUDIT_AUTHOR, else the OS user)")
     with_data = argparse.ArgumentParser(add_help=False)
     with_data.add_argument("--data", help="the dataset (default $FER_DATA, else the workspace's recorded data path)")
 
@@ -81,6 +82,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--near-mode", choices=NEAR_MODES, default="verified",
                        help="the audit's groups: verified on pixels (default) or pHashes only")
     group.set_defaults(func=run_resolve_group)
+
+    from fer_core.cli.edit_tags import register_tag_commands  # it imports this module's load_bound_dataset
+
+    register_tag_commands(commands, common)
 
 
 def workspace_options() -> argparse.ArgumentParser:
