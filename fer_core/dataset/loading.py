@@ -22,7 +22,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from fer_core.dataset.sources import (CSV_COLUMNS, FolderScan, LoadProblem, csv_row_problem, decode_files, decode_image,
+from fer_core.dataset.pixel_store import build_pixel_store, decode_chunk, iterate_chunks, open_pixels
+from fer_core.dataset.sources import (CSV_COLUMNS, FolderScan, LoadProblem, csv_row_problem, decode_image,
                                       parse_pixels, read_csv_lines, scan_folders, split_csv_line, undecodable_byte,
                                       usage_from_name)
 from fer_core.dataset.label_sets import LabelChoice, choose_labels, csv_label_problem, csv_labels, folder_labels
@@ -38,6 +39,7 @@ __all__ = ["Dataset", "LoadProblem", "Progress", "content_fingerprint", "decode_
 LOADER_VERSION = "4"
 
 Progress = Callable[[str, int, int], None]
+FINGERPRINT_CHUNK = 1 << 15  # images hashed at once (75 MB)
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,7 +116,8 @@ def content_fingerprint(ids: np.ndarray, pixels: np.ndarray, labels: np.ndarray,
     FER-2013's, whose fingerprints stay as they were), independent of where it lies."""
     digest = hashlib.sha256()
     digest.update("\n".join(ids.tolist()).encode())
-    digest.update(np.ascontiguousarray(pixels))  # the buffer itself: no copy of a memory-mapped cache
+    for _, images in iterate_chunks(pixels, FINGERPRINT_CHUNK):  # the buffer itself, a chunk of the store at a time
+        digest.update(np.ascontiguousarray(images))
     digest.update(np.asarray(labels, dtype=np.int8).tobytes())
     digest.update("\n".join(usages.tolist()).encode())
     if tuple(emotions) != EMOTIONS:
@@ -154,8 +157,15 @@ def load(path: str | os.PathLike, workspace: str | os.PathLike | None = None,
         if cached is not None:
             return cached
 
-    dataset = _load_folders(source, scan, label_set, progress) if scan is not None else _load_csv(source, choice, progress)
-    if cache_file is not None:
+    # decoded images go straight to the pixel store (kept in memory when it cannot be written)
+    pixel_file = cache_file.with_suffix(".npy") if cache_file is not None else None
+    if scan is not None:
+        pixels, parts, stored = build_pixel_store(
+            pixel_file, lambda append: _load_folders(source, scan, label_set, progress, append))
+    else:
+        pixels, parts, stored = build_pixel_store(pixel_file, lambda append: _load_csv(source, choice, progress, append))
+    dataset = _assemble(source, pixels, **parts)
+    if stored:
         try:
             _write_cache(cache_file, dataset)
         except OSError:
@@ -168,47 +178,48 @@ def load(path: str | os.PathLike, workspace: str | os.PathLike | None = None,
 
 
 def _load_folders(root: Path, scan: FolderScan, label_set: tuple[tuple[str, ...], list[int]],
-                  progress: Progress | None) -> Dataset:
+                  progress: Progress | None, append: Callable[[np.ndarray], None]) -> dict:
+    """Decode the images chunk by chunk, handing each chunk's pixels to `append` (the pixel store) as it
+    comes; returns the rest of the Dataset's fields."""
     files = scan.files
     paths = [str(root / rel) for rel, *_ in files]
     chunk = 2000
     chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
-    decoded: list[tuple[bytes | None, bool, str]] = []
     workers = max(1, min(len(chunks), os.cpu_count() or 1))
     if workers == 1:
-        mapped: Iterable = map(decode_files, chunks)
+        mapped: Iterable = map(decode_chunk, chunks)
     else:
         pool = ProcessPoolExecutor(max_workers=workers)
-        mapped = pool.map(decode_files, chunks)
+        mapped = pool.map(decode_chunk, chunks)
+    ids, labels, usages, problems, converted, done = [], [], [], list(scan.unreadable), 0, 0
     try:
-        for results in mapped:
-            decoded.extend(results)
+        for decoded in mapped:
+            append(decoded.pixels)
+            for (rel, folder_usage, _, _), reason, label in zip(files[done:done + len(decoded.reasons)], decoded.reasons,
+                                                                label_set[1][done:done + len(decoded.reasons)]):
+                if reason:
+                    problems.append(LoadProblem(rel, reason))
+                    continue
+                ids.append(rel)
+                labels.append(label)
+                usages.append(usage_from_name(rel.rsplit("/", 1)[1], folder_usage))
+            converted += int(decoded.converted.sum())
+            done += len(decoded.reasons)
             if progress:
-                progress("decode", len(decoded), len(paths))
+                progress("decode", done, len(paths))
     finally:
         if workers > 1:
-            pool.shutdown()
-
-    ids, pixels, labels, usages, problems, converted = [], [], [], [], list(scan.unreadable), 0
-    for (rel, folder_usage, _, _), (raw, was_converted, reason), label in zip(files, decoded, label_set[1]):
-        if raw is None:
-            problems.append(LoadProblem(rel, reason))
-            continue
-        name = rel.rsplit("/", 1)[1]
-        ids.append(rel)
-        pixels.append(raw)
-        labels.append(label)
-        usages.append(usage_from_name(name, folder_usage))
-        converted += was_converted
+            pool.shutdown(cancel_futures=True)
     problems.sort(key=lambda problem: problem.sample_id)
-    return _assemble(root, ids, pixels, labels, usages, problems, converted, scan.skipped, emotions=label_set[0])
+    return _loaded(root, ids, labels, usages, problems, converted, scan.skipped, emotions=label_set[0])
 
 
 # ---------------------------------------------------------------------------------------------
 # CSV
 
 
-def _load_csv(path: Path, choice: LabelChoice | None, progress: Progress | None) -> Dataset:
+def _load_csv(path: Path, choice: LabelChoice | None, progress: Progress | None,
+              append: Callable[[np.ndarray], None]) -> dict:
     """Parse a fer2013.csv-schema file line by line, so one malformed line (an unquoted comma, a
     byte that is not UTF-8) costs that row only. Sample ids count data rows from 0 (`row:<n>`);
     messages name the file line (the header is line 1)."""
@@ -265,23 +276,31 @@ def _load_csv(path: Path, choice: LabelChoice | None, progress: Progress | None)
             key=lambda problem: int(problem.sample_id.split(":")[1]))
         ids, pixels, usages = ([item for item, index in zip(column, indices) if index is not None]
                                for column in (ids, pixels, usages))
-    return _assemble(path, ids, pixels, [index for index in indices if index is not None], usages, problems, 0,
-                     emotions=emotions)
+    append(np.frombuffer(b"".join(pixels), dtype=np.uint8).reshape(-1, IMAGE_SIDE, IMAGE_SIDE))
+    return _loaded(path, ids, [index for index in indices if index is not None], usages, problems, 0, emotions=emotions)
 
 
 # ---------------------------------------------------------------------------------------------
 # Assembly and cache
 
 
-def _assemble(source: Path, ids: list[str], pixels: list[bytes], labels: list[int], usages: list[str],
-              problems: list[LoadProblem], converted: int, skipped: list[LoadProblem] = (),
-              emotions: tuple[str, ...] = EMOTIONS) -> Dataset:
+def _loaded(source: Path, ids: list[str], labels: list[int], usages: list[str], problems: list[LoadProblem],
+            converted: int, skipped: list[LoadProblem] = (), emotions: tuple[str, ...] = EMOTIONS) -> dict:
+    """A loader's fields other than the pixels; ValueError when nothing could be loaded (raised while the
+    pixel store is still a temporary, so no empty store is left)."""
     if not ids:
         detail = f"; first problem: {problems[0].sample_id}: {problems[0].reason}" if problems else ""
         raise ValueError(f"{source}: empty dataset, no loadable samples{detail}")
+    return {"ids": ids, "labels": labels, "usages": usages, "problems": problems, "converted": converted,
+            "skipped": skipped, "emotions": emotions}
+
+
+def _assemble(source: Path, pixels: np.ndarray, ids: list[str], labels: list[int], usages: list[str],
+              problems: list[LoadProblem], converted: int, skipped: list[LoadProblem] = (),
+              emotions: tuple[str, ...] = EMOTIONS) -> Dataset:
     return Dataset(
         ids=np.array(ids, dtype=str),
-        pixels=np.frombuffer(b"".join(pixels), dtype=np.uint8).reshape(-1, IMAGE_SIDE, IMAGE_SIDE).copy(),
+        pixels=pixels,
         labels=np.array(labels, dtype=np.int8),
         usages=np.array(usages, dtype=str),
         source=str(source),
@@ -293,19 +312,17 @@ def _assemble(source: Path, ids: list[str], pixels: list[bytes], labels: list[in
 
 
 def _write_cache(cache_file: Path, dataset: Dataset) -> None:
-    """Pixels as a plain .npy beside the .npz of everything else, so a reader can memory-map them.
+    """Everything but the pixels as a .npz beside the pixel store (a plain .npy a reader can memory-map).
 
-    The pixels are written first and the .npz last, each through an atomic rename: a reader that
-    finds the .npz always finds whole pixels next to it.
+    The store is written first (`build_pixel_store`) and the .npz last, each through an atomic rename: a
+    reader that finds the .npz always finds whole pixels next to it.
     """
     meta = {"fingerprint": dataset.fingerprint, "converted": dataset.converted,
             "problems": [[p.sample_id, p.reason] for p in dataset.problems],
             "skipped": [[p.sample_id, p.reason] for p in dataset.skipped],
             **({"emotions": list(dataset.emotions)} if dataset.emotions != EMOTIONS else {})}  # FER-2013's stay as they were
-    for target, write in ((cache_file.with_suffix(".npy"), lambda handle: np.save(handle, dataset.pixels)),
-                          (cache_file, lambda handle: np.savez(handle, ids=dataset.ids, labels=dataset.labels,
-                                                               usages=dataset.usages, meta=np.array(json.dumps(meta))))):
-        write_atomically(target, write)
+    write_atomically(cache_file, lambda handle: np.savez(handle, ids=dataset.ids, labels=dataset.labels,
+                                                         usages=dataset.usages, meta=np.array(json.dumps(meta))))
 
 
 def _read_cache(cache_file: Path, source: Path) -> Dataset | None:
@@ -318,7 +335,7 @@ def _read_cache(cache_file: Path, source: Path) -> Dataset | None:
     images under the real data's fingerprint.
     """
     try:
-        pixels = np.load(cache_file.with_suffix(".npy"), mmap_mode="r", allow_pickle=False)  # paged in when used
+        pixels = open_pixels(cache_file.with_suffix(".npy"))  # memory-mapped: paged in when used
         if pixels.dtype != np.uint8 or pixels.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
             return None
         with np.load(cache_file, allow_pickle=False) as stored:
