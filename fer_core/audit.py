@@ -26,7 +26,6 @@ from fer_core.dataset.loading import Dataset, Progress, load
 from fer_core.detectors import AuditConfig, Detector, DetectorContext, DetectorResult, registered_detectors
 from fer_core.duplicates.grouping import Leaks
 from fer_core.files import make_folder, replace_atomically, write_atomically
-from fer_core.labels import EMOTIONS
 from fer_core.workspace import cache_dir
 
 # The samples.csv contract (README): these columns first, in this order, then every other
@@ -182,7 +181,7 @@ def _no_progress(stage: str, done: int, total: int) -> None:
 
 
 def _sample_table(dataset: Dataset, detectors: tuple[Detector, ...], results: dict[str, DetectorResult]) -> pd.DataFrame:
-    parts = [pd.DataFrame({"id": dataset.ids, "label": np.array(EMOTIONS)[dataset.labels.astype(np.int64)],
+    parts = [pd.DataFrame({"id": dataset.ids, "label": np.array(dataset.emotions)[dataset.labels.astype(np.int64)],
                            "usage": dataset.usages})]
     for detector in detectors:
         columns = results[detector.name].columns.drop(columns=list(detector.internal_columns))
@@ -191,14 +190,17 @@ def _sample_table(dataset: Dataset, detectors: tuple[Detector, ...], results: di
     if "phash" in table:
         table["phash"] = [f"{value:016x}" for value in table["phash"].to_numpy(dtype=np.uint64).tolist()]
     first = [column for column in SAMPLE_COLUMNS if column in table.columns]
-    return table[first + [column for column in table.columns if column not in first]]
+    table = table[first + [column for column in table.columns if column not in first]]
+    table.attrs["emotions"] = dataset.emotions  # what the label names index (duplicates.status.table_emotions)
+    return table
 
 
 def summarize(dataset: Dataset, detectors: tuple[Detector, ...], results: dict[str, DetectorResult],
               seconds_by_stage: dict[str, float], seconds: float) -> dict:
     """The summary.json contract (see README): the data, then each detector's summary, then the problems."""
     summary = {"source": dataset.source, "fingerprint": dataset.fingerprint, "images": len(dataset),
-               "by_usage": dataset.count_by_usage(), "by_label": dataset.count_by_label()}
+               "by_usage": dataset.count_by_usage(), "by_label": dataset.count_by_label(),
+               "emotions": list(dataset.emotions)}  # the label set, in index order
     for detector in detectors:
         summary.update(results[detector.name].summary)
     summary.update({

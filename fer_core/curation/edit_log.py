@@ -188,8 +188,9 @@ def _finish(changes: list[Change], batch_id: str, reason: str, author: str, data
             meta: dict[str, str]) -> list[Edit]:
     created_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     fingerprint = dataset.fingerprint if dataset is not None else meta.get("dataset_fingerprint", "")
-    return [Edit(None, batch_id, str(change.sample_id), change.action, _label_name(change.old_label),
-                 _label_name(change.new_label), reason, author, created_at, fingerprint, change.undoes)
+    emotions = dataset.emotions if dataset is not None else EMOTIONS  # no dataset: an undo, whose labels are names
+    return [Edit(None, batch_id, str(change.sample_id), change.action, _label_name(change.old_label, emotions),
+                 _label_name(change.new_label, emotions), reason, author, created_at, fingerprint, change.undoes)
             for change in changes]
 
 
@@ -232,8 +233,8 @@ def _check_author_length(author: str) -> None:
                          f"are kept (a name or a handle)")
 
 
-def _label_name(label: int | str | None) -> str | None:
-    return EMOTIONS[label] if isinstance(label, (int, np.integer)) else label
+def _label_name(label: int | str | None, emotions: tuple[str, ...]) -> str | None:
+    return emotions[label] if isinstance(label, (int, np.integer)) else label
 
 
 def resolve_author(author: str | None) -> str:

@@ -40,14 +40,14 @@ RESOLUTIONS: tuple[str, ...] = ("keep_one", "relabel", "relabel_majority", "drop
 def relabel(dataset: Dataset, sample_id: str, emotion: str | int, reason: str, *, author: str | None = None,
             workspace: str | os.PathLike | None = None, dry_run: bool = False) -> list[Edit]:
     """Give one sample a new label."""
-    target = _emotion(emotion)
+    target = _emotion(emotion, dataset.emotions)
     sample_id = _known_ids(dataset, [sample_id])[0]
 
     def plan(state: CurationState, _: list[Edit]) -> list[Change]:
         _require_live(state, [sample_id])
         current = state.label_of(dataset, sample_id)
         if current == target:
-            raise ValueError(f"sample {sample_id!r} is already labelled {EMOTIONS[target]}")
+            raise ValueError(f"sample {sample_id!r} is already labelled {dataset.emotions[target]}")
         return [Change(sample_id, RELABEL, current, target)]
 
     return run_plan(dataset, plan, _require_reason(reason), author, workspace, dry_run)
@@ -146,7 +146,7 @@ def resolve_group(dataset: Dataset, member_ids: Iterable[str], resolution: Resol
     if (resolution == "relabel" and emotion is None) or (resolution not in ("relabel", "keep_one")
                                                            and emotion is not None):
         raise ValueError("an emotion is needed for resolution 'relabel', allowed for 'keep_one', and only for them")
-    target = None if emotion is None else _emotion(emotion)
+    target = None if emotion is None else _emotion(emotion, dataset.emotions)
     members = _known_ids(dataset, member_ids)
     if keep_id is not None and keep_id not in members:
         raise ValueError(f"keep id {keep_id!r} is not a member of the group ({_shorten(members)})")
@@ -162,7 +162,7 @@ def resolve_group(dataset: Dataset, member_ids: Iterable[str], resolution: Resol
             if target is not None and keeper is not None and labels[keeper] != target:
                 changes.append(Change(keeper, RELABEL, labels[keeper], target))
             return changes
-        label = target if target is not None else majority_label(labels)
+        label = target if target is not None else majority_label(labels, dataset.emotions)
         return [Change(member, RELABEL, labels[member], label) for member in live if labels[member] != label]
 
     def guarded_plan(state: CurationState, log: list[Edit]) -> list[Change]:
@@ -258,12 +258,12 @@ def _require_reason(reason: str) -> str:
     return reason.strip()
 
 
-def _emotion(emotion: str | int) -> int:
+def _emotion(emotion: str | int, emotions: Sequence[str]) -> int:
     if isinstance(emotion, (int, np.integer)) and not isinstance(emotion, bool):
-        if 0 <= int(emotion) < len(EMOTIONS):
+        if 0 <= int(emotion) < len(emotions):
             return int(emotion)
-        raise ValueError(f"unknown emotion {emotion!r}; expected 0..{len(EMOTIONS) - 1} or one of {', '.join(EMOTIONS)}")
-    return emotion_index(str(emotion))
+        raise ValueError(f"unknown emotion {emotion!r}; expected 0..{len(emotions) - 1} or one of {', '.join(emotions)}")
+    return emotion_index(str(emotion), emotions)
 
 
 def choose_keeper(dataset: Dataset, live: list[str], keep_id: str | None = None) -> str | None:
@@ -277,14 +277,14 @@ def choose_keeper(dataset: Dataset, live: list[str], keep_id: str | None = None)
     return (test_copies or live or [None])[0]
 
 
-def majority_label(labels: dict[str, int]) -> int:
+def majority_label(labels: dict[str, int], emotions: Sequence[str] = EMOTIONS) -> int:
     """The most common label of a group's live members; ValueError on a tie (choose an emotion)."""
     if not labels:
         return 0  # nothing live to relabel: the plan is empty whatever the label
-    counts = np.bincount(list(labels.values()), minlength=len(EMOTIONS))
+    counts = np.bincount(list(labels.values()), minlength=len(emotions))
     winners = np.flatnonzero(counts == counts.max())
     if len(winners) > 1:
-        raise ValueError(f"no majority label (tie between {', '.join(EMOTIONS[i] for i in winners)}); "
+        raise ValueError(f"no majority label (tie between {', '.join(emotions[i] for i in winners)}); "
                          f"choose an emotion with resolution 'relabel'")
     return int(winners[0])
 

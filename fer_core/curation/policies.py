@@ -81,14 +81,16 @@ class RulePlan:
     changes: tuple[Any, ...] = ()
     skipped: str = ""
     batch_id: str | None = None
+    emotions: tuple[str, ...] = EMOTIONS  # the dataset's label set: what a planned change's index means
 
     def dropped_by_emotion(self) -> dict[str, int]:
-        counts = Counter(_label_name(change.old_label) for change in self.changes if change.action == DROP)
-        return {emotion: counts[emotion] for emotion in EMOTIONS if counts[emotion]}
+        counts = Counter(_label_name(change.old_label, self.emotions) for change in self.changes if change.action == DROP)
+        return {emotion: counts[emotion] for emotion in (*self.emotions, *sorted(set(counts) - set(self.emotions)))
+                if counts[emotion]}
 
     def relabelled(self) -> dict[tuple[str, str], int]:
         """(from, to) → how many, most common first."""
-        counts = Counter((_label_name(change.old_label), _label_name(change.new_label))
+        counts = Counter((_label_name(change.old_label, self.emotions), _label_name(change.new_label, self.emotions))
                          for change in self.changes if change.action == RELABEL)
         return dict(counts.most_common())
 
@@ -156,8 +158,8 @@ def plan_policy(report: "AuditReport", state: CurationState, policy: str, rules:
                                                 "mislabels DATA to compute one"))
             continue
         changes = plan_rule(rule, report, state, config, mislabels)
-        plans.append(RulePlan(rule, tuple(changes)))
-        state = advance(state, changes)
+        plans.append(RulePlan(rule, tuple(changes), emotions=report.dataset.emotions))
+        state = advance(state, changes, report.dataset.emotions)
     return plans
 
 
@@ -179,7 +181,8 @@ def apply_policy(report: "AuditReport", policy: str, rules: Sequence[str] | None
             continue
         planner = _planner(preview.rule, report, config, mislabels)
         written = run_plan(report.dataset, planner, policy_reason(policy, preview.rule), author, workspace, False)
-        applied.append(RulePlan(preview.rule, tuple(written), batch_id=written[0].batch_id if written else None))
+        applied.append(RulePlan(preview.rule, tuple(written), batch_id=written[0].batch_id if written else None,
+                                emotions=report.dataset.emotions))
     return applied
 
 
@@ -214,12 +217,12 @@ def plan_rule(rule: str, report: "AuditReport", state: CurationState, config: Po
     return changes
 
 
-def advance(state: CurationState, changes: Sequence[Change]) -> CurationState:
+def advance(state: CurationState, changes: Sequence[Change], emotions: Sequence[str] = EMOTIONS) -> CurationState:
     """The state after `changes` (drops and relabels), for planning the next rule without writing."""
     labels, dropped = dict(state.labels), set(state.dropped)
     for change in changes:
         if change.action == RELABEL:
-            labels[change.sample_id] = int(change.new_label)
+            labels[change.sample_id] = _label_name(change.new_label, emotions)
         elif change.action == DROP:
             dropped.add(change.sample_id)
     return CurationState(labels=labels, dropped=frozenset(dropped), reviewed=state.reviewed)
@@ -245,7 +248,7 @@ def _plan_dedupe(report: "AuditReport", state: CurationState, mislabels: "Mislab
             continue
         if all(member in state.reviewed for member in live):
             continue  # a reviewer marked the group OK
-        emotion = _group_emotion(labels, members, mislabels)
+        emotion = _group_emotion(labels, members, mislabels, len(dataset.emotions))
         if emotion is None:
             changes += [Change(member, DROP, labels[member], None) for member in live]
             continue
@@ -256,9 +259,10 @@ def _plan_dedupe(report: "AuditReport", state: CurationState, mislabels: "Mislab
     return changes
 
 
-def _group_emotion(labels: dict[str, int], members: Sequence[str], mislabels: "MislabelResult | None") -> int | None:
+def _group_emotion(labels: dict[str, int], members: Sequence[str], mislabels: "MislabelResult | None",
+                   classes: int) -> int | None:
     """The members' most common emotion; on a tie the model's (their mean probabilities), else None."""
-    counts = np.bincount(list(labels.values()), minlength=len(EMOTIONS))
+    counts = np.bincount(list(labels.values()), minlength=classes)
     winners = np.flatnonzero(counts == counts.max())
     if len(winners) == 1:
         return int(winners[0])
@@ -306,8 +310,8 @@ def _plan_mislabels(report: "AuditReport", state: CurationState, config: PolicyC
         if sample_id in state.dropped or sample_id in state.reviewed:
             continue
         current = state.label_of(dataset, sample_id)
-        target = emotion_index(suggested)
-        if EMOTIONS[current] != judged or target == current:
+        target = emotion_index(suggested, dataset.emotions)
+        if dataset.emotions[current] != judged or target == current:
             continue
         changes.append(Change(sample_id, DROP, current, None) if config.mislabel_action == "drop"
                        else Change(sample_id, RELABEL, current, target))
@@ -330,8 +334,8 @@ def _is_training(report: "AuditReport", sample_id: str) -> bool:
     return report.dataset.usages[report.dataset.index_of(sample_id)] == TRAINING
 
 
-def _label_name(label: int | str | None) -> str | None:
-    return EMOTIONS[int(label)] if isinstance(label, (int, np.integer)) else label
+def _label_name(label: int | str | None, emotions: Sequence[str]) -> str | None:
+    return emotions[int(label)] if isinstance(label, (int, np.integer)) else label
 
 
 # ---------------------------------------------------------------------------------------------

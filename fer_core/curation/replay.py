@@ -38,14 +38,18 @@ class Edit:
 
 @dataclass(frozen=True)
 class CurationState:
-    """What the active edits amount to: current labels of relabeled samples, dropped and reviewed ids."""
+    """What the active edits amount to: current labels of relabeled samples (emotion names, as in the log:
+    the dataset's label set gives their index), dropped and reviewed ids."""
 
-    labels: dict[str, int]
+    labels: dict[str, str]
     dropped: frozenset[str]
     reviewed: frozenset[str]
 
     def label_of(self, dataset: Dataset, sample_id: str) -> int:
-        return self.labels.get(sample_id, int(dataset.labels[dataset.index_of(sample_id)]))
+        """The sample's current label: an index into `dataset.emotions`."""
+        if sample_id in self.labels:
+            return emotion_index(self.labels[sample_id], dataset.emotions)
+        return int(dataset.labels[dataset.index_of(sample_id)])
 
 
 def find_active_edits(edits: Sequence[Edit]) -> list[Edit]:
@@ -83,12 +87,12 @@ def find_undoable_batches(edits: Sequence[Edit]) -> list[str]:
 
 def replay_edits(edits: Sequence[Edit]) -> CurationState:
     """Fold the active edits, in order, into current labels and dropped/reviewed sets."""
-    labels: dict[str, int] = {}
+    labels: dict[str, str] = {}
     dropped: set[str] = set()
     reviewed: set[str] = set()
     for edit in find_active_edits(edits):
         if edit.action == RELABEL:
-            labels[edit.sample_id] = emotion_index(edit.new_label)
+            labels[edit.sample_id] = str(edit.new_label).strip().lower()
         elif edit.action == DROP:
             dropped.add(edit.sample_id)
         elif edit.action == RESTORE:
@@ -108,8 +112,8 @@ def apply_edits(dataset: Dataset, edits: Sequence[Edit]) -> Dataset:
     if not state.labels and not state.dropped:
         return dataset
     labels = dataset.labels.copy()
-    for sample_id, label in state.labels.items():
-        labels[dataset.index_of(sample_id)] = label
+    for sample_id in state.labels:
+        labels[dataset.index_of(sample_id)] = state.label_of(dataset, sample_id)
     keep = ~np.isin(dataset.ids, list(state.dropped)) if state.dropped else np.ones(len(dataset), dtype=bool)
     return Dataset(ids=dataset.ids[keep], pixels=dataset.pixels[keep], labels=labels[keep],
-                   usages=dataset.usages[keep], source=dataset.source)
+                   usages=dataset.usages[keep], source=dataset.source, emotions=dataset.emotions)

@@ -23,7 +23,7 @@ from fer_core.duplicates.hashing import (exact_digests, find_close_pairs, find_n
                                          phash_and_mirror_batch, phash_batch)
 from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD, check_near_mode, check_near_threshold
 from fer_core.duplicates.verification import KINDS, NearVerifyConfig, VerifiedPairs, accepted, verify_pairs
-from fer_core.labels import EMOTIONS, TRAINING
+from fer_core.labels import TRAINING
 
 NO_GROUP = -1
 PAIR_KINDS = KINDS + ("hash",)  # `hash`: a hash-only pair, not verified
@@ -95,7 +95,7 @@ def describe_groups(dataset: Dataset, group_of: np.ndarray, hashes: np.ndarray |
             "size": len(members),
             "members": dataset.ids[members].tolist(),
             "rows": members.tolist(),
-            "labels": [EMOTIONS[label] for label in labels],
+            "labels": [dataset.emotions[label] for label in labels],
             "usages": usages.tolist(),
             "conflicting": len(set(labels.tolist())) > 1,
             "cross_split": bool((usages == TRAINING).any() and (usages != TRAINING).any()),

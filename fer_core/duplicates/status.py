@@ -12,6 +12,12 @@ from fer_core.labels import EMOTIONS, TEST_USAGES, TRAINING
 GROUP_KINDS: tuple[str, ...] = ("near", "exact")
 
 
+def table_emotions(table: pd.DataFrame | pd.Series) -> tuple[str, ...]:
+    """The label set a sample table's names come from: the dataset's, which the audit puts in the table's
+    `attrs` (kept by pandas through copies and selections); FER-2013's seven for a table without it."""
+    return tuple(table.attrs.get("emotions", EMOTIONS))
+
+
 def group_status(table: pd.DataFrame, kind: str) -> pd.DataFrame:
     """Per duplicate group (index: group id), in the curated view: live members, distinct live labels,
     whether live members sit in Training and in a test split, and whether all live members are reviewed."""
@@ -24,19 +30,20 @@ def group_status(table: pd.DataFrame, kind: str) -> pd.DataFrame:
         return np.bincount(groups[live & mask], minlength=count)
 
     live_count = per_group(np.ones(len(table), dtype=bool))
-    label_pairs = np.unique(groups[live] * len(EMOTIONS) + label_codes(table["current_label"])[live])
+    classes = len(table_emotions(table))
+    label_pairs = np.unique(groups[live] * classes + label_codes(table["current_label"])[live])
     return pd.DataFrame({
         "live": live_count,
-        "live_labels": np.bincount(label_pairs // len(EMOTIONS), minlength=count),
+        "live_labels": np.bincount(label_pairs // classes, minlength=count),
         "live_training": per_group(usages == TRAINING) > 0,
         "live_test": per_group(np.isin(usages, TEST_USAGES)) > 0,
         "reviewed": (per_group(table["reviewed"].to_numpy(dtype=bool)) == live_count) & (live_count > 0),
     }, index=pd.RangeIndex(count, name="group"))
 
 
-def label_codes(labels: pd.Series) -> np.ndarray:
-    """Emotion names → 0..6."""
-    return pd.Categorical(labels, categories=EMOTIONS).codes.astype(np.int64)
+def label_codes(labels: pd.Series, emotions: tuple[str, ...] | None = None) -> np.ndarray:
+    """Emotion names → their index in the label set (`table_emotions` unless given)."""
+    return pd.Categorical(labels, categories=table_emotions(labels) if emotions is None else emotions).codes.astype(np.int64)
 
 
 def unresolved(status: pd.DataFrame) -> pd.Series:

@@ -26,7 +26,6 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from fer_core.labels import EMOTIONS
 
 Progress = Callable[[str, int, int], None]
 WHISKER_IQR = 1.5
@@ -96,7 +95,7 @@ def box_plot_outliers(values: np.ndarray, labels: np.ndarray, iqr_factor: float 
     low, high = whiskers(values, iqr_factor)
     overall = (values < low) | (values > high)
     within_emotion = np.zeros(len(values), dtype=bool)
-    for label in range(len(EMOTIONS)):
+    for label in np.unique(labels).tolist():
         members = labels == label
         if members.sum() >= 4:
             low, high = whiskers(values[members], iqr_factor)

@@ -20,6 +20,8 @@ INPUT_SHAPE = (IMAGE_SIDE, IMAGE_SIDE, 1)
 # Keras's 0.99 needs ~500 steps to forget the start (variance 1; a first conv's real one is ~0.003):
 # a CPU run's first 2–3 epochs then evaluated one emotion for every face. 0.9 settles in ~50 steps.
 BATCH_NORM_MOMENTUM = 0.9
+DEFAULT_CLASSES = len(EMOTIONS)  # FER-2013's seven; a dataset with its own label set passes num_classes
+
 
 def input_block(augmentation: str, seed: int) -> tuple["keras.KerasTensor", "keras.KerasTensor"]:
     """The model input (raw pixels 0..255, 48×48×1) and its augmented, rescaled view."""
@@ -99,13 +101,13 @@ def separable_residual_block(x: "keras.KerasTensor", filters: int, name: str) ->
 
 
 def classifier_head(x: "keras.KerasTensor", dense_units: int, dropout_rate: float,
-                    seed: int) -> "keras.KerasTensor":
-    """Dense + ReLU, dropout, then a float32 softmax over the seven emotions."""
+                    seed: int, num_classes: int = DEFAULT_CLASSES) -> "keras.KerasTensor":
+    """Dense + ReLU, dropout, then a float32 softmax over the emotions (the dataset's label set)."""
     from keras import layers
 
     x = layers.Dense(dense_units, activation="relu", name="head_dense")(x)
     x = layers.Dropout(dropout_rate, seed=seed, name="head_dropout")(x)
-    return layers.Dense(len(EMOTIONS), activation="softmax", dtype="float32", name="emotion")(x)
+    return layers.Dense(num_classes, activation="softmax", dtype="float32", name="emotion")(x)
 
 
 def transformer_block(x: "keras.KerasTensor", num_heads: int, key_dim: int, mlp_units: int,

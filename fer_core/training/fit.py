@@ -47,10 +47,11 @@ def train_and_evaluate(dataset: Dataset, config: TrainConfig, out_dir: str | os.
     splits = split_by_usage(data)
     near_threshold = resolve_near_threshold(config.near_threshold)
     leaked = find_leaked_test_rows(dataset, near_threshold, config.near_mode, workspace, view=data)
-    training = resample_training(splits[TRAINING].pixels, splits[TRAINING].labels, config.sampling, config.seed)
+    training = resample_training(splits[TRAINING].pixels, splits[TRAINING].labels, config.sampling, config.seed,
+                                 emotions=data.emotions)
 
     device = configure_runtime(config.seed, config.deterministic)
-    model = build_model(config.model, config.size, config.variant, seed=config.seed)
+    model = build_model(config.model, config.size, config.variant, seed=config.seed, num_classes=len(data.emotions))
     history, train_seconds = fit_model(model, training, splits[VALIDATION_USAGE], config, on_epoch)
     test = splits[TEST_USAGE]
     scored = {usage: predict_probabilities(model, splits[usage].pixels, config.batch_size)
@@ -63,7 +64,7 @@ def train_and_evaluate(dataset: Dataset, config: TrainConfig, out_dir: str | os.
     write_predictions(out / PREDICTIONS_NAME, {usage: splits[usage] for usage in scored}, scored)
     metrics = {
         **run_description(config, device, data, training, splits),
-        **classification_metrics(test.labels, predicted),
+        **classification_metrics(test.labels, predicted, data.emotions),
         **leak_free_metrics(test.labels, predicted, leaked),
         "near_threshold": near_threshold,
         "near_mode": config.near_mode,
@@ -151,25 +152,25 @@ def run_description(config: TrainConfig, device: str, data: Dataset, training: T
         "data_fingerprint": data.fingerprint,
         "curated": not config.raw,
         "train_images": len(training.labels),
-        "train_class_counts": count_by_emotion(training.labels),
+        "train_class_counts": count_by_emotion(training.labels, data.emotions),
         "train_images_before_sampling": len(splits[TRAINING]),
-        "train_class_counts_before_sampling": count_by_emotion(splits[TRAINING].labels),
+        "train_class_counts_before_sampling": count_by_emotion(splits[TRAINING].labels, data.emotions),
         "images_added_by_sampling": training.added,
         "class_weight": (None if training.class_weight is None else
-                         {EMOTIONS[label]: round(weight, 4) for label, weight in training.class_weight.items()}),
+                         {data.emotions[label]: round(weight, 4) for label, weight in training.class_weight.items()}),
         "validation_usage": VALIDATION_USAGE,
         "validation_images": len(splits[VALIDATION_USAGE]),
         "test_usage": TEST_USAGE,
         "test_images": len(splits[TEST_USAGE]),
-        "labels": list(EMOTIONS),
+        "labels": list(data.emotions),  # the label set: the confusion matrix's rows and columns, in order
         "tensorflow_version": tf.__version__,
         "keras_version": keras.__version__,
     }
 
 
-def count_by_emotion(labels: np.ndarray) -> dict[str, int]:
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(EMOTIONS))
-    return {emotion: int(counts[index]) for index, emotion in enumerate(EMOTIONS)}
+def count_by_emotion(labels: np.ndarray, emotions: tuple[str, ...] = EMOTIONS) -> dict[str, int]:
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(emotions))
+    return {emotion: int(counts[index]) for index, emotion in enumerate(emotions)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,7 +309,7 @@ def predict_probabilities(model: "keras.Model", pixels: np.ndarray, batch_size: 
     face shows the same emotion, and the two views' errors partly cancel).
     """
     if len(pixels) == 0:
-        return np.zeros((0, len(EMOTIONS)))
+        return np.zeros((0, model.output_shape[-1]))
     views = np.concatenate([pixels, pixels[:, :, ::-1]]) if mirror else np.asarray(pixels)
     probabilities = np.asarray(model.predict(make_pipeline(views, np.zeros(len(views)), batch_size), verbose=0),
                                dtype=np.float64)
@@ -323,20 +324,21 @@ def predict_labels(model: "keras.Model", pixels: np.ndarray, batch_size: int) ->
 
 
 def write_predictions(path: Path, splits: dict[str, Dataset], probabilities: dict[str, np.ndarray]) -> None:
-    """predictions.csv: one row per scored image (`PREDICTION_COLUMNS`), emotions by name, probabilities
-    to 6 decimals; `predicted` is the arg-max of the row's probabilities."""
+    """predictions.csv: one row per scored image (`PREDICTION_COLUMNS`, a `p_` column per emotion of the
+    data's label set), emotions by name, probabilities to 6 decimals; `predicted` is the arg-max of the
+    row's probabilities."""
     import pandas as pd
 
     frames = []
     for usage, split in splits.items():
-        scores = probabilities[usage]
+        scores, names = probabilities[usage], np.asarray(split.emotions)
         frame = pd.DataFrame({"id": split.ids, "usage": usage,
-                              "label": np.asarray(EMOTIONS)[np.asarray(split.labels, dtype=np.int64)],
-                              "predicted": np.asarray(EMOTIONS)[scores.argmax(axis=1)]})
-        for index, emotion in enumerate(EMOTIONS):
+                              "label": names[np.asarray(split.labels, dtype=np.int64)],
+                              "predicted": names[scores.argmax(axis=1)]})
+        for index, emotion in enumerate(split.emotions):
             frame[f"p_{emotion}"] = scores[:, index]
         frames.append(frame)
-    table = pd.concat(frames, ignore_index=True).loc[:, list(PREDICTION_COLUMNS)]
+    table = pd.concat(frames, ignore_index=True)
     write_text_atomically(path, table.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
 
 
@@ -344,23 +346,24 @@ def write_predictions(path: Path, splits: dict[str, Dataset], probabilities: dic
 # Metrics and files
 
 
-def classification_metrics(true_labels: np.ndarray, predicted_labels: np.ndarray) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-emotion precision/recall/F1/support and the 7×7 confusion matrix.
+def classification_metrics(true_labels: np.ndarray, predicted_labels: np.ndarray,
+                           emotions: tuple[str, ...] = EMOTIONS) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-emotion precision/recall/F1/support and the K×K confusion matrix (K emotions).
 
-    Confusion rows are true emotions, columns predicted, both in FER order. Macro-F1 averages
+    Confusion rows are true emotions, columns predicted, both in the label set's order. Macro-F1 averages
     over the emotions present in the true or predicted labels (scikit-learn's convention).
     """
     from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
     true_labels = np.asarray(true_labels, dtype=np.int64)
     predicted_labels = np.asarray(predicted_labels, dtype=np.int64)
-    all_labels = list(range(len(EMOTIONS)))
+    all_labels = list(range(len(emotions)))
     confusion = confusion_matrix(true_labels, predicted_labels, labels=all_labels)
     precision, recall, f1, support = precision_recall_fscore_support(
         true_labels, predicted_labels, labels=all_labels, zero_division=0)
     per_class = {emotion: {"precision": round(float(precision[index]), 4), "recall": round(float(recall[index]), 4),
                            "f1": round(float(f1[index]), 4), "support": int(support[index])}
-                 for index, emotion in enumerate(EMOTIONS)}
+                 for index, emotion in enumerate(emotions)}
     return {
         "accuracy": round(float(np.trace(confusion) / max(1, confusion.sum())), 4),
         "macro_f1": round(float(f1_score(true_labels, predicted_labels, average="macro", zero_division=0)), 4),

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from fer_core.labels import IMAGE_SIDE
-from fer_core.training.blocks import (BATCH_NORM_MOMENTUM, classifier_head, conv_backbone, input_block,
-                                      position_embedding_class, separable_residual_block, transformer_block)
+from fer_core.training.blocks import (BATCH_NORM_MOMENTUM, DEFAULT_CLASSES, classifier_head, conv_backbone,
+                                      input_block, position_embedding_class, separable_residual_block,
+                                      transformer_block)
 
 if TYPE_CHECKING:
     import keras
@@ -35,7 +36,8 @@ SIZES: tuple[str, ...] = ("tiny", "fast", "full")
 
 def build_cnn(*, filters: tuple[int, ...] = (32, 64, 128, 256), convs_per_block: int | tuple[int, ...] = 2,
               conv_dropout_rate: float = 0.25, dense_units: int = 256, dense_dropout_rate: float = 0.5,
-              augmentation: str = "standard", seed: int = 0) -> "keras.Model":
+              augmentation: str = "standard", seed: int = 0,
+              num_classes: int = DEFAULT_CLASSES) -> "keras.Model":
     """VGG-style CNN: stages of 3×3 conv + batch norm, pooling and dropout, then a dense classifier."""
     import keras
     from keras import layers
@@ -43,13 +45,14 @@ def build_cnn(*, filters: tuple[int, ...] = (32, 64, 128, 256), convs_per_block:
     inputs, x = input_block(augmentation, seed)
     x = conv_backbone(x, filters, convs_per_block, conv_dropout_rate, seed)
     x = layers.Flatten(name="flatten")(x)
-    return keras.Model(inputs, classifier_head(x, dense_units, dense_dropout_rate, seed), name="cnn")
+    return keras.Model(inputs, classifier_head(x, dense_units, dense_dropout_rate, seed, num_classes), name="cnn")
 
 
 def build_cnn_lstm(*, filters: tuple[int, ...] = (32, 64, 128), convs_per_block: int | tuple[int, ...] = 2,
                    conv_dropout_rate: float = 0.25, lstm_units: int = 128, bidirectional: bool = True,
                    read_along: str = "rows", recurrent_layers: int = 1, dense_units: int = 128,
-                   dense_dropout_rate: float = 0.5, augmentation: str = "standard", seed: int = 0) -> "keras.Model":
+                   dense_dropout_rate: float = 0.5, augmentation: str = "standard", seed: int = 0,
+                   num_classes: int = DEFAULT_CLASSES) -> "keras.Model":
     """CNN features read as a sequence by (bidirectional) LSTM layers: feature rows top to bottom of
     the face (`read_along="rows"`) or columns left to right (`"columns"`)."""
     import keras
@@ -74,12 +77,13 @@ def build_cnn_lstm(*, filters: tuple[int, ...] = (32, 64, 128), convs_per_block:
         suffix = "" if recurrent_layers == 1 else str(index + 1)
         lstm = layers.LSTM(lstm_units, return_sequences=not last, seed=seed + index, name=f"lstm{suffix}")
         x = layers.Bidirectional(lstm, name=f"bidirectional_lstm{suffix}")(x) if bidirectional else lstm(x)
-    return keras.Model(inputs, classifier_head(x, dense_units, dense_dropout_rate, seed), name="cnn_lstm")
+    return keras.Model(inputs, classifier_head(x, dense_units, dense_dropout_rate, seed, num_classes), name="cnn_lstm")
 
 
 def build_vit(*, patch_size: int = 6, projection_dim: int = 64, num_layers: int = 6, num_heads: int = 4,
               mlp_units: int = 128, dropout_rate: float = 0.1, head_units: int = 128,
-              head_dropout_rate: float = 0.3, augmentation: str = "standard", seed: int = 0) -> "keras.Model":
+              head_dropout_rate: float = 0.3, augmentation: str = "standard", seed: int = 0,
+              num_classes: int = DEFAULT_CLASSES) -> "keras.Model":
     """Vision Transformer: patch embedding, learned position embedding, encoder blocks, pooled tokens."""
     import keras
     from keras import layers
@@ -98,13 +102,14 @@ def build_vit(*, patch_size: int = 6, projection_dim: int = 64, num_layers: int 
                               name=f"encoder{index + 1}")
     x = layers.LayerNormalization(epsilon=1e-6, name="encoder_norm")(x)
     x = layers.GlobalAveragePooling1D(name="token_pool")(x)
-    return keras.Model(inputs, classifier_head(x, head_units, head_dropout_rate, seed), name="vit")
+    return keras.Model(inputs, classifier_head(x, head_units, head_dropout_rate, seed, num_classes), name="vit")
 
 
 def build_cnn_attention(*, filters: tuple[int, ...] = (32, 64, 128), convs_per_block: int = 2,
                         conv_dropout_rate: float = 0.25, num_heads: int = 8, key_dim: int = 8,
                         attention_dropout_rate: float = 0.1, dense_units: int = 128,
-                        dense_dropout_rate: float = 0.5, augmentation: str = "standard", seed: int = 0) -> "keras.Model":
+                        dense_dropout_rate: float = 0.5, augmentation: str = "standard", seed: int = 0,
+                        num_classes: int = DEFAULT_CLASSES) -> "keras.Model":
     """CNN backbone whose feature-map positions become tokens for multi-head self-attention."""
     import keras
     from keras import layers
@@ -118,12 +123,12 @@ def build_cnn_attention(*, filters: tuple[int, ...] = (32, 64, 128), convs_per_b
     x = layers.Add(name="attention_residual")([tokens, attended])
     x = layers.LayerNormalization(epsilon=1e-6, name="attention_norm")(x)
     x = layers.GlobalAveragePooling1D(name="token_pool")(x)
-    return keras.Model(inputs, classifier_head(x, dense_units, dense_dropout_rate, seed), name="cnn_attention")
+    return keras.Model(inputs, classifier_head(x, dense_units, dense_dropout_rate, seed, num_classes), name="cnn_attention")
 
 
 def build_xception(*, stem_filters: tuple[int, ...] = (32, 64), stem_stride: int = 1,
                    module_filters: tuple[int, ...] = (128, 256, 512), dense_units: int = 256, dropout_rate: float = 0.5, augmentation: str = "standard",
-                   seed: int = 0) -> "keras.Model":
+                   seed: int = 0, num_classes: int = DEFAULT_CLASSES) -> "keras.Model":
     """Xception-style CNN: a plain 3×3 conv stem, then residual modules of depthwise-separable convolutions
     (each halves the side), global average pooling and a dense classifier (mini-Xception family).
     `stem_stride` 2 halves the side in the first convolution: depthwise convolutions are slow on a
@@ -140,7 +145,7 @@ def build_xception(*, stem_filters: tuple[int, ...] = (32, 64), stem_stride: int
     for index, filters in enumerate(module_filters):
         x = separable_residual_block(x, filters, name=f"module{index + 1}")
     x = layers.GlobalAveragePooling2D(name="feature_pool")(x)
-    return keras.Model(inputs, classifier_head(x, dense_units, dropout_rate, seed), name="xception")
+    return keras.Model(inputs, classifier_head(x, dense_units, dropout_rate, seed, num_classes), name="xception")
 
 
 # ---------------------------------------------------------------------------------------------

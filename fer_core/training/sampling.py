@@ -46,8 +46,9 @@ def compute_class_weights(labels: np.ndarray, num_classes: int = len(EMOTIONS)) 
     return {label: (total / (present * int(count)) if count else 0.0) for label, count in enumerate(counts)}
 
 
-def resample_training(pixels: np.ndarray, labels: np.ndarray, strategy: str, seed: int = 0) -> TrainingSet:
-    """Apply a sampling strategy to training images (N×48×48 uint8) and their labels."""
+def resample_training(pixels: np.ndarray, labels: np.ndarray, strategy: str, seed: int = 0,
+                      emotions: tuple[str, ...] = EMOTIONS) -> TrainingSet:
+    """Apply a sampling strategy to training images (N×48×48 uint8) and their labels (indices into `emotions`)."""
     validate_sampling(strategy)
     pixels = np.asarray(pixels, dtype=np.uint8)
     labels = np.asarray(labels, dtype=np.int8)
@@ -57,7 +58,7 @@ def resample_training(pixels: np.ndarray, labels: np.ndarray, strategy: str, see
         return TrainingSet(pixels, labels, class_weight=compute_class_weights(labels))
     if strategy == "ros":
         return random_oversample(pixels, labels, seed)
-    return smote_oversample(pixels, labels, seed)
+    return smote_oversample(pixels, labels, seed, emotions=emotions)
 
 
 def random_oversample(pixels: np.ndarray, labels: np.ndarray, seed: int = 0) -> TrainingSet:
@@ -68,13 +69,13 @@ def random_oversample(pixels: np.ndarray, labels: np.ndarray, seed: int = 0) -> 
 
 
 def smote_oversample(pixels: np.ndarray, labels: np.ndarray, seed: int = 0,
-                     neighbours: int = SMOTE_NEIGHBOURS) -> TrainingSet:
+                     neighbours: int = SMOTE_NEIGHBOURS, emotions: tuple[str, ...] = EMOTIONS) -> TrainingSet:
     """SMOTE: new images on the segment between an image and one of its nearest same-class neighbours."""
     from imblearn.over_sampling import SMOTE
 
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(EMOTIONS))
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(emotions))
     present = counts[counts > 0]
-    too_few = [EMOTIONS[label] for label, count in enumerate(counts) if count == 1]
+    too_few = [emotions[label] for label, count in enumerate(counts) if count == 1]
     if too_few:
         raise ValueError(f"smote needs at least 2 training images per emotion; only 1 for {', '.join(too_few)} "
                          "(use a larger --limit or another sampling)")
@@ -107,7 +108,7 @@ def stratified_subset(dataset: Dataset, limit: int, seed: int = 0, min_per_class
         return dataset
     rng = np.random.default_rng(seed)
     chosen = [np.flatnonzero(dataset.usages != TRAINING)]
-    for label in range(len(EMOTIONS)):
+    for label in range(len(dataset.emotions)):
         rows = training[dataset.labels[training] == label]
         quota = min(len(rows), max(int(round(limit * len(rows) / len(training))), min_per_class))
         chosen.append(rng.choice(rows, size=quota, replace=False))

@@ -18,7 +18,7 @@ from fer_core.dataset.loading import Dataset
 from fer_core.detectors import flag_mask, registered_findings, registered_flags
 from fer_core.duplicates.status import GROUP_KINDS, group_column, group_status, unresolved
 from fer_core.findings import live_leak_pairs
-from fer_core.labels import EMOTIONS, TEST_USAGES
+from fer_core.labels import TEST_USAGES
 
 CURATION_FLAGS: tuple[str, ...] = ("edited",)  # flags of the edit log; the detectors declare theirs
 
@@ -30,10 +30,9 @@ def annotate(report: AuditReport, state: CurationState) -> pd.DataFrame:
     table = report.samples.copy()
     table["current_label"] = table["label"]
     if state.labels:
-        relabeled = table["id"].map(state.labels)
+        relabeled = table["id"].map(state.labels)  # emotion names, as in the log
         has_new = relabeled.notna().to_numpy()
-        names = np.array(EMOTIONS)[relabeled[has_new].astype(int).to_numpy()]
-        table.loc[has_new, "current_label"] = names
+        table.loc[has_new, "current_label"] = relabeled[has_new]
     table["dropped"] = table["id"].isin(state.dropped) if state.dropped else False
     table["reviewed"] = table["id"].isin(state.reviewed) if state.reviewed else False
     table["edited"] = table["dropped"] | table["reviewed"] | (table["current_label"] != table["label"])
