@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from fer_app import audit_task, forms, gallery, mislabels, session
+from fer_app import audit_task, forms, gallery, keyboard, mislabels, session
 from fer_core.duplicates.grouping import PAIR_KINDS
 from fer_core.duplicates.status import GROUP_KINDS
 from fer_core.labels import EMOTIONS, USAGES
@@ -39,16 +39,19 @@ st.write(f"**{len(groups):,}** {kind}-duplicate group(s) match "
 if kind == "near":
     st.caption(duplicate_groups.chain_note(report.config.near_threshold, report.config.near_mode))
 suspected = mislabels.latest_result(report)
-for _, group in groups.iloc[gallery.pager(len(groups), page_size, key="dup_page")].iterrows():
-    key = f"group_{kind}_{group['group']}"
-    members = duplicate_groups.group_members(report, table, group)
-    with st.container(border=True, key=f"box_{key}"):
-        st.markdown(image_tiles.escape_markdown(duplicate_groups.group_title(group, report)) + duplicate_groups.group_badges(group))
-        gallery.member_strip(report, members, table)
-        if group["conflicting"]:
-            mislabels.group_suggestion_caption(suspected, members["id"].tolist())
-        resolved = forms.resolved_batch(key)
-        if resolved:
-            forms.resolved_marker(key, resolved)
-        else:
-            forms.group_actions(report, key, members)
+if keyboard.mode_toggle("dup"):
+    keyboard.group_review(report, table, groups, kind)
+else:
+    for _, group in groups.iloc[gallery.pager(len(groups), page_size, key="dup_page")].iterrows():
+        key = f"group_{kind}_{group['group']}"
+        members = duplicate_groups.group_members(report, table, group)
+        with st.container(border=True, key=f"box_{key}"):
+            st.markdown(image_tiles.escape_markdown(duplicate_groups.group_title(group, report)) + duplicate_groups.group_badges(group))
+            gallery.member_strip(report, members, table)
+            if group["conflicting"]:
+                mislabels.group_suggestion_caption(suspected, members["id"].tolist())
+            resolved = forms.resolved_batch(key)
+            if resolved:
+                forms.resolved_marker(key, resolved)
+            else:
+                forms.group_actions(report, key, members)

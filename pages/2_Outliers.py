@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from fer_app import audit_task, gallery, session
+from fer_app import audit_task, gallery, keyboard, session
 from fer_core.views import figures, outlier_list
 
 session.setup("Outliers")
@@ -46,6 +46,9 @@ ranked = outlier_list.rank_outliers(table, flagged_only=flagged_only, show_revie
 st.caption(f"{int(table['outlier'].sum()):,} images flagged by the audit ({outlier_list.outlier_kind_counts(table)}); "
            "highest score (least face-like) first. "
            "Under each image: its kind and the evidence, its score and the signals that raised it.")
-page = ranked[gallery.pager(len(ranked), page_size, key="out_page")]
-gallery.image_grid(report, table, page, key="out_rank", details=outlier_list.outlier_details(table, page))
-gallery.bulk_actions(report, "out_rank")
+if keyboard.mode_toggle("out"):
+    keyboard.outlier_review(report, table, ranked, kind)
+else:
+    page = ranked[gallery.pager(len(ranked), page_size, key="out_page")]
+    gallery.image_grid(report, table, page, key="out_rank", details=outlier_list.outlier_details(table, page))
+    gallery.bulk_actions(report, "out_rank")

@@ -1,8 +1,10 @@
-"""Review: browse by emotion, usage and flag; relabel or drop picked images; the edit history with undo."""
+"""Review: browse by emotion, usage, flag and tag (or a saved view); relabel, drop or tag picked images; the edit
+history with undo."""
 
 import streamlit as st
 
-from fer_app import audit_task, forms, gallery, mislabels, session
+from fer_app import audit_task, forms, gallery, keyboard, mislabels, session
+from fer_app import review_filters
 from fer_core.curation import edits
 from fer_core.labels import EMOTIONS, USAGES
 from fer_core.views import audit_table as views
@@ -18,16 +20,21 @@ with st.sidebar:
     flags = st.multiselect("Flag (any of)", views.flag_names(), key="rev_flags",
                            help="Flags follow the edits: a resolved group's images are no longer "
                                 "'duplicate' or 'conflict', a removed leak no longer 'leak'.")
+    tags = review_filters.tag_filter()
     # The queue holds live images only: a dropped image has nothing left to decide.
     show_dropped = not suspected and st.checkbox("Show dropped images", key="rev_show_dropped")
     page_size = st.select_slider("Images per page", [12, 24, 48, 96], value=24, key="rev_page_size")
+    review_filters.saved_views_panel()
 
 report = audit_task.require_audit()
 table, log = audit_task.curation(report)
 rows = views.filter_samples(table, emotions=tuple(emotions), usages=tuple(usages), flags=tuple(flags),
                             show_dropped=show_dropped)
+rows = review_filters.keep_tagged(table, rows, tags)
 
-if suspected:
+if keyboard.mode_toggle("rev"):
+    keyboard.review_page(report, table, rows, suspected)
+elif suspected:
     mislabels.review_queue(report, table, page_size, among=rows)
 else:
     st.write(f"**{len(rows):,}** image(s) match.")

@@ -1,0 +1,7 @@
+"""Keyboard review: any queue (suspected mislabels, outliers of a kind, duplicate groups, a Review filter)
+one item at a time, decided with keys or buttons, one edit batch per decision (review.py); the key
+listener component (keys.py, keys.js); the decisions (decisions.py); the pages' ways in (queues.py)."""
+
+from .queues import group_review, mode_toggle, outlier_review, review_page
+
+__all__ = ["group_review", "mode_toggle", "outlier_review", "review_page"]
