@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fer_core.dataset.label_sets import split_usages
 from fer_core.dataset.loading import Dataset, Progress, load
 from fer_core.detectors import AuditConfig, Detector, DetectorContext, DetectorResult, registered_detectors
 from fer_core.duplicates.grouping import Leaks
@@ -71,11 +72,11 @@ class StageTimer:
 
 
 def audit_source(path: str | os.PathLike, config: AuditConfig = AuditConfig(), workspace=None,
-                 progress: Progress | None = None) -> AuditReport:
-    """Load a FER source (cached) and audit it."""
+                 progress: Progress | None = None, labels: str | None = None) -> AuditReport:
+    """Load a FER source (cached; `labels`: `--labels`, see dataset.load) and audit it."""
     timer = StageTimer()
     with timer.stage("load"):
-        dataset = load(path, workspace=workspace, progress=progress)
+        dataset = load(path, workspace=workspace, progress=progress, labels=labels)
     return run_audit(dataset, config, workspace=workspace, progress=progress, timer=timer)
 
 
@@ -200,7 +201,8 @@ def summarize(dataset: Dataset, detectors: tuple[Detector, ...], results: dict[s
     """The summary.json contract (see README): the data, then each detector's summary, then the problems."""
     summary = {"source": dataset.source, "fingerprint": dataset.fingerprint, "images": len(dataset),
                "by_usage": dataset.count_by_usage(), "by_label": dataset.count_by_label(),
-               "emotions": list(dataset.emotions)}  # the label set, in index order
+               "emotions": list(dataset.emotions),  # the label set, in index order
+               "splits": split_usages(dataset.ids, dataset.usages)}  # split folder → images per usage
     for detector in detectors:
         summary.update(results[detector.name].summary)
     summary.update({

@@ -6,6 +6,8 @@ import argparse
 import sys
 
 from fer_core.audit import AuditConfig, audit_source, write_report
+from fer_core.cli.labels_option import add_labels_option
+from fer_core.dataset.label_sets import describe_splits
 from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD, NEAR_MODES
 from fer_core.paths import check_output_apart, check_output_folder, check_workspace, protected_places
 from fer_core.progress import TerminalProgress
@@ -16,6 +18,7 @@ def register(subparsers) -> None:
     parser.add_argument("data", help="fer2013.csv or a folder with train/ and test/ image folders")
     parser.add_argument("--out", required=True, help="folder for summary.json and samples.csv")
     add_audit_options(parser)
+    add_labels_option(parser)
     parser.add_argument("--workspace", default=None, help="workspace folder (default $FER_AUDIT_HOME or ./workspace)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_apart(args.out, "--out", protected_places(args.workspace, args.data))
     check_workspace(args.workspace)
     progress = TerminalProgress(enabled=not args.quiet and sys.stderr.isatty())
-    report = audit_source(args.data, config, workspace=args.workspace, progress=progress)
+    report = audit_source(args.data, config, workspace=args.workspace, progress=progress, labels=args.labels)
     progress.close()
     summary_path, samples_path = write_report(report, args.out)
     print(format_summary(report.summary))
@@ -63,6 +66,7 @@ def format_summary(summary: dict) -> str:
     labels = ", ".join(f"{name} {count:,}" for name, count in summary["by_label"].items())
     lines = [
         f"{summary['images']:,} images ({usage})",
+        f"  {describe_splits(summary.get('splits', {}))}",
         f"  by emotion: {labels}",
         f"exact duplicates: {exact['groups']:,} groups, {exact['images_in_groups']:,} images, "
         f"{exact['redundant']:,} redundant copies; {exact['conflicting_groups']:,} with conflicting emotions, "

@@ -15,9 +15,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fer_core.cli.labels_option import add_labels_option, remember_labels
 from fer_core.jobs import compare
 from fer_core.jobs.records import RunRecord
-from fer_core.labels import EMOTIONS
 from fer_core.paths import (
     check_output_apart,
     check_output_folder,
@@ -50,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--experiment", default=None, metavar="EXPERIMENT_ID",
                         help="(re)compute compare.json of an experiment queued earlier; queues nothing")
     parser.add_argument("--workspace", default=None, help="workspace folder (default $FER_AUDIT_HOME or ./workspace)")
+    add_labels_option(parser)
     parser.set_defaults(func=run_compare)
 
 
@@ -65,6 +66,7 @@ def run_compare(args: argparse.Namespace) -> int:
                        epochs=options["epochs"])
     compare.compare_configs(base, options["seeds"])  # every config valid before anything is queued
     out = check_out(args.out, args.workspace, args.data, experiment_id=None)
+    remember_labels(args.data, args.workspace, args.labels)
     experiment_id, run_ids = compare.submit_compare(base, options["seeds"], args.data, args.workspace)
     print(experiment_id, flush=True)
     print(f"queued {len(run_ids)} runs: raw and curated × seeds {', '.join(map(str, range(options['seeds'])))} "
@@ -139,6 +141,6 @@ def print_comparison(comparison: dict[str, Any]) -> None:
     print(views.arm_table_note(comparison))
     recall = comparison["recall_difference"]
     print("recall, curated − raw (points): " + ", ".join(
-        f"{emotion} {views.signed_points(recall[emotion]['difference'])}" for emotion in EMOTIONS))
+        f"{emotion} {views.signed_points(recall[emotion]['difference'])}" for emotion in recall))
     print(f"verdict: {comparison['verdict']}")
     print(views.circular_text(comparison))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from fer_core.audit import AuditConfig, run_audit
+from fer_core.cli.labels_option import add_labels_option
 from fer_core.curation import policies
 from fer_core.curation.edit_log import check_workspace_dataset, read_state
 from fer_core.dataset.loading import load
@@ -30,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              f"{', '.join(policies.POLICIES['study'])})")
     parser.add_argument("--rules", help="only these of the policy's rules, comma-separated (default: all)")
     parser.add_argument("--dry-run", action="store_true", help="show what each rule would change, write nothing")
+    add_labels_option(parser)
     parser.add_argument("--workspace", default=None, help="workspace folder (default $FER_AUDIT_HOME or ./workspace)")
     parser.add_argument("--mislabel-threshold", type=float, default=policies.DEFAULT_MISLABEL_THRESHOLD,
                         help="the mislabels rule acts where the model's suggestion has at least this probability "
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     rules = None if args.rules is None else args.rules.split(",")
     policies.choose_rules(args.policy, rules)
     check_workspace(args.workspace)
-    dataset = load(args.data, workspace=args.workspace)
+    dataset = load(args.data, workspace=args.workspace, labels=args.labels)
     check_workspace_dataset(dataset, args.workspace)  # before the audit
     mislabels = latest_result(dataset, args.workspace)
     policies.check_mislabel_result(args.policy, rules, mislabels)  # before the audit

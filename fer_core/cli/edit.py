@@ -13,6 +13,7 @@ import json
 import os
 
 from fer_core.audit import AuditConfig, run_audit
+from fer_core.cli.labels_option import add_labels_option
 from fer_core.curation import edits
 from fer_core.dataset.loading import Dataset, load
 from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD, NEAR_MODES
@@ -28,10 +29,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common.add_argument("--author", help="who made the edit (default: $FER_AUDIT_AUTHOR, else the OS user)")
     with_data = argparse.ArgumentParser(add_help=False)
     with_data.add_argument("--data", help="the dataset (default $FER_DATA, else the workspace's recorded data path)")
+    add_labels_option(with_data)
 
     relabel = commands.add_parser("relabel", parents=[common, with_data], help="give one sample a new label")
     relabel.add_argument("sample_id", metavar="ID")
-    relabel.add_argument("emotion", metavar="EMOTION", help=", ".join(EMOTIONS))
+    relabel.add_argument("emotion", metavar="EMOTION", help=f"one of the data's emotions ({', '.join(EMOTIONS)}, ...)")
     relabel.add_argument("--reason", required=True)
     relabel.set_defaults(func=run_relabel)
 
@@ -58,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     leaks = commands.add_parser("resolve-leaks", parents=[common],
                                 help="drop every Training copy of a PublicTest/PrivateTest image")
     leaks.add_argument("data", metavar="DATA")
+    add_labels_option(leaks)
     leaks.add_argument("--dry-run", action="store_true", help="show what would be dropped, write nothing")
     leaks.add_argument("--max-hamming-distance", type=int, default=None,
                        help="near-copy threshold in pHash bits (default: the duplicates module's)")
@@ -95,27 +98,27 @@ def workspace_options() -> argparse.ArgumentParser:
     return options
 
 
-def load_bound_dataset(data: str | None, workspace: str | None) -> Dataset:
+def load_bound_dataset(data: str | None, workspace: str | None, labels: str | None = None) -> Dataset:
     """The dataset to check ids against: --data, else $FER_DATA, else the path the workspace recorded."""
     path = data or os.environ.get("FER_DATA") or edits.read_workspace_meta(workspace).get("data_path")
     if not path:
         raise ValueError("no dataset: pass --data DATA or set FER_DATA (the workspace has none recorded yet)")
-    return load(path, workspace=workspace)
+    return load(path, workspace=workspace, labels=labels)
 
 
 def run_relabel(args: argparse.Namespace) -> int:
-    dataset = load_bound_dataset(args.data, args.workspace)
+    dataset = load_bound_dataset(args.data, args.workspace, args.labels)
     return print_edits(edits.relabel(dataset, args.sample_id, args.emotion, args.reason,
                                      author=args.author, workspace=args.workspace))
 
 
 def run_drop(args: argparse.Namespace) -> int:
-    dataset = load_bound_dataset(args.data, args.workspace)
+    dataset = load_bound_dataset(args.data, args.workspace, args.labels)
     return print_edits(edits.drop(dataset, args.sample_ids, args.reason, author=args.author, workspace=args.workspace))
 
 
 def run_restore(args: argparse.Namespace) -> int:
-    dataset = load_bound_dataset(args.data, args.workspace)
+    dataset = load_bound_dataset(args.data, args.workspace, args.labels)
     return print_edits(edits.restore(dataset, args.sample_ids, args.reason,
                                      author=args.author, workspace=args.workspace))
 
@@ -138,7 +141,7 @@ def run_history(args: argparse.Namespace) -> int:
 
 
 def run_resolve_leaks(args: argparse.Namespace) -> int:
-    dataset = load(args.data, workspace=args.workspace)
+    dataset = load(args.data, workspace=args.workspace, labels=args.labels)
     leaks = None
     if args.near_mode == "verified":  # the same leaks the audit, the app and the report show
         edits.check_fingerprint(edits.read_workspace_meta(args.workspace), dataset, args.workspace)
@@ -153,7 +156,7 @@ def run_resolve_leaks(args: argparse.Namespace) -> int:
 def run_resolve_group(args: argparse.Namespace) -> int:
     """The ids must form one of the audit's duplicate groups (the app resolves only those), and test
     images are dropped or relabelled only with --allow-test (the app's confirmation box)."""
-    dataset = load_bound_dataset(args.data, args.workspace)
+    dataset = load_bound_dataset(args.data, args.workspace, args.labels)
     edits.check_fingerprint(edits.read_workspace_meta(args.workspace), dataset, args.workspace)  # before the audit
     config = AuditConfig(near_threshold=args.near_threshold, near_mode=args.near_mode, face_stage=False)
     samples = run_audit(dataset, config, workspace=args.workspace).samples

@@ -14,6 +14,7 @@ import json
 from dataclasses import asdict
 
 from fer_core import jobs, store
+from fer_core.cli.labels_option import add_labels_option, remember_labels
 from fer_core.cli.train import add_config_options, add_train_options, config_from_args
 from fer_core.jobs import experiments
 from fer_core.training.models import MODEL_NAMES
@@ -35,6 +36,7 @@ def register(subparsers) -> None:
     sweep.add_argument("--data", dest="data_variants", default=experiments.CURATED,
                        help="comma-separated, from raw (ignore the edits), curated (default: curated)")
     add_config_options(sweep, skip=("model", "sampling", "raw"))
+    add_labels_option(sweep)
     sweep.add_argument("--workspace", default=None)
     sweep.set_defaults(func=run_sweep)
 
@@ -62,6 +64,7 @@ def register(subparsers) -> None:
 
 
 def run_submit(args: argparse.Namespace) -> int:
+    remember_labels(args.data, args.workspace, args.labels)
     print(jobs.submit(config_from_args(args), args.data, args.workspace))
     return 0
 
@@ -86,6 +89,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     models, samplings = split_list(args.models), split_list(args.samplings)
     base = config_from_args(args, model=models[0] if models else "cnn",
                             sampling=samplings[0] if samplings else "none")
+    remember_labels(args.data, args.workspace, args.labels)
     experiment_id, run_ids = experiments.submit_sweep(base, models, samplings, split_list(args.data_variants),
                                                       args.data, args.workspace)
     print(experiment_id)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fer_core.cli.labels_option import add_labels_option
 from fer_core.dataset.loading import load
-from fer_core.labels import EMOTIONS
 from fer_core.mislabels.config import MislabelConfig, MislabelProgress
 from fer_core.mislabels.results import learning_warning, write_outputs
 from fer_core.mislabels.run import run_mislabels
@@ -29,6 +29,7 @@ def register(subparsers) -> None:
                         help=f"model size preset (default {DEFAULTS.size})")
     parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs,
                         help=f"most epochs per fold, early-stopped on PublicTest (default {DEFAULTS.epochs})")
+    add_labels_option(parser)
     parser.add_argument("--workspace", default=None,
                         help="workspace folder: its edits give the curated data, its cache keeps results "
                              "(default $FER_AUDIT_HOME or ./workspace)")
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     out = check_output_folder(args.out, "--out")  # before hours of training, not after them
     check_output_apart(out, "--out", protected_places(args.workspace, args.data))
     check_workspace(args.workspace)
-    dataset = load(args.data, workspace=args.workspace)
+    dataset = load(args.data, workspace=args.workspace, labels=args.labels)
     report = None if args.quiet else print_progress
     result = run_mislabels(dataset, config, workspace=args.workspace, on_progress=report)
     csv_path, summary_path = write_outputs(result, out)
@@ -58,7 +59,7 @@ def print_progress(progress: MislabelProgress) -> None:
 
 
 def format_summary(summary: dict) -> str:
-    by_emotion = ", ".join(f"{emotion} {summary['flagged_by_emotion'][emotion]:,}" for emotion in EMOTIONS)
+    by_emotion = ", ".join(f"{emotion} {count:,}" for emotion, count in summary["flagged_by_emotion"].items())
     settings = summary["settings"]
     return "\n".join([
         f"{summary['flagged']:,} of {summary['images']:,} images flagged as suspected mislabels",

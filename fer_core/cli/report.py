@@ -14,6 +14,7 @@ import time
 
 from fer_core.audit import run_audit
 from fer_core.cli.audit import add_audit_options, audit_config_from_args
+from fer_core.cli.labels_option import add_labels_option
 from fer_core.curation.edits import read_curation
 from fer_core.dataset.loading import load
 from fer_core.paths import check_output_apart, check_workspace, protected_places
@@ -29,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--runs", nargs="+", default=(), metavar="RUN_ID",
                         help="finished runs to compare, in order (default: newest raw and newest curated run)")
     add_audit_options(parser)
+    add_labels_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run_report)
 
@@ -41,7 +43,7 @@ def run_report(args: argparse.Namespace) -> int:
     config = audit_config_from_args(args)
     choose_runs(read_finished_runs(args.workspace), args.runs)  # unknown run ids fail before the audit
     progress = TerminalProgress(enabled=not args.quiet and sys.stderr.isatty())
-    dataset = load(args.data, workspace=args.workspace, progress=progress)
+    dataset = load(args.data, workspace=args.workspace, progress=progress, labels=args.labels)
     read_curation(dataset, args.workspace)  # edits made for other data fail here, before the audit
     audit = run_audit(dataset, config, workspace=args.workspace, progress=progress)
     progress.close()

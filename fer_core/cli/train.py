@@ -15,6 +15,7 @@ import os
 import typing
 from pathlib import Path
 
+from fer_core.cli.labels_option import add_labels_option
 from fer_core.dataset.loading import load
 from fer_core.duplicates.limits import NEAR_MODES
 from fer_core.paths import check_output_apart, check_output_folder, check_workspace, protected_places
@@ -46,6 +47,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help=f"one of {', '.join(MODEL_NAMES)}")
     parser.add_argument("--sampling", required=True, help=f"one of {', '.join(SAMPLING_NAMES)}")
     add_config_options(parser)
+    add_labels_option(parser)
     parser.add_argument("--workspace", default=None, help="workspace folder (default $FER_AUDIT_HOME or ./workspace)")
 
 
@@ -112,7 +114,7 @@ def run_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     check_run_folder(args.out, args.overwrite, protected_places(args.workspace, args.data))  # not after the run
     check_workspace(args.workspace)
-    dataset = load(args.data, workspace=args.workspace)
+    dataset = load(args.data, workspace=args.workspace, labels=args.labels)
     metrics = train_and_evaluate(dataset, config, args.out, on_epoch=print_epoch, workspace=args.workspace)
     leak_free = metrics["leak_free_accuracy"]
     print(f"{metrics['test_usage']}: accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, "

@@ -23,7 +23,7 @@ from fer_core.curation.edits import DROP, RELABEL, RESTORE, Edit, find_active_ed
 from fer_core.curation.tags import tags_by_image
 from fer_core.dataset.loading import Dataset, Progress
 from fer_core.files import replace_atomically as _replace_atomically
-from fer_core.labels import EMOTIONS, USAGES
+from fer_core.labels import USAGES
 from fer_core.paths import check_output_apart, check_output_file, check_output_folder, protected_places
 
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "folders")
@@ -91,6 +91,7 @@ def build_manifest(source: Dataset, curated: Dataset, edits: list[Edit], export_
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "source": source.source,
         "source_fingerprint": source.fingerprint,
+        "emotions": list(source.emotions),  # the label set: a CSV's emotion column indexes it (load with --labels)
         "curated_fingerprint": curated.fingerprint,
         "counts": {"before": count_samples(source), "after": count_samples(curated)},
         "edits_in_log": len(edits),
@@ -106,7 +107,7 @@ def build_manifest(source: Dataset, curated: Dataset, edits: list[Edit], export_
 def count_samples(dataset: Dataset) -> dict:
     """Totals by usage, by label, and by usage and label."""
     by_usage_label = {usage: {emotion: int(np.sum((dataset.usages == usage) & (dataset.labels == index)))
-                              for index, emotion in enumerate(EMOTIONS)} for usage in USAGES}
+                              for index, emotion in enumerate(dataset.emotions)} for usage in USAGES}
     return {"total": len(dataset), "by_usage": dataset.count_by_usage(), "by_label": dataset.count_by_label(),
             "by_usage_label": by_usage_label}
 
@@ -160,7 +161,7 @@ def write_folders(dataset: Dataset, root: str | os.PathLike, progress: Progress 
 
     root = Path(root)
     for split in sorted(set(SPLIT_FOLDERS.values())):
-        for emotion in EMOTIONS:
+        for emotion in dataset.emotions:
             (root / split / emotion).mkdir(parents=True, exist_ok=True)
 
     def write_one(name: str, image: np.ndarray) -> None:
@@ -188,7 +189,7 @@ def export_file_names(dataset: Dataset) -> list[str]:
         stem = sample_id.split(":", 1)[1] if sample_id.startswith("row:") else Path(sample_id).stem
         if not stem.startswith(f"{usage}_"):
             stem = f"{usage}_{stem}"
-        base = f"{SPLIT_FOLDERS[usage]}/{EMOTIONS[label]}/{stem}"
+        base = f"{SPLIT_FOLDERS[usage]}/{dataset.emotions[label]}/{stem}"
         name, copy = f"{base}.png", 1
         while name in taken:
             copy += 1

@@ -74,19 +74,29 @@ def csv_label_problem(value: int, emotions: tuple[str, ...]) -> str:
     return f"unknown emotion '{value}'; expected 0..{len(emotions) - 1} ({', '.join(emotions)})"
 
 
-def describe_splits(ids: np.ndarray, usages: np.ndarray) -> str:
+def split_usages(ids: np.ndarray, usages: np.ndarray) -> dict[str, dict[str, int]]:
+    """Per split folder (first part of an image tree's ids), its images per usage, in usage order; {} for a CSV."""
+    if not len(ids) or str(ids[0]).startswith("row:"):
+        return {}
+    folders = np.array([sample_id.split("/", 1)[0] for sample_id in ids.tolist()])
+    found = {}
+    for folder in np.unique(folders).tolist():
+        names, counts = np.unique(usages[folders == folder], return_counts=True)
+        found[folder] = {usage: int(count) for usage, count in sorted(zip(names.tolist(), counts.tolist()),
+                                                                      key=lambda item: USAGES.index(item[0]))}
+    return dict(sorted(found.items(), key=lambda item: (USAGES.index(next(iter(item[1]))), item[0])))
+
+
+def describe_splits(splits: dict[str, dict[str, int]]) -> str:
     """How split folders became usages, in one line ("splits: train → Training, val → PublicTest"); a
     folder whose files carry usage prefixes (FER-2013's test/) lists each usage with its count."""
-    if len(ids) and str(ids[0]).startswith("row:"):
+    if not splits:
         return "splits: from the CSV's Usage column"
-    folders = np.array([sample_id.split("/", 1)[0] for sample_id in ids.tolist()])
-    found = {folder: np.unique(usages[folders == folder], return_counts=True) for folder in np.unique(folders).tolist()}
     parts = []
-    for folder, (names, counts) in sorted(found.items(), key=lambda item: (min(USAGES.index(name) for name in item[1][0]), item[0])):
-        order = sorted(range(len(names)), key=lambda i: USAGES.index(names[i]))
-        if len(names) == 1:
-            parts.append(f"{folder} → {names[0]}")
+    for folder, counts in splits.items():
+        if len(counts) == 1:
+            parts.append(f"{folder} → {next(iter(counts))}")
         else:
-            parts.append(f"{folder} → " + " and ".join(f"{names[i]} ({counts[i]:,})" for i in order)
+            parts.append(f"{folder} → " + " and ".join(f"{usage} ({count:,})" for usage, count in counts.items())
                          + " by file-name prefix")
     return "splits: " + ", ".join(parts)

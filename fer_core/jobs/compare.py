@@ -155,8 +155,8 @@ def wait_for_experiment(experiment_id: str, workspace: str | os.PathLike | None 
         time.sleep(poll_seconds)
 
 
-def test_predictions(record: RunRecord) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, predicted emotion indices) of a run's PrivateTest rows in predictions.csv."""
+def test_predictions(record: RunRecord, emotions: tuple[str, ...] = EMOTIONS) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, predicted emotion indices into `emotions`) of a run's PrivateTest rows in predictions.csv."""
     import pandas as pd
 
     path = Path(record.out_dir) / "predictions.csv"
@@ -165,7 +165,7 @@ def test_predictions(record: RunRecord) -> tuple[np.ndarray, np.ndarray]:
     except (OSError, ValueError) as error:
         raise ValueError(f"run {record.run_id}: cannot read its predictions ({path}: {error})") from None
     table = table[table["usage"] == TEST_USAGE]
-    predicted = table["predicted"].map({emotion: index for index, emotion in enumerate(EMOTIONS)})
+    predicted = table["predicted"].map({emotion: index for index, emotion in enumerate(emotions)})
     if predicted.isna().any():
         unknown = table["predicted"][predicted.isna()].iloc[0]
         raise ValueError(f"run {record.run_id}: {path} holds an unknown emotion {unknown!r}")
@@ -184,7 +184,7 @@ def compute_comparison(experiment_id: str, workspace: str | os.PathLike | None =
     dataset = load(runs[0].data_path, workspace=workspace)
     test_rows = np.flatnonzero(dataset.usages == TEST_USAGE)
     original = dict(zip(dataset.ids[test_rows], np.asarray(dataset.labels[test_rows], dtype=np.int64)))
-    scored = {run.run_id: dict(zip(*test_predictions(run))) for run in runs}
+    scored = {run.run_id: dict(zip(*test_predictions(run, dataset.emotions))) for run in runs}
     shared = [sample_id for sample_id in dataset.ids[test_rows] if all(sample_id in run for run in scored.values())]
     if not shared:
         raise ValueError(f"experiment {experiment_id}: its runs scored no {TEST_USAGE} image in common")
@@ -197,7 +197,7 @@ def compute_comparison(experiment_id: str, workspace: str | os.PathLike | None =
                    for arm in DATA_VARIANTS}
     paired = PairedPredictions(labels=labels, leaked=np.array([sample_id in leaked_ids for sample_id in shared]),
                                raw=predictions[RAW], curated=predictions[CURATED],
-                               seeds=tuple(run.config["seed"] for run in arms[RAW]))
+                               seeds=tuple(run.config["seed"] for run in arms[RAW]), emotions=dataset.emotions)
     statistics = compare_arms(paired)
     for arm in DATA_VARIANTS:
         statistics["arms"][arm] = {"run_ids": [run.run_id for run in arms[arm]], **statistics["arms"][arm]}
@@ -225,7 +225,7 @@ def relabelled_figure(dataset: Any, shared: list[str], labels: np.ndarray, curat
                 "note": "cannot be computed: no mislabel result for this data (python -m fer_core mislabels)"}
     flagged = result.table[result.table["is_label_issue"].astype(bool)]
     suggestion = dict(zip(flagged["id"], flagged["suggested_label"]))
-    relabelled = np.array([EMOTIONS.index(suggestion[sample_id]) if sample_id in suggestion else label
+    relabelled = np.array([dataset.emotions.index(suggestion[sample_id]) if sample_id in suggestion else label
                            for sample_id, label in zip(shared, labels)])
     return {"relabelled_test_accuracy": round(relabelled_accuracy(relabelled, curated), 6),
             "test_labels_changed": int((relabelled != labels).sum()), "note": NOT_VALID_NOTE}

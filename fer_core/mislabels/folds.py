@@ -14,7 +14,6 @@ import numpy as np
 
 from fer_core.dataset.loading import Dataset
 from fer_core.duplicates.grouping import NO_GROUP
-from fer_core.labels import EMOTIONS
 from fer_core.mislabels.config import (VALIDATION_USAGE, MislabelConfig, MislabelProgress, MislabelsCancelled,
                                        ProgressCallback, StopCheck)
 from fer_core.mislabels.results import read_fold, write_fold
@@ -42,12 +41,12 @@ def cross_validated_probabilities(dataset: Dataset, training_rows: np.ndarray, f
 
     other_rows = np.setdiff1d(np.arange(len(dataset)), training_rows)
     validation = dataset.select(np.flatnonzero(dataset.usages == VALIDATION_USAGE))
-    probabilities = np.zeros((len(dataset), len(EMOTIONS)), dtype=np.float32)
+    probabilities = np.zeros((len(dataset), len(dataset.emotions)), dtype=np.float32)
     fold_metrics = []
     for fold in range(config.folds):
         _stop_if_asked(should_stop)
         held_out, kept = training_rows[fold_of == fold], training_rows[fold_of != fold]
-        saved = read_fold(folds_dir, fold, len(held_out), len(other_rows))
+        saved = read_fold(folds_dir, fold, len(held_out), len(other_rows), len(dataset.emotions))
         if saved is None:
             if on_progress is not None:
                 on_progress(MislabelProgress("fold", fold + 1, config.folds, epochs=config.epochs))
@@ -55,7 +54,8 @@ def cross_validated_probabilities(dataset: Dataset, training_rows: np.ndarray, f
             configure_runtime(train_config.seed, train_config.deterministic)
             from fer_core.training.models import build_model
 
-            model = build_model(config.model, config.size, seed=train_config.seed)
+            model = build_model(config.model, config.size, seed=train_config.seed,
+                                num_classes=len(dataset.emotions))
             history, seconds = fit_model(
                 model, TrainingSet(dataset.pixels[kept], dataset.labels[kept]), validation, train_config,
                 on_epoch=_epoch_reporter(fold, config.folds, on_progress, should_stop))

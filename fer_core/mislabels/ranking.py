@@ -12,9 +12,9 @@ import pandas as pd
 
 from fer_core.dataset.loading import Dataset
 from fer_core.duplicates.grouping import NO_GROUP, group_exact, group_near
-from fer_core.labels import EMOTIONS, TRAINING
+from fer_core.labels import TRAINING
 from fer_core.mislabels.config import MislabelConfig
-from fer_core.mislabels.results import MISLABELS_VERSION, PROBABILITY_COLUMNS
+from fer_core.mislabels.results import MISLABELS_VERSION, probability_columns
 
 
 def find_pooling_groups(dataset: Dataset, config: MislabelConfig) -> np.ndarray:
@@ -66,7 +66,7 @@ def rank_label_issues(dataset: Dataset, probabilities: np.ndarray, group_of: np.
     is_issue = find_label_issues(labels, probabilities, filter_by=config.filter_by, n_jobs=1)
     quality = get_label_quality_scores(labels, probabilities, method=config.rank_method)
     suggested = probabilities.argmax(axis=1)
-    names = np.array(EMOTIONS)
+    names = np.array(dataset.emotions)
     table = pd.DataFrame({
         "id": dataset.ids,
         "label": names[labels],
@@ -77,7 +77,7 @@ def rank_label_issues(dataset: Dataset, probabilities: np.ndarray, group_of: np.
         "is_label_issue": np.asarray(is_issue, dtype=bool),
         "group": pd.array(np.where(group_of == NO_GROUP, None, group_of), dtype="Int64"),
     })
-    for column, values in zip(PROBABILITY_COLUMNS, probabilities.T):
+    for column, values in zip(probability_columns(dataset.emotions), probabilities.T):
         table[column] = values.astype(np.float32)
     return table
 
@@ -86,17 +86,19 @@ def summarize(table: pd.DataFrame, config: MislabelConfig, dataset: Dataset, pro
               fold_metrics: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
     """summary.json: flagged per emotion, the given × suggested matrix of the flagged, settings, seconds."""
     flagged = table[table["is_label_issue"]]
-    matrix = pd.crosstab(pd.Categorical(flagged["label"], categories=EMOTIONS),
-                         pd.Categorical(flagged["suggested_label"], categories=EMOTIONS), dropna=False)
+    emotions = dataset.emotions
+    matrix = pd.crosstab(pd.Categorical(flagged["label"], categories=emotions),
+                         pd.Categorical(flagged["suggested_label"], categories=emotions), dropna=False)
     training = (dataset.usages == TRAINING)
     return {
         "images": int(len(table)),
         "flagged": int(len(flagged)),
-        "flagged_by_emotion": {emotion: int((flagged["label"] == emotion).sum()) for emotion in EMOTIONS},
+        "emotions": list(emotions),  # the label set of the probability columns, in order
+        "flagged_by_emotion": {emotion: int((flagged["label"] == emotion).sum()) for emotion in emotions},
         "flagged_by_usage": {usage: int(count)
                              for usage, count in flagged["usage"].value_counts().sort_index().items()},
-        "given_by_suggested": {given: {suggested: int(matrix.loc[given, suggested]) for suggested in EMOTIONS}
-                               for given in EMOTIONS},
+        "given_by_suggested": {given: {suggested: int(matrix.loc[given, suggested]) for suggested in emotions}
+                               for given in emotions},
         "given_by_suggested_counts": "flagged images; rows: given emotion, columns: suggested emotion",
         "out_of_fold_accuracy": round(float((probabilities[training].argmax(axis=1)
                                              == dataset.labels[training]).mean()), 4),

@@ -32,7 +32,12 @@ from fer_core.workspace import cache_dir, check_cache_folder
 MISLABELS_VERSION = "1"
 RESULT_COLUMNS = ("id", "label", "usage", "suggested_label", "suggested_confidence", "mislabel_score",
                   "is_label_issue")
-PROBABILITY_COLUMNS = tuple(f"probability_{emotion}" for emotion in EMOTIONS)
+PROBABILITY_PREFIX = "probability_"
+
+
+def probability_columns(emotions: tuple[str, ...]) -> tuple[str, ...]:
+    """The table's probability columns of a label set, in its order."""
+    return tuple(f"{PROBABILITY_PREFIX}{emotion}" for emotion in emotions)
 CACHE_FOLDER = "mislabels"
 
 
@@ -44,8 +49,13 @@ class MislabelResult:
     summary: dict[str, Any]
 
     @property
+    def emotions(self) -> tuple[str, ...]:
+        """The label set the probabilities are over (summary.json's, else FER-2013's seven)."""
+        return tuple(self.summary.get("emotions") or EMOTIONS)
+
+    @property
     def probabilities(self) -> np.ndarray:
-        return self.table[list(PROBABILITY_COLUMNS)].to_numpy(dtype=np.float32)
+        return self.table[list(probability_columns(self.emotions))].to_numpy(dtype=np.float32)
 
     def suspected(self) -> pd.DataFrame:
         """The flagged images, most suspect first."""
@@ -109,7 +119,7 @@ def read_summary(path: Path) -> dict[str, Any] | None:
     if not all(isinstance(summary.get(key), kind) for key, kind in SUMMARY_TYPES.items()):
         return None
     counts = summary["flagged_by_emotion"]
-    if not all(isinstance(counts.get(emotion), int) for emotion in EMOTIONS):
+    if not all(isinstance(counts.get(emotion), int) for emotion in summary.get("emotions") or EMOTIONS):
         return None
     folds = summary.get("folds", [])  # per-fold accuracies, read by `learning_warning`
     return summary if isinstance(folds, list) and all(isinstance(fold, dict) for fold in folds) else None
@@ -117,7 +127,7 @@ def read_summary(path: Path) -> dict[str, Any] | None:
 
 def result_is_whole(result: MislabelResult) -> bool:
     """Whether the table has every column its readers use and one row per image the summary counts."""
-    needed = [*RESULT_COLUMNS, "group", *PROBABILITY_COLUMNS]
+    needed = [*RESULT_COLUMNS, "group", *probability_columns(result.emotions)]
     return all(column in result.table.columns for column in needed) and len(result.table) == result.summary["images"]
 
 
@@ -174,8 +184,8 @@ def learning_warning(result: MislabelResult) -> str | None:
 # Fold checkpoints
 
 
-def read_fold(folds_dir: Path | None, fold: int, held_out: int,
-               other: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]] | None:
+def read_fold(folds_dir: Path | None, fold: int, held_out: int, other: int,
+              classes: int = len(EMOTIONS)) -> tuple[np.ndarray, np.ndarray, dict[str, Any]] | None:
     """A finished fold's probabilities from an interrupted computation, when its shapes still fit."""
     if folds_dir is None:
         return None
@@ -186,7 +196,7 @@ def read_fold(folds_dir: Path | None, fold: int, held_out: int,
         metrics = json.loads(Path(f"{prefix}.json").read_text())
     except (OSError, ValueError):
         return None
-    if held_probabilities.shape != (held_out, len(EMOTIONS)) or other_probabilities.shape != (other, len(EMOTIONS)):
+    if held_probabilities.shape != (held_out, classes) or other_probabilities.shape != (other, classes):
         return None
     return held_probabilities, other_probabilities, metrics
 

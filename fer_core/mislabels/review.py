@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 
 from fer_core.dataset.loading import Dataset
-from fer_core.labels import EMOTIONS
-from fer_core.mislabels.results import PROBABILITY_COLUMNS, RESULT_COLUMNS, MislabelResult
+from fer_core.mislabels.results import RESULT_COLUMNS, MislabelResult, probability_columns
 
 
 def review_queue(result: MislabelResult, dataset: Dataset, state: Any) -> pd.DataFrame:
@@ -29,7 +28,7 @@ def review_queue(result: MislabelResult, dataset: Dataset, state: Any) -> pd.Dat
     def still_open(sample_id: str, label: str, suggested: str) -> bool:
         if not dataset.has_id(sample_id) or sample_id in state.dropped or sample_id in state.reviewed:
             return False
-        return EMOTIONS[state.label_of(dataset, sample_id)] == label != suggested
+        return dataset.emotions[state.label_of(dataset, sample_id)] == label != suggested
 
     keep = [still_open(*row) for row in zip(flagged["id"], flagged["label"], flagged["suggested_label"])]
     return flagged.loc[keep, [*RESULT_COLUMNS, "group"]].reset_index(drop=True)
@@ -41,8 +40,8 @@ def group_suggestion(result: MislabelResult, sample_ids: list[str]) -> tuple[str
     members = result.table[result.table["id"].isin(sample_ids)]
     if members.empty:
         return None
-    mean = members[list(PROBABILITY_COLUMNS)].to_numpy(dtype=np.float64).mean(axis=0)
-    return EMOTIONS[int(mean.argmax())], float(mean.max())
+    mean = members[list(probability_columns(result.emotions))].to_numpy(dtype=np.float64).mean(axis=0)
+    return result.emotions[int(mean.argmax())], float(mean.max())
 
 
 def suggestion_reason(scores: list[float]) -> str:
@@ -62,7 +61,7 @@ def accept_suggestions(dataset: Dataset, rows: pd.DataFrame, *, workspace: str |
     from fer_core.curation.edits import RELABEL, Change, run_plan
     from fer_core.labels import emotion_index
 
-    targets = {str(sample_id): emotion_index(suggested)
+    targets = {str(sample_id): emotion_index(suggested, dataset.emotions)
                for sample_id, suggested in zip(rows["id"], rows["suggested_label"])}
     for sample_id in targets:
         dataset.index_of(sample_id)  # ValueError naming an unknown id

@@ -33,7 +33,7 @@ import numpy as np
 
 from fer_core.dataset.loading import Dataset
 from fer_core.files import remove_path
-from fer_core.labels import EMOTIONS, TRAINING
+from fer_core.labels import TRAINING
 from fer_core.mislabels.config import VALIDATION_USAGE, MislabelConfig, MislabelProgress, ProgressCallback, StopCheck
 from fer_core.mislabels.folds import assign_folds, cross_validated_probabilities
 from fer_core.mislabels.ranking import find_pooling_groups, pool_probabilities, rank_label_issues, summarize
@@ -126,12 +126,12 @@ def _check_trainable(dataset: Dataset, training_rows: np.ndarray, folds: int) ->
     if len(training_rows) < 2 * folds:
         raise ValueError(f"{source}: {len(training_rows)} Training images; "
                          f"{folds}-fold cross-validation needs at least {2 * folds}")
-    counts = np.bincount(dataset.labels[training_rows].astype(np.int64), minlength=len(EMOTIONS))
+    counts = np.bincount(dataset.labels[training_rows].astype(np.int64), minlength=len(dataset.emotions))
     present = np.flatnonzero(counts)
     if len(present) < 2:
-        raise ValueError(f"{source}: all {counts[present[0]]:,} Training images are {EMOTIONS[present[0]]}; "
+        raise ValueError(f"{source}: all {counts[present[0]]:,} Training images are {dataset.emotions[present[0]]}; "
                          f"suspected mislabels need at least two emotions to tell apart")
-    few = [f"{EMOTIONS[label]} {counts[label]}" for label in present if counts[label] < folds]
+    few = [f"{dataset.emotions[label]} {counts[label]}" for label in present if counts[label] < folds]
     if few:
         raise ValueError(f"{source}: too few Training images of {', '.join(few)}; {folds}-fold cross-validation "
                          f"needs at least {folds} of each emotion present (one per fold): use fewer folds, "

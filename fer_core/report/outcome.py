@@ -11,7 +11,7 @@ import pandas as pd
 from fer_core.curation.export import count_samples
 from fer_core.curation.replay import (RELABEL, REVIEW_OK, UNDO, Edit, find_active_edits, find_edits_in_effect,
                                       replay_edits)
-from fer_core.labels import EMOTIONS, USAGES
+from fer_core.labels import USAGES
 from fer_core.report.blocks import count_text, escape, figure_html, html_table, is_missing, paragraph, percent_text
 from fer_core.report.inputs import ReportInputs, ReportSettings
 from fer_core.views import comparison as comparisons
@@ -78,7 +78,7 @@ def counts_table_html(inputs: ReportInputs) -> str:
 def counts_before_after(before: dict, after: dict) -> pd.DataFrame:
     """Per emotion (rows) and split (columns), `before → after (change)` as text; a total row last."""
     rows = []
-    for emotion in (*EMOTIONS, "all"):
+    for emotion in (*before["by_label"], "all"):  # the dataset's label set, in its order
         row: dict[str, str] = {"emotion": emotion}
         for usage in (*USAGES, "all"):
             first, second = (_cell(counts, usage, emotion) for counts in (before, after))

@@ -38,13 +38,14 @@ DIGITS = 6
 
 @dataclass(frozen=True, eq=False)
 class PairedPredictions:
-    """Both arms' predicted emotions (indices into EMOTIONS) on the same test images, one row per seed."""
+    """Both arms' predicted emotions (indices into `emotions`) on the same test images, one row per seed."""
 
     labels: np.ndarray  # (n,) the original labels
     leaked: np.ndarray  # (n,) True where a Training copy exists in either arm
     raw: np.ndarray  # (S, n)
     curated: np.ndarray  # (S, n)
     seeds: tuple[int, ...]
+    emotions: tuple[str, ...] = EMOTIONS  # the data's label set
 
     def __post_init__(self) -> None:
         n = len(self.labels)
@@ -113,10 +114,10 @@ def paired_bootstrap(raw_correct: np.ndarray, curated_correct: np.ndarray, resam
     return float(low), float(high)
 
 
-def recall_by_emotion(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
-    """(S, K) recall per seed and emotion; NaN for an emotion no test image has."""
-    recalls = np.full((len(predictions), len(EMOTIONS)), np.nan)
-    for emotion in range(len(EMOTIONS)):
+def recall_by_emotion(labels: np.ndarray, predictions: np.ndarray, classes: int = len(EMOTIONS)) -> np.ndarray:
+    """(S, K) recall per seed and emotion (K = `classes`); NaN for an emotion no test image has."""
+    recalls = np.full((len(predictions), classes), np.nan)
+    for emotion in range(classes):
         members = labels == emotion
         if members.any():
             recalls[:, emotion] = (predictions[:, members] == emotion).mean(axis=1)
@@ -125,9 +126,11 @@ def recall_by_emotion(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray
 
 def recall_differences(paired: PairedPredictions, confidence: float = CONFIDENCE) -> dict[str, dict[str, Any]]:
     """Per emotion: support, each arm's mean recall, and the paired seed difference with its t interval."""
-    raw, curated = recall_by_emotion(paired.labels, paired.raw), recall_by_emotion(paired.labels, paired.curated)
+    classes = len(paired.emotions)
+    raw = recall_by_emotion(paired.labels, paired.raw, classes)
+    curated = recall_by_emotion(paired.labels, paired.curated, classes)
     rows = {}
-    for index, emotion in enumerate(EMOTIONS):
+    for index, emotion in enumerate(paired.emotions):
         support = int((paired.labels == index).sum())
         if support == 0:
             rows[emotion] = {"support": 0, "raw_recall": None, "curated_recall": None, "difference": None,
@@ -217,10 +220,10 @@ def relabelled_accuracy(relabelled: np.ndarray, curated: np.ndarray) -> float:
 
 def recall_difference_frame(comparison: dict[str, Any]) -> pd.DataFrame:
     """The per-emotion recall difference (curated − raw) of a compare.json as a table for a figure:
-    RECALL_COLUMNS, one row per emotion in FER order, NaN where an emotion has no test image."""
+    RECALL_COLUMNS, one row per emotion in the data's label-set order, NaN where an emotion has no test image."""
     import pandas as pd
 
-    rows = [{"emotion": emotion, **comparison["recall_difference"][emotion]} for emotion in EMOTIONS]
+    rows = [{"emotion": emotion, **values} for emotion, values in comparison["recall_difference"].items()]
     frame = pd.DataFrame(rows, columns=list(RECALL_COLUMNS))
     numeric = [column for column in RECALL_COLUMNS if column != "emotion"]
     frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fer_core.duplicates.status import label_codes
-from fer_core.labels import EMOTIONS, USAGES
+from fer_core.duplicates.status import label_codes, table_emotions
+from fer_core.labels import USAGES
 from fer_core.outliers.statistics import whiskers
 
 USAGE_COLORS = {"Training": "#4C78A8", "PublicTest": "#F58518", "PrivateTest": "#54A24B"}
@@ -25,10 +25,11 @@ def counts_figure(table: pd.DataFrame, curated: bool = True):
 
     view = table[~table["dropped"]] if curated else table
     label_column = "current_label" if curated else "label"
+    emotions = table_emotions(table)
     usage_codes = pd.Categorical(view["usage"], categories=USAGES).codes.astype(np.int64)
-    cells = np.bincount(usage_codes * len(EMOTIONS) + label_codes(view[label_column]),
-                        minlength=len(USAGES) * len(EMOTIONS)).reshape(len(USAGES), len(EMOTIONS))
-    figure = go.Figure([go.Bar(name=usage, x=list(EMOTIONS), y=cells[i].tolist(),
+    cells = np.bincount(usage_codes * len(emotions) + label_codes(view[label_column], emotions),
+                        minlength=len(USAGES) * len(emotions)).reshape(len(USAGES), len(emotions))
+    figure = go.Figure([go.Bar(name=usage, x=list(emotions), y=cells[i].tolist(),
                                marker_color=USAGE_COLORS[usage]) for i, usage in enumerate(USAGES)])
     figure.update_layout(barmode="group", height=360, margin=dict(l=10, r=10, t=30, b=10),
                          yaxis_title="images", legend_title_text="usage",
@@ -60,10 +61,10 @@ def box_plot_figure(table: pd.DataFrame, show_all_points: bool = False):
     horizontal boxes; the points beyond their emotion's whiskers (or every image) are selectable."""
     import plotly.graph_objects as go
 
-    live = table[~table["dropped"]]
+    live, emotions = table[~table["dropped"]], table_emotions(table)
     figure = go.Figure()
     beyond = np.zeros(len(live), dtype=bool)
-    for position, emotion in enumerate(EMOTIONS):
+    for position, emotion in enumerate(emotions):
         members = (live["current_label"] == emotion).to_numpy()
         values = live["mean"].to_numpy()[members]
         if not len(values):
@@ -72,12 +73,12 @@ def box_plot_figure(table: pd.DataFrame, show_all_points: bool = False):
         low, high = whiskers(values)
         beyond[members] = (values < low) | (values > high)
     points = live if show_all_points else live[beyond]
-    positions = label_codes(points["current_label"]).astype(np.float64)
+    positions = label_codes(points["current_label"], emotions).astype(np.float64)
     figure.add_trace(_points(go, points, positions))
     figure.update_layout(height=520, margin=dict(l=10, r=10, t=30, b=10), dragmode="select",
                          xaxis_title="average pixel value", title_text="Average pixel value per emotion",
-                         yaxis=dict(tickvals=list(range(len(EMOTIONS))), ticktext=list(EMOTIONS),
-                                    range=[-0.6, len(EMOTIONS) - 0.2]))
+                         yaxis=dict(tickvals=list(range(len(emotions))), ticktext=list(emotions),
+                                    range=[-0.6, len(emotions) - 0.2]))
     return figure
 
 

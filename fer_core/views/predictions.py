@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
-from fer_core.labels import EMOTIONS
 from fer_core.views.confusion import confusion_of
 
 if TYPE_CHECKING:
@@ -75,6 +74,6 @@ def worst_cell(metrics: dict[str, Any]) -> tuple[str, str]:
     matrix = confusion_of(metrics).copy()
     np.fill_diagonal(matrix, -1)
     row, column = np.unravel_index(int(np.argmax(matrix)), matrix.shape)
-    return EMOTIONS[row], EMOTIONS[column]
+    return matrix.emotions[row], matrix.emotions[column]
 
 

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from fer_core.curation.replay import count_edits_in_effect
-from fer_core.labels import EMOTIONS
 from fer_core.training.estimates import estimate_remaining_seconds
 from fer_core.views.confusion import confusion_of, per_class_table
 
@@ -217,8 +216,8 @@ def metrics_csv(record: "RunRecord") -> bytes:
     metrics, config = record.metrics or {}, record.config
     table = per_class_table(metrics)
     confusion = confusion_of(metrics)
-    for index, emotion in enumerate(EMOTIONS):
-        table[f"predicted_{emotion}"] = confusion[:, index]
+    for index, emotion in enumerate(confusion.emotions):
+        table[f"predicted_{emotion}"] = np.asarray(confusion)[:, index]
     overall = {"run_id": record.run_id, "model": config.get("model"), "sampling": config.get("sampling"),
                "size": config.get("size"), "raw": bool(config.get("raw")), "seed": config.get("seed"),
                "accuracy": metrics.get("accuracy"), "leak_free_accuracy": metrics.get("leak_free_accuracy"),
