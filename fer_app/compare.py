@@ -11,6 +11,7 @@ another machine or be missing. Pages never wait for it: they say "checking" and 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 
@@ -23,7 +24,7 @@ from fer_core.views import comparison as views
 from fer_core.views import image_tiles
 from fer_core.views import runs as results
 
-from . import runs
+from . import runs, speed
 
 REFRESH_SECONDS = runs.REFRESH_SECONDS
 PROGRESS_COLUMNS = {  # widths in pixels, so that every column fits at 1280 px ("succeeded" and run ids were clipped)
@@ -59,15 +60,18 @@ def training_device() -> str | None:
 
 def show_plan() -> None:
     """The device, the estimate of what Launch would queue and, for the full size on a CPU, the hours it
-    takes; polls only until the device is known."""
-    pending = training_device() is None
+    takes; polls only until the device is known and this machine's speed measured (fer_app.speed)."""
+    device = training_device()
+    with contextlib.suppress(ValueError):  # a bad value in the form: the plan says so
+        speed.start_measuring(runs.planned_configs(), device_known=bool(device) and not device.startswith("unknown"))
+    pending = training_device() is None or speed.measuring()
     st.fragment(_plan, run_every=REFRESH_SECONDS if pending else None)(pending)
 
 
 def _plan(was_pending: bool) -> None:
     device = training_device()
-    if was_pending and device is not None:
-        st.rerun()  # the page renders again without the polling
+    if was_pending and device is not None and not speed.measuring():
+        st.rerun()  # the page renders again without the polling (and measures what the device probe held back)
     if jobs.selected_backend() == jobs.RAY:
         where = "Runs go to the Ray cluster ($FER_AUDIT_RAY_ADDRESS); each run's device is in its metrics."
     elif device is None:

@@ -12,6 +12,7 @@ from fer_core.curation import edits, policies
 from fer_core.curation.replay import Edit, replay_edits
 from fer_core.labels import EMOTIONS
 
+from .author import current_author
 from .gallery import image_grid
 from .mislabels import latest_result
 from .session import call_safely, flash, workspace
@@ -99,7 +100,7 @@ def _preview(report: AuditReport, table: pd.DataFrame, plan: policies.RulePlan, 
 def _apply(report: AuditReport, policy: str, rules: tuple[str, ...], config: policies.PolicyConfig) -> None:
     """Callback: apply exactly the rules and options the preview showed."""
     applied = call_safely(policies.apply_policy, report, policy, list(rules), config, latest_result(report),
-                          workspace=workspace(), failure="Not applied")
+                          workspace=workspace(), author=current_author(), failure="Not applied")
     if applied is None:
         return
     written = [plan.describe(planned=False) for plan in applied if plan.batch_id]
@@ -109,7 +110,7 @@ def _apply(report: AuditReport, policy: str, rules: tuple[str, ...], config: pol
 def _undo(edit_ids: tuple[int, ...], what: str) -> None:
     """Callback: reverse the given edits in one new batch."""
     written = call_safely(edits.undo_edits, list(edit_ids), f"undone in the app: {what}", workspace=workspace(),
-                          failure="Cannot undo")
+                          author=current_author(), failure="Cannot undo")
     if written is not None:
         flash("ok", f"Undone: {what} ({len(written):,} edit{'s' if len(written) != 1 else ''} reversed)")
 

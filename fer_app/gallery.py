@@ -21,7 +21,7 @@ from fer_core.audit import AuditReport
 from fer_core.curation import edits
 from fer_core.labels import EMOTIONS
 from fer_core.views import audit_table as views
-from fer_core.views import image_tiles
+from fer_core.views import image_story, image_tiles
 
 from .session import apply_edit, flash, reason_of, remember_for_page, test_guard, undo_here
 
@@ -56,6 +56,18 @@ def clear_picks(key: str, acted: list[str] | None = None) -> None:
     st.session_state[f"{key}_generation"] = st.session_state.get(f"{key}_generation", 0) + 1
 
 
+def pick_all(key: str, sample_ids: list[str]) -> None:
+    """Pick exactly `sample_ids` in gallery `key` (e.g. every neighbour shown), its checkboxes recreated ticked."""
+    st.session_state[picks_key(key)] = list(sample_ids)
+    st.session_state[f"{key}_generation"] = st.session_state.get(f"{key}_generation", 0) + 1
+
+
+def _open_details(sample_id: str) -> None:
+    from .detail import request_details  # detail builds on this module
+
+    request_details(sample_id)
+
+
 def _toggle_pick(key: str, sample_id: str, box_key: str, generation: int) -> None:
     if generation != st.session_state.get(f"{key}_generation", 0):
         return  # a box of before the last action, re-sent by a browser that had not redrawn yet: not a pick
@@ -86,11 +98,13 @@ def image_grid(report: AuditReport, table: pd.DataFrame, rows, key: str, selecta
                details: pd.Series | None = None) -> list[str]:
     """Tiles of the given rows (callers pass one page). A selectable tile is picked by a click on it.
 
-    `details` (indexed by row) adds a line to each caption, e.g. the outlier score and its signals.
+    `details` (indexed by row) adds a line to each caption, e.g. the outlier score and its signals; without
+    it, a tile says why it is in the list (its flags). Each tile has a Details button (the image's story).
     Returns the ids picked in this gallery (on any page).
     """
     generation = st.session_state.get(f"{key}_generation", 0)
     picks = set(picked_ids(key))
+    details = image_story.why_lines(table, rows) if details is None else details
     st.html(TILE_STYLE)
     with st.container(horizontal=True, gap="xsmall", key=f"gallery_{key}"):
         for row in rows:
@@ -106,6 +120,8 @@ def image_grid(report: AuditReport, table: pd.DataFrame, rows, key: str, selecta
                 else:
                     st.image(tile_image(report, row, sample["dropped"]), width=IMAGE_WIDTH, output_format="PNG")
                 st.caption(image_tiles.escape_markdown(caption(sample, extra)))
+                st.button("Details", key=f"{key}_details_{row}", type="tertiary", icon=":material/info:",
+                          on_click=_open_details, args=(sample["id"],))
     return picked_ids(key)
 
 

@@ -24,6 +24,7 @@ from fer_core.mislabels import review as mislabel_review
 from fer_core.mislabels.config import MislabelConfig
 from fer_core.views import audit_table as views
 
+from . import speed
 from .gallery import clear_picks, image_grid, pager, picked_ids
 from .session import DATA_PATH, apply_edit, call_safely, flash, test_guard, undo_here, workspace
 
@@ -96,18 +97,31 @@ def overview_card(report: AuditReport, log: list[Edit]) -> None:
                                f"{used.get('size')}, up to {used.get('epochs')} epochs).")
             if result is None or not current or other_settings:
                 training_images = int((report.dataset.usages == TRAINING).sum())
-                minutes = settings.estimated_seconds(training_images) / 60
+                speed_here = this_machine_speed(settings)
+                minutes = settings.estimated_seconds(training_images, speed_here) / 60
                 st.button("Find suspected mislabels" if result is None else "Recompute", key="mis_compute",
                           on_click=_submit, args=(st.session_state[DATA_PATH],),
                           help=f"Trains {settings.folds} {settings.model} models ({settings.size} size, up to "
                                f"{settings.epochs} epochs each) in the background, each on "
                                f"{settings.folds - 1} of {settings.folds} parts of the Training images.")
-                st.caption(f"About {minutes:.0f} minutes for {training_images:,} Training images on a 2-core CPU "
-                           "(at the speed measured on an idle one; benchmarks/README.md: suspected mislabels).")
+                where = (f"at {speed_here:,.0f} training images/s measured on this machine" if speed_here else
+                         "on a 2-core CPU (an estimate from another machine: the speed measured on an idle one; "
+                         "benchmarks/README.md: suspected mislabels)")
+                st.caption(f"About {minutes:.0f} minutes for {training_images:,} Training images {where}.")
         if result is not None and (warning := mislabel_results.learning_warning(result)):
             st.warning(f"Suspected mislabels: {warning}.", icon=":material/warning:")
 
     card()
+
+
+def this_machine_speed(settings: MislabelConfig) -> float | None:
+    """The training images/s of the fold models' model and size measured on this machine (on the Train page),
+    if any; the card itself never measures: the audit is running on this machine's CPUs as it opens."""
+    try:
+        measured = speed.measured_speed(settings.train_config(0))
+    except ValueError:  # e.g. a bad $FER_AUDIT_CPUS, which the Train page explains
+        return None
+    return float(measured["images_per_second"]) if measured else None
 
 
 def _decide(report: AuditReport, queue: pd.DataFrame, accept: bool) -> None:

@@ -19,6 +19,8 @@ from fer_core.views import image_tiles, predictions, study
 from fer_core.views import runs as results
 from fer_core.workspace import check_under_data_root, data_root
 
+from . import speed
+from .detail import tiles_with_details
 from .session import DATA_PATH, call_safely, flash, workspace
 
 REFRESH_SECONDS = 2
@@ -73,13 +75,15 @@ def estimate() -> tuple[float | None, str]:
     try:
         configs = planned_configs()
         finished = results.finished_with_metrics(jobs.list_runs())
+        machine = speed.this_machine()  # the speeds of runs and measurements here count for runs here
+        run_estimates = [estimates.estimate_run_seconds(config, finished, measured=speed.measured_speed(config),
+                                                        this_machine=machine) for config in configs]
     except ValueError as error:
         return None, f"Cannot estimate: {error}"
-    run_estimates = [estimates.estimate_run_seconds(config, finished) for config in configs]
     total = sum(seconds for seconds, _ in run_estimates)
     what = "one run" if len(configs) == 1 else f"{len(configs)} runs, one after another"
     return total, (f"Estimated time: **{results.format_duration(total)}** for {what}, {run_estimates[0][1]}. "
-                   "Early stopping can end a run sooner.")
+                   f"Early stopping can end a run sooner.{speed.measurement_note(configs[0])}")
 
 
 def launch() -> None:
@@ -196,8 +200,8 @@ def show_misclassified(record: jobs.RunRecord) -> None:
     known = [sample_id for sample_id in shown["id"] if dataset.has_id(sample_id)]
     images = [dataset.pixels[dataset.index_of(sample_id)] for sample_id in known]
     confidence = dict(zip(shown["id"], shown["confidence"]))
-    st.image(images, width=72, caption=[f"{confidence[sample_id]:.0%} · {image_tiles.short_id(sample_id)}"
-                                        for sample_id in known])
+    tiles_with_details(images, [f"{confidence[sample_id]:.0%} confident · {image_tiles.short_id(sample_id)}"
+                                for sample_id in known], known, key="results_cell")
 
 
 def show_experiment_grid(records: list[jobs.RunRecord]) -> None:

@@ -68,6 +68,8 @@ def setup(title: str) -> None:
         for path, label, icon in existing_pages():
             st.page_link(path, label=label, icon=icon)
         st.divider()
+    from .detail import find_image_box  # the search box and the image panel (detail builds on this module)
+    find_image_box()
     st.title(title)
     _show_messages()
 

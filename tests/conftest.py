@@ -1,11 +1,15 @@
 """Shared fixtures: an isolated workspace per test, and the real dataset when it is present."""
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "fer2013"
+# The Train page measures this machine's speed in a TensorFlow process of its own (fer_app.speed): off for the
+# suite (apps started by tests inherit it), on in the tests of that measurement.
+os.environ.setdefault("FER_AUDIT_MEASURE_SPEED", "0")
 
 
 @pytest.fixture

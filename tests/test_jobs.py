@@ -8,11 +8,13 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from synthetic import make_synthetic, write_folders
 
 from fer_core import jobs
+from fer_core.training.device import ONEDNN_ENV, parse_switch
 from fer_core.training.fit import TrainConfig
 
 QUICK = TrainConfig(model="cnn", sampling="none", epochs=2, size="tiny", batch_size=16)
@@ -49,6 +51,11 @@ def test_run_goes_queued_running_succeeded_and_survives_reopening(data_path, wor
     assert [event["epoch"] for event in record.events] == [1, 2]
     assert record.metrics["model"] == "cnn" and len(record.metrics["confusion"]) == 7
     assert {"metrics.json", "history.json", "model.keras", "log.txt"} <= set(os.listdir(record.out_dir))
+    # the worker set TensorFlow's CPU settings before TensorFlow started (oneDNN on unless the environment says
+    # otherwise), and the run records them as TensorFlow itself reports them
+    cpu, onednn = record.metrics["cpu"], parse_switch(os.environ.get(ONEDNN_ENV), True)
+    assert cpu["onednn"] is onednn and cpu["intra_op_threads"] >= 1 and "cpu_flags" in cpu
+    assert f"oneDNN {'on' if onednn else 'off'}" in Path(record.out_dir, "log.txt").read_text()
     # a new process opening the database sees the same record
     code = "import json, sys; from fer_core import jobs; print(json.dumps([r.state for r in jobs.list_runs(sys.argv[1])]))"
     result = subprocess.run([sys.executable, "-c", code, str(workspace)], capture_output=True, text=True, check=True)

@@ -72,6 +72,12 @@ class ReviewFilters:
                 raise ValueError(f"{where}: {field.name} must be true or false, not {value!r}")
         return cls(**values)
 
+    def describe(self) -> str:
+        """The filters in words, for messages: 'emotions happy, sad · tags blurry · dropped shown'."""
+        parts = [f"{name} {', '.join(getattr(self, name))}" for name in LIST_FILTERS if getattr(self, name)]
+        parts += ["suspected mislabels"] * self.suspected_mislabels + ["dropped shown"] * self.show_dropped
+        return " · ".join(parts) or "no filter (every image)"
+
     def restricted_to(self, offered: Mapping[str, Sequence[str]]) -> tuple[ReviewFilters, list[str]]:
         """These filters keeping only the values `offered` (filter name → the values offered now), and
         the values left out, as 'flag conflict' or 'tag blurry'."""

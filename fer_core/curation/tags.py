@@ -14,9 +14,11 @@ import os
 import sqlite3
 import unicodedata
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+
+import numpy as np
 
 from fer_core import store
 from fer_core.curation.edit_log import bind_dataset, check_fingerprint, read_workspace_meta, resolve_author
@@ -199,6 +201,15 @@ def images_with_tags(tags: Iterable[str], workspace: str | os.PathLike | None = 
     rows = _read(f"SELECT DISTINCT sample_id FROM tags WHERE tag IN ({', '.join('?' for _ in chosen)})",
                  tuple(chosen), workspace)
     return {sample_id for (sample_id,) in rows}
+
+
+def keep_tagged_rows(sample_ids: np.ndarray, rows: np.ndarray, chosen: Sequence[str],
+                     workspace: str | os.PathLike | None = None) -> np.ndarray:
+    """The `rows` (indices into `sample_ids`) whose image carries any of `chosen`; all of them when none is chosen."""
+    if not len(chosen):
+        return rows
+    tagged = images_with_tags(chosen, workspace)
+    return rows[np.isin(sample_ids[rows], list(tagged))] if tagged else rows[:0]
 
 
 def tags_by_image(workspace: str | os.PathLike | None = None) -> dict[str, list[str]]:

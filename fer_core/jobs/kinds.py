@@ -84,7 +84,8 @@ def run_training(data_path: str, config: Any, context: JobContext) -> dict:
     dataset = load(data_path, workspace=context.workspace)
     context.set_stage("preparing the model (first epoch includes compilation)")
     return train_and_evaluate(dataset, config, context.out_dir, on_epoch=context.record_epoch,
-                              workspace=context.workspace)
+                              workspace=context.workspace,
+                              on_speed=lambda speed: context.set_stage(f"training: {speed.describe()}"))
 
 
 def _resolve(reference: str) -> Any:

@@ -25,6 +25,7 @@ from fer_core.jobs import records
 from fer_core.jobs.kinds import JobContext, job_kind, serialize_config
 from fer_core.jobs.records import CANCELLED, FAILED, LOG_NAME, RUNNING, SUCCEEDED
 from fer_core.training.config import EpochProgress, format_epoch_line
+from fer_core.training.device import prepare_tensorflow
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # A run is marked running just before its process starts; give the launch this long to record a pid.
@@ -88,6 +89,7 @@ def work(run_id: str, workspace: Path) -> int:
         kind = job_kind(record.kind)
         config = kind.config_from_dict(record.config)
         print(f"run {run_id} ({kind.name}): {serialize_config(config)}", flush=True)
+        print(prepare_tensorflow().describe(), flush=True)  # before TensorFlow starts: oneDNN, thread pools
         context = JobContext(run_id=run_id, workspace=home, out_dir=Path(record.out_dir),
                              set_stage=lambda stage: records.update_run(home, run_id, stage=stage),
                              record_epoch=lambda progress: _record_epoch(home, run_id, progress))

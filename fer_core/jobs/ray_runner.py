@@ -18,8 +18,10 @@ from fer_core.jobs import records
 from fer_core.jobs.kinds import JobContext, job_kind
 from fer_core.jobs.records import CANCELLED, FAILED, FINISHED, LOG_NAME, QUEUED, RUNNING, SUCCEEDED
 from fer_core.training.config import format_epoch_line, parse_epoch_lines
+from fer_core.training.device import CPUS_ENV, prepare_tensorflow
 
 RAY_ADDRESS_ENV = "FER_AUDIT_RAY_ADDRESS"
+RAY_CPUS_ENV = "FER_AUDIT_RAY_CPUS"  # CPUs each run reserves on the cluster; its TensorFlow sizes its pools to them
 RAY_STATES = {"PENDING": QUEUED, "RUNNING": RUNNING, "SUCCEEDED": SUCCEEDED, "FAILED": FAILED, "STOPPED": CANCELLED}
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,11 +47,23 @@ def submit(home: Path, record: records.RunRecord) -> None:
     """Submit a queued run to the cluster; a refused submission marks the run failed with the reason."""
     entrypoint = f"cd {shlex.quote(str(PROJECT_ROOT))} && " + shlex.join(entrypoint_command(record, home))
     try:
-        job_id = _client().submit_job(entrypoint=entrypoint, submission_id=f"fer-audit-{record.run_id}")
+        job_id = _client().submit_job(entrypoint=entrypoint, submission_id=f"fer-audit-{record.run_id}",
+                                      **reserved_cpus())
     except Exception as error:  # any client or cluster error: the run cannot start
         records.finish(home, record.run_id, FAILED, error=f"Ray submission to {ray_address()} failed: {error}")
         return
     records.update_run(home, record.run_id, external_id=job_id)
+
+
+def reserved_cpus() -> dict:
+    """With $FER_AUDIT_RAY_CPUS set: the CPUs a run reserves on the cluster, and $FER_AUDIT_CPUS in its
+    environment so that TensorFlow sizes its thread pools to them, not to the node's count."""
+    cpus = os.environ.get(RAY_CPUS_ENV, "").strip()
+    if not cpus:
+        return {}
+    if not cpus.isdigit() or int(cpus) < 1:
+        raise ValueError(f"${RAY_CPUS_ENV} must be a whole number of CPUs, 1 or more, got {cpus!r}")
+    return {"entrypoint_num_cpus": int(cpus), "runtime_env": {"env_vars": {CPUS_ENV: cpus}}}
 
 
 def stop(record: records.RunRecord) -> None:
@@ -90,6 +104,7 @@ def run_entry(kind_name: str, config_json: str, data_path: str, out_dir: str, wo
     config = kind.read_config(config_json)
     out = make_folder(check_output_folder(out_dir, "--out"))
     print(f"run ({kind.name}): {config_json}", flush=True)
+    print(prepare_tensorflow().describe(), flush=True)  # before TensorFlow starts: oneDNN, thread pools
     context = JobContext(run_id=out.name, workspace=Path(workspace), out_dir=out,
                          set_stage=lambda stage: print(f"stage: {stage}", flush=True),
                          record_epoch=lambda progress: print(format_epoch_line(progress), flush=True))

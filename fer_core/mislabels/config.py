@@ -53,13 +53,15 @@ class MislabelConfig:
         """The epochs each fold's model trains for (its progress counts epochs per fold)."""
         return self.epochs
 
-    def estimated_seconds(self, training_images: int) -> float:
-        """Wall seconds to expect on the idle 2-core dev VM: each fold model's epochs over (K-1)/K of the
-        Training images at the size's reference speed, plus each fold's predictions and the start."""
+    def estimated_seconds(self, training_images: int, images_per_second: float | None = None) -> float:
+        """Wall seconds to expect: each fold model's epochs over (K-1)/K of the Training images at
+        `images_per_second` (measured on this machine), else at the size's reference speed (the idle 2-core
+        dev VM), plus each fold's predictions and the start."""
         from fer_core.training.estimates import reference_images_per_second
 
+        speed = images_per_second or reference_images_per_second(self.size, self.model)
         passes = (self.folds - 1) * self.epochs * training_images
-        return passes / reference_images_per_second(self.size, self.model) + self.folds * FOLD_OVERHEAD_SECONDS + 60.0
+        return passes / speed + self.folds * FOLD_OVERHEAD_SECONDS + 60.0
 
     def train_config(self, fold: int) -> TrainConfig:
         """The training recipe of one fold's model (its own seed, so folds differ in init and order)."""

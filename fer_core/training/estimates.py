@@ -1,10 +1,10 @@
-"""How long a run will take: the speed it rests on (this workspace's finished runs, else a reference
-speed), the epochs it plans, and the time left of a running one.
+"""How long a run will take: the speed it rests on (finished runs on this machine, a few batches measured
+on it, else a reference speed from another machine), the epochs it plans, and the time left of a running one.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -48,22 +48,17 @@ def reference_images_per_second(size: str | None, model: str | None) -> float:
 
 
 def estimate_run_seconds(config: TrainConfig, finished: Sequence["RunRecord"] = (),
-                         training_images: int = FULL_TRAINING_IMAGES) -> tuple[float, str]:
+                         training_images: int = FULL_TRAINING_IMAGES, measured: Mapping[str, Any] | None = None,
+                         this_machine: Mapping[str, Any] | None = None) -> tuple[float, str]:
     """Seconds a run will take (planned epochs, no early stop) and what the estimate rests on.
 
-    Speed: the median images/s of this workspace's finished runs of the same model and size when
-    there are any, else the reference speed of the size measured on the development VM.
+    Speed, the first there is of: the median images/s of this workspace's finished runs of the same model
+    and size on this machine with these TensorFlow settings (their metrics' `cpu` equals `this_machine`);
+    `measured`, a few batches timed on this machine (fer_core.training.calibration); finished runs of the same
+    model and size recorded elsewhere or before runs said where; the reference speed of the size, measured
+    on another machine.
     """
-    speeds = [record.metrics["images_per_second"] for record in finished
-              if record.metrics and record.metrics.get("images_per_second")
-              and record.config.get("model") == config.model and record.config.get("size") == config.size]
-    if speeds:
-        speed, basis = float(np.median(speeds)), f"the speed of {len(speeds)} finished run(s) like it here"
-        basis = f"at {speed:,.0f} training images/s, {basis}"
-    else:
-        speed = reference_images_per_second(config.size, config.model)
-        basis = (f"at about {speed:,.0f} training images/s, measured on an idle 2-core CPU "
-                 f"(no finished {config.model} {config.size} run here yet)")
+    speed, basis = choose_speed(config.model, config.size, finished, measured, this_machine)
     images = min(training_images, config.limit) if config.limit else training_images
     if config.sampling in ("ros", "smote"):
         images *= RESAMPLED_SHARE
@@ -71,3 +66,27 @@ def estimate_run_seconds(config: TrainConfig, finished: Sequence["RunRecord"] = 
     epochs = config.epochs_to_run
     basis += f", {epochs} epochs of {images:,.0f} training images{' (FER-2013)' if full_split else ''}"
     return RUN_OVERHEAD_SECONDS + epochs * images / speed, basis
+
+
+def choose_speed(model: str, size: str, finished: Sequence["RunRecord"] = (),
+                 measured: Mapping[str, Any] | None = None,
+                 this_machine: Mapping[str, Any] | None = None) -> tuple[float, str]:
+    """(training images/s, `at … training images/s, <what it rests on>`): see `estimate_run_seconds`."""
+    alike = [record.metrics for record in finished
+             if record.metrics and record.metrics.get("images_per_second")
+             and record.config.get("model") == model and record.config.get("size") == size]
+    here = [metrics for metrics in alike if this_machine is not None and metrics.get("cpu") == dict(this_machine)]
+    if here:
+        speed = float(np.median([metrics["images_per_second"] for metrics in here]))
+        return speed, (f"at {speed:,.0f} training images/s, the speed of {len(here)} finished run(s) like it on "
+                       "this machine")
+    if measured is not None:
+        speed = float(measured["images_per_second"])
+        return speed, (f"at {speed:,.0f} training images/s, measured on this machine ({measured.get('batches')} "
+                       f"batches of {model} {size})")
+    if alike:
+        speed = float(np.median([metrics["images_per_second"] for metrics in alike]))
+        return speed, f"at {speed:,.0f} training images/s, the speed of {len(alike)} finished run(s) like it here"
+    speed = reference_images_per_second(size, model)
+    return speed, (f"at about {speed:,.0f} training images/s, an estimate from another machine (an idle 2-core "
+                   f"CPU; no finished {model} {size} run here yet)")

@@ -10,6 +10,7 @@ TensorFlow is imported only when training starts, so TrainConfig is cheap to imp
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,8 +21,10 @@ from fer_core.dataset.loading import Dataset
 from fer_core.files import make_folder, save_atomically, write_json_atomically, write_text_atomically
 from fer_core.labels import EMOTIONS, TRAINING, USAGES
 from fer_core.training.config import EpochCallback, EpochProgress, TrainConfig
+from fer_core.training.device import prepare_tensorflow, tensorflow_cpu_record
 from fer_core.training.models import build_model, default_variant
 from fer_core.training.sampling import TrainingSet, resample_training, stratified_subset
+from fer_core.training.speed import SpeedCallback, speed_meter
 
 if TYPE_CHECKING:
     import keras
@@ -40,8 +43,10 @@ WARMUP_EPOCHS = 1  # the learning rate rises linearly over the first epoch, then
 
 def train_and_evaluate(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike,
                        on_epoch: EpochCallback | None = None,
-                       workspace: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Train per `config`, write model.keras, history.json and metrics.json into `out_dir`; return the metrics."""
+                       workspace: str | os.PathLike | None = None,
+                       on_speed: SpeedCallback | None = None) -> dict[str, Any]:
+    """Train per `config`, write model.keras, history.json and metrics.json into `out_dir`; return the metrics.
+    `on_speed` gets the measured speed and images left every few seconds (fer_core.training.speed)."""
     started = time.perf_counter()
     data = select_training_data(dataset, config, workspace)
     splits = split_by_usage(data)
@@ -52,7 +57,7 @@ def train_and_evaluate(dataset: Dataset, config: TrainConfig, out_dir: str | os.
 
     device = configure_runtime(config.seed, config.deterministic)
     model = build_model(config.model, config.size, config.variant, seed=config.seed, num_classes=len(data.emotions))
-    history, train_seconds = fit_model(model, training, splits[VALIDATION_USAGE], config, on_epoch)
+    history, train_seconds = fit_model(model, training, splits[VALIDATION_USAGE], config, on_epoch, on_speed)
     test = splits[TEST_USAGE]
     scored = {usage: predict_probabilities(model, splits[usage].pixels, config.batch_size)
               for usage in (VALIDATION_USAGE, TEST_USAGE)}
@@ -147,6 +152,7 @@ def run_description(config: TrainConfig, device: str, data: Dataset, training: T
         "epochs_planned": config.epochs_to_run,
         "variant": config.variant or default_variant(config.model),
         "device": device,
+        "cpu": tensorflow_cpu_record(),  # oneDNN, threads, processor flags: where the speed was measured
         "precision": keras.mixed_precision.global_policy().name,
         "data_source": data.source,
         "data_fingerprint": data.fingerprint,
@@ -185,6 +191,8 @@ def configure_runtime(seed: int, deterministic: bool = False) -> str:
     switches op determinism on and keeps float32, so that a rerun gives identical weights; it costs
     CPU speed, so it is only on when asked for.
     """
+    if "tensorflow" not in sys.modules:  # oneDNN and thread pools are read once, as TensorFlow starts
+        prepare_tensorflow()
     import keras
     import tensorflow as tf
 
@@ -245,7 +253,8 @@ def learning_rate_schedule(peak_learning_rate: float, steps_per_epoch: int, epoc
 
 
 def fit_model(model: "keras.Model", training: TrainingSet, validation: Dataset, config: TrainConfig,
-              on_epoch: EpochCallback | None = None) -> tuple[dict[str, Any], float]:
+              on_epoch: EpochCallback | None = None,
+              on_speed: SpeedCallback | None = None) -> tuple[dict[str, Any], float]:
     """Compile and fit (Adam, warm-up + cosine schedule) with early stopping on val accuracy in the
     schedule's second half (the best weights of that half restored); history and seconds.
 
@@ -280,6 +289,8 @@ def fit_model(model: "keras.Model", training: TrainingSet, validation: Dataset, 
                                        on_epoch_end=report_epoch),
         keras.callbacks.TerminateOnNaN(),
     ]
+    if on_speed is not None:
+        callbacks.append(speed_meter(len(training.labels), config.batch_size, epochs, on_speed))
     started = time.perf_counter()
     result = model.fit(make_pipeline(training.pixels, training.labels, config.batch_size, shuffle_seed=config.seed),
                        validation_data=make_pipeline(validation.pixels, validation.labels, config.batch_size),
