@@ -3,7 +3,7 @@ history with undo."""
 
 import streamlit as st
 
-from fer_app import audit_task, forms, gallery, keyboard, mislabels, session
+from fer_app import audit_task, forms, gallery, keyboard, mislabels, selection, session
 from fer_app import review_filters
 from fer_core.curation import edits
 from fer_core.labels import EMOTIONS, USAGES
@@ -31,6 +31,7 @@ table, log = audit_task.curation(report)
 rows = views.filter_samples(table, emotions=tuple(emotions), usages=tuple(usages), flags=tuple(flags),
                             show_dropped=show_dropped)
 rows = review_filters.keep_tagged(table, rows, tags)
+rows = selection.narrow_rows(table, rows)  # a selection made on the map (or elsewhere), with a bar to clear it
 
 if keyboard.mode_toggle("rev"):
     keyboard.review_page(report, table, rows, suspected)
