@@ -98,7 +98,7 @@ def test_fer_core_import_graph_has_no_cycle():
 # The layers of fer_core, bottom to top (docs/ARCHITECTURE.md): a module imports only its own layer and those
 # below, lazily or not. Names are sub-packages or top-level modules.
 LAYERS = (
-    ("labels", "workspace", "files", "store", "paths", "progress"),  # the ground floor
+    ("labels", "workspace", "files", "store", "paths", "progress", "parallel"),  # the ground floor
     ("dataset",),
     ("duplicates",),
     ("outliers",),

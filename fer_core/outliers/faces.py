@@ -32,6 +32,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from fer_core.parallel import map_batches
+
 Progress = Callable[[str, int, int], None]
 STAGE = "faces"
 FACE_COLUMNS = ("face_found", "face_confidence", "face_roll", "face_size", "face_offset")
@@ -209,13 +211,19 @@ def find_faces(pixels: np.ndarray, *, progress: Progress | None = None,
     raw = np.full((len(pixels), 9), np.nan)
     raw[:, 0] = 0.0
     if len(pixels):
-        detector = face_detector(config)
         report(STAGE, 0, len(pixels))
-        for start in range(0, len(pixels), config.batch_size):
-            stop = min(start + config.batch_size, len(pixels))
-            raw[start:stop] = detector.detect(pixels[start:stop])
+        stop = 0
+        # in this process, or as Ray Data on the cluster when $FER_AUDIT_RAY_ADDRESS is set (fer_core.parallel)
+        for found in map_batches(functools.partial(detect_batch, config=config), pixels, config.batch_size):
+            raw[stop:stop + len(found)] = found
+            stop += len(found)
             report(STAGE, stop, len(pixels))
     return describe_faces(raw, frame, config)
+
+
+def detect_batch(pixels: np.ndarray, config: FaceConfig) -> np.ndarray:
+    """`FaceDetector.detect` of one batch with this process's detector (pure: shipped to a cluster's workers)."""
+    return face_detector(config).detect(np.asarray(pixels))
 
 
 def skipped_table(count: int) -> pd.DataFrame:
