@@ -205,6 +205,9 @@ def bulk_actions(report: AuditReport, key: str) -> None:
                         help="Dropping or relabeling test images changes what every later run is scored on.")
         if picks:
             st.form_submit_button("Clear picks", on_click=clear_picks, args=(key,), type="tertiary")
+    from .tagging import tag_form  # tagging builds on this module's picks
+
+    tag_form(report, key)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ from fer_core.views import audit_table as views
 from fer_core.views import image_tiles
 from fer_core.workspace import check_under_data_root, data_root, resolve_workspace
 
+from .author import author_input, current_author
+
 # Session keys that outlive a page's widgets (widget keys are declared beside their widgets).
 DATA_PATH = "data_path"
 THRESHOLD = "near_threshold"
@@ -68,6 +70,7 @@ def setup(title: str) -> None:
         for path, label, icon in existing_pages():
             st.page_link(path, label=label, icon=icon)
         st.divider()
+        author_input()
     from .detail import find_image_box  # the search box and the image panel (detail builds on this module)
     find_image_box()
     st.title(title)
@@ -112,7 +115,8 @@ def flash_edit(message: str, batch_id: str, place: str | None = None) -> None:
 
 def undo_edit_batch(batch_id: str) -> None:
     """Callback: append the undo of exactly `batch_id` (the newest edit's, or the one picked in the history)."""
-    written = call_safely(edits.undo_batch, batch_id, "undone in the app", failure="Cannot undo")
+    written = call_safely(edits.undo_batch, batch_id, "undone in the app", author=current_author(),
+                          failure="Cannot undo")
     if written is not None:
         if st.session_state.get(LAST_EDIT, (None, None))[1] == batch_id:
             st.session_state.pop(LAST_EDIT, None)
@@ -182,7 +186,9 @@ def reason_of(key: str) -> str:
 
 def apply_edit(action, *args, success: str, place: str | None = None, **kwargs) -> list[Edit] | None:
     """Call an `edits` function from a callback; leave its message (with an Undo for its batch, also beside
-    the form `place`) or a one-line error. Returns the edits written, or None when nothing was written."""
+    the form `place`) or a one-line error. Returns the edits written, or None when nothing was written.
+    The edits carry this session's author."""
+    kwargs.setdefault("author", current_author())
     written = call_safely(action, *args, failure="Not done", **kwargs)
     if written is None:
         return None
