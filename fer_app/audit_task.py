@@ -23,12 +23,16 @@ import streamlit as st
 from fer_core.audit import AuditConfig, AuditReport, audit_source
 from fer_core.curation import edits
 from fer_core.curation.replay import Edit
+from fer_core.dataset.label_sets import remembered_labels
 from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD, MAX_NEAR_THRESHOLD
+from fer_core.labels import EMOTIONS
 from fer_core.progress import time_left_text
 from fer_core.views import audit_table as views
 from fer_core.views import image_tiles
+from fer_core.workspace import check_under_data_root, data_root
 
-from .session import NEAR_MODE, THRESHOLD, checked_data_path, one_line, require_data_path, stop_on_error, workspace
+from .session import (DATA_PATH, NEAR_MODE, THRESHOLD, checked_data_path, one_line, require_data_path, stop_on_error,
+                      workspace)
 
 POLL_SECONDS = 0.25
 # A face stage read from the workspace's cache takes ~0.6 s on FER-2013: waiting that long spares every
@@ -117,7 +121,8 @@ def source_signature(path: str | os.PathLike) -> str:
 
 def audit_job(path: str, threshold: int, workspace_path: str, near_mode: str = "verified") -> AuditJob:
     """The job for these inputs, started on first request; a failed job is retried on the next request."""
-    key = (str(Path(path).expanduser()), source_signature(path), int(threshold), near_mode, workspace_path)
+    key = (str(Path(path).expanduser()), source_signature(path), int(threshold), near_mode, workspace_path,
+           remembered_labels(path, workspace_path))  # a --labels given since (CLI) is a new audit
     jobs, lock = _audit_jobs()
     with lock:
         job = jobs.get(key)
@@ -129,6 +134,20 @@ def audit_job(path: str, threshold: int, workspace_path: str, near_mode: str = "
             threading.Thread(target=_run_job, args=(job, key[0], int(threshold), near_mode, workspace_path),
                              name="fer-audit", daemon=True).start()
     return job
+
+
+def emotions() -> tuple[str, ...]:
+    """The label set of the data this session audits, for widgets drawn before the page waits for its audit
+    (a sidebar's emotion filter): the dataset's once an audit of it is in, FER-2013's seven until then."""
+    try:
+        path = str(check_under_data_root(st.session_state.get(DATA_PATH) or "", data_root()))
+    except ValueError:
+        return EMOTIONS
+    jobs, lock = _audit_jobs()
+    with lock:
+        done = [job.report for key, job in jobs.items()
+                if key[0] == path and key[4] == workspace() and job.finished.is_set() and job.report is not None]
+    return done[-1].dataset.emotions if done else EMOTIONS
 
 
 def wait_for_audit(path: str) -> AuditReport | None:

@@ -100,3 +100,12 @@ def describe_splits(splits: dict[str, dict[str, int]]) -> str:
             parts.append(f"{folder} → " + " and ".join(f"{usage} ({count:,})" for usage, count in counts.items())
                          + " by file-name prefix")
     return "splits: " + ", ".join(parts)
+
+
+def remembered_labels(source: str | os.PathLike, workspace: str | os.PathLike | None) -> str | None:
+    """The `--labels` the workspace remembers for `source` (None: none), e.g. for a cache key of the app's audit;
+    a damaged record is reported by the load itself."""
+    try:
+        return _read_record(locate_workspace(workspace)[0] / LABELS_RECORD).get(str(Path(source).resolve()))
+    except ValueError:
+        return "(unreadable record)"
