@@ -5,7 +5,7 @@ import streamlit as st
 from fer_app import audit_task, forms, gallery, keyboard, mislabels, session
 from fer_core.duplicates.grouping import PAIR_KINDS
 from fer_core.duplicates.status import GROUP_KINDS
-from fer_core.labels import EMOTIONS, USAGES
+from fer_core.labels import USAGES
 from fer_core.views import duplicate_groups, image_tiles
 
 session.setup("Duplicates")
@@ -14,7 +14,7 @@ with st.sidebar:
     audit_task.near_settings()
     conflicting_only = st.checkbox("Conflicting labels only", key="dup_conflicting")
     cross_split_only = st.checkbox("Cross-split only (train and test)", key="dup_cross")
-    emotions = st.multiselect("Emotion", EMOTIONS, key="dup_emotions")
+    emotions = st.multiselect("Emotion", audit_task.emotions(), key="dup_emotions")
     usages = st.multiselect("Usage", USAGES, key="dup_usages")
     match_kinds = st.multiselect("How near copies match", PAIR_KINDS, key="dup_match_kinds",
                                  help="Near groups with a pair of this kind: exact, near (re-encoded, brightened), "
