@@ -6,7 +6,7 @@ import streamlit as st
 from fer_app import audit_task, forms, gallery, keyboard, mislabels, selection, session
 from fer_app import review_filters
 from fer_core.curation import edits
-from fer_core.labels import EMOTIONS, USAGES
+from fer_core.labels import USAGES
 from fer_core.views import audit_table as views
 
 session.setup("Review")
@@ -15,7 +15,7 @@ with st.sidebar:
                           help="The model's doubts about given emotions, most suspect first: accept its "
                                "suggestion or keep the label (computed from the Overview). The filters below "
                                "narrow the queue.")
-    emotions = st.multiselect("Emotion (current label)", EMOTIONS, key="rev_emotions")
+    emotions = st.multiselect("Emotion (current label)", audit_task.emotions(), key="rev_emotions")
     usages = st.multiselect("Usage", USAGES, key="rev_usages")
     flags = st.multiselect("Flag (any of)", views.flag_names(), key="rev_flags",
                            help="Flags follow the edits: a resolved group's images are no longer "
