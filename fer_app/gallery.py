@@ -19,7 +19,6 @@ from PIL import Image
 
 from fer_core.audit import AuditReport
 from fer_core.curation import edits
-from fer_core.labels import EMOTIONS
 from fer_core.views import audit_table as views
 from fer_core.views import image_story, image_tiles
 
@@ -194,7 +193,7 @@ def bulk_actions(report: AuditReport, key: str) -> None:
         st.write(f"**{len(picks):,}** image(s) picked" + (f": {image_tiles.escape_markdown(shown)}{more}" if picks else
                                                           " (click images above to pick them)"))
         left, middle, right = st.columns([2, 4, 5], vertical_alignment="bottom")
-        left.selectbox("Relabel to", EMOTIONS, key=f"{key}_emotion")
+        left.selectbox("Relabel to", report.dataset.emotions, key=f"{key}_emotion")
         middle.text_input("Reason", key=f"{key}_reason", placeholder="why (kept in the edit history)")
         with right.container(horizontal=True):
             for action, label in BULK_ACTIONS.items():
