@@ -10,7 +10,6 @@ import streamlit as st
 from fer_core.audit import AuditReport
 from fer_core.curation import edits, policies
 from fer_core.curation.replay import Edit, replay_edits
-from fer_core.labels import EMOTIONS
 
 from .author import current_author
 from .gallery import image_grid
@@ -90,7 +89,7 @@ def _preview(report: AuditReport, table: pd.DataFrame, plan: policies.RulePlan, 
     st.markdown(f"**{plan.describe()}**")
     shown = list(plan.changes[:SHOWN_EXAMPLES])
     rows = [report.dataset.index_of(change.sample_id) for change in shown]
-    what = ["drop" if change.action == edits.DROP else f"→ {EMOTIONS[change.new_label]}" for change in shown]
+    what = ["drop" if change.action == edits.DROP else f"→ {report.dataset.emotions[change.new_label]}" for change in shown]
     image_grid(report, table, rows, key=f"curate_{plan.rule}", selectable=False,
                details=pd.Series(what, index=rows, dtype="object"))
     if len(plan.changes) > SHOWN_EXAMPLES:
