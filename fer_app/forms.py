@@ -14,7 +14,6 @@ from fer_core.audit import AuditReport
 from fer_core.curation import edits
 from fer_core.curation.replay import Edit
 from fer_core.duplicates import status
-from fer_core.labels import EMOTIONS
 from fer_core.views import audit_table as views
 from fer_core.views import duplicate_groups, image_tiles
 
@@ -121,7 +120,7 @@ def group_actions(report: AuditReport, key: str, members: pd.DataFrame) -> None:
                                  help="A test copy is suggested, so Training keeps no copy of a test image.")
         if "emotion" in GROUP_FIELDS[action]:
             live_labels = status.label_codes(members.loc[~members["dropped"], "current_label"])
-            columns[1].selectbox("Emotion", EMOTIONS, index=_majority_or_first(dict(zip(live, live_labels))),
+            columns[1].selectbox("Emotion", report.dataset.emotions, index=_majority_or_first(dict(zip(live, live_labels))),
                                  key=f"{key}_emotion")
         columns[2].text_input("Reason", key=f"{key}_reason", placeholder="why (kept in the edit history)")
         columns[3].form_submit_button("Apply", on_click=_resolve_group, args=(report, key, member_ids),
