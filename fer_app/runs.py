@@ -177,17 +177,16 @@ def select_cell(chart_key: str) -> None:
 
 def show_misclassified(record: jobs.RunRecord) -> None:
     """Pickers for one confusion cell (a click on the matrix sets them) and that cell's images as tiles."""
-    from fer_core.labels import EMOTIONS
-
+    emotions = predictions.confusion_of(record.metrics).emotions  # the run's label set
     table = predictions.read_predictions(record)
     if table is None:
         st.info("This run wrote no predictions.csv (runs before per-image predictions): no images to show.")
         return
-    if st.session_state.get(TRUE_CELL) not in EMOTIONS or st.session_state.get(PREDICTED_CELL) not in EMOTIONS:
+    if st.session_state.get(TRUE_CELL) not in emotions or st.session_state.get(PREDICTED_CELL) not in emotions:
         st.session_state[TRUE_CELL], st.session_state[PREDICTED_CELL] = predictions.worst_cell(record.metrics)
     left, right = st.columns(2)
-    true_emotion = left.selectbox("True emotion", EMOTIONS, key=TRUE_CELL)
-    predicted_emotion = right.selectbox("Predicted as", EMOTIONS, key=PREDICTED_CELL)
+    true_emotion = left.selectbox("True emotion", emotions, key=TRUE_CELL)
+    predicted_emotion = right.selectbox("Predicted as", emotions, key=PREDICTED_CELL)
     cell = predictions.misclassified(table, true_emotion, predicted_emotion)
     st.caption(f"{len(cell):,} PrivateTest images filed as {true_emotion} and predicted {predicted_emotion}"
                f"{f'; the {TILES_SHOWN} most confident shown' if len(cell) > TILES_SHOWN else ''}.")
