@@ -16,7 +16,7 @@ Results come back in the order of the inputs, as they do locally: the two paths 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,31 +31,33 @@ def cluster_configured() -> bool:
 
 
 def map_batches(function: Callable[[Any], Any], items: Sequence, batch_size: int, *,
-                local_processes: int = 1, num_cpus: float = 1.0) -> Iterator[Any]:
+                local_processes: int = 1, num_cpus: float = 1.0) -> Generator[Any, None, None]:
     """`function(items[start:start + batch_size])` for consecutive batches, yielded in order as they finish.
 
     `function` must be pure and picklable (a module-level function or a `functools.partial` of one): on a
     cluster, and locally with `local_processes` > 1, it runs in other processes. Empty `items`: nothing.
+    A caller that stops early calls `close()` on the generator: the batches not yet done are cancelled.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     batches = [items[start:start + batch_size] for start in range(0, len(items), batch_size)]
-    if not batches:
-        return iter(())
-    if cluster_configured():
+    if cluster_configured() and batches:
         return _map_on_ray(function, batches, num_cpus)
     return _map_locally(function, batches, local_processes)
 
 
-def _map_locally(function: Callable[[Any], Any], batches: list, processes: int) -> Iterator[Any]:
+def _map_locally(function: Callable[[Any], Any], batches: list, processes: int) -> Generator[Any, None, None]:
     workers = max(1, min(processes, len(batches)))
     if workers == 1:
         yield from map(function, batches)
         return
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers)
+    try:
         yield from pool.map(function, batches)
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class _ApplyToBatch:
         return {"index": rows["index"], "result": results}
 
 
-def _map_on_ray(function: Callable[[Any], Any], batches: list, num_cpus: float) -> Iterator[Any]:
+def _map_on_ray(function: Callable[[Any], Any], batches: list, num_cpus: float) -> Generator[Any, None, None]:
     """One Ray Data row per batch (so the caller's batch is the unit of work), mapped on the cluster."""
     ray = connect()
     rows = [{"index": index, "batch": _Opaque(batch)} for index, batch in enumerate(batches)]

@@ -112,6 +112,29 @@ def real_frames(real_data) -> np.ndarray:
     return np.stack([decode_image(path.read_bytes())[0] for path in paths])
 
 
+def test_decoding_on_the_cluster_gives_the_local_pixels_problems_and_order(real_data, on_cluster, monkeypatch,
+                                                                          tmp_path, workspace):
+    """About 200 real FER-2013 files and one that is not an image: the workers read them by path."""
+    from fer_core.dataset.loading import load
+
+    for split, per_emotion in (("train", 20), ("test", 9)):
+        for folder in sorted((real_data / split).iterdir()):
+            target = tmp_path / "data" / split / folder.name
+            target.mkdir(parents=True)
+            for path in sorted(folder.glob("*.jpg"))[:per_emotion]:
+                shutil.copyfile(path, target / path.name)
+    (tmp_path / "data" / "train" / "happy" / "Training_broken.jpg").write_bytes(b"not a jpeg")
+    steps = []
+    on_ray = load(tmp_path / "data", use_cache=False, progress=lambda *step: steps.append(step))
+    monkeypatch.delenv(parallel.RAY_ADDRESS_ENV)
+    here = load(tmp_path / "data", use_cache=False)
+
+    assert len(here) == 7 * 29 and [problem.sample_id for problem in here.problems] == ["train/happy/Training_broken.jpg"]
+    assert on_ray.ids.tolist() == here.ids.tolist() and np.array_equal(on_ray.pixels, here.pixels)
+    assert on_ray.fingerprint == here.fingerprint and on_ray.problems == here.problems
+    assert steps[-1] == ("decode", len(here) + 1, len(here) + 1)
+
+
 def test_the_face_stage_on_the_cluster_finds_what_it_finds_here(real_frames, on_cluster, monkeypatch):
     from fer_core.outliers.faces import FaceConfig, find_faces
 

@@ -15,7 +15,6 @@ import csv
 import hashlib
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -29,6 +28,7 @@ from fer_core.dataset.sources import (CSV_COLUMNS, FolderScan, LoadProblem, csv_
 from fer_core.dataset.label_sets import LabelChoice, choose_labels, csv_label_problem, csv_labels, folder_labels
 from fer_core.files import write_atomically
 from fer_core.labels import EMOTIONS, IMAGE_SIDE, TEST_USAGES, USAGES
+from fer_core.parallel import map_batches
 from fer_core.workspace import cache_dir
 
 __all__ = ["Dataset", "LoadProblem", "Progress", "content_fingerprint", "decode_image", "load", "usage_from_name"]
@@ -183,14 +183,8 @@ def _load_folders(root: Path, scan: FolderScan, label_set: tuple[tuple[str, ...]
     comes; returns the rest of the Dataset's fields."""
     files = scan.files
     paths = [str(root / rel) for rel, *_ in files]
-    chunk = 2000
-    chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
-    workers = max(1, min(len(chunks), os.cpu_count() or 1))
-    if workers == 1:
-        mapped: Iterable = map(decode_chunk, chunks)
-    else:
-        pool = ProcessPoolExecutor(max_workers=workers)
-        mapped = pool.map(decode_chunk, chunks)
+    # local processes, or Ray Data on the cluster's workers when $FER_AUDIT_RAY_ADDRESS is set (paths travel)
+    mapped = map_batches(decode_chunk, paths, 2000, local_processes=os.cpu_count() or 1)
     ids, labels, usages, problems, converted, done = [], [], [], list(scan.unreadable), 0, 0
     try:
         for decoded in mapped:
@@ -208,8 +202,7 @@ def _load_folders(root: Path, scan: FolderScan, label_set: tuple[tuple[str, ...]
             if progress:
                 progress("decode", done, len(paths))
     finally:
-        if workers > 1:
-            pool.shutdown(cancel_futures=True)
+        mapped.close()  # stopped early (the store refused a chunk): cancel the chunks not yet decoded
     problems.sort(key=lambda problem: problem.sample_id)
     return _loaded(root, ids, labels, usages, problems, converted, scan.skipped, emotions=label_set[0])
 
