@@ -13,9 +13,10 @@ import streamlit as st
 
 from fer_core.curation import saved_views, tags
 from fer_core.curation.saved_views import LIST_FILTERS, ReviewFilters
-from fer_core.labels import EMOTIONS, USAGES
+from fer_core.labels import USAGES
 from fer_core.views import audit_table as views
 
+from .audit_task import emotions
 from .author import current_author
 from .session import call_safely, flash, stop_on_error, workspace
 
@@ -90,7 +91,7 @@ def _open(name: str) -> None:
     known_tags = call_safely(tags.list_tags, workspace(), failure="Cannot read the tags")
     if view is None or known_tags is None:
         return
-    offered = {"emotions": EMOTIONS, "usages": USAGES, "flags": views.flag_names(), "tags": [t for t, _ in known_tags]}
+    offered = {"emotions": emotions(), "usages": USAGES, "flags": views.flag_names(), "tags": [t for t, _ in known_tags]}
     filters, left_out = view.filters.restricted_to(offered)
     for field, key in FILTER_KEYS.items():
         value = getattr(filters, field)
