@@ -117,7 +117,7 @@ def count_samples(dataset: Dataset) -> dict:
 
 
 def write_csv(dataset: Dataset, path: str | os.PathLike, progress: Progress | None = None) -> None:
-    """`emotion,pixels,Usage,id` rows in dataset order: emotion 0..6, 2304 space-separated ints, the usage,
+    """`emotion,pixels,Usage,id` rows in dataset order: emotion (index into the label set), 2304 space-separated ints, the usage,
     and the sample id (the source file, or `row:<n>` of a source CSV) so each row can be traced back."""
     with open(path, "wb") as handle:
         handle.write(CSV_HEADER)

@@ -38,7 +38,7 @@ def cross_validated_probabilities(dataset: Dataset, training_rows: np.ndarray, f
                                   config: MislabelConfig, *, on_progress: ProgressCallback | None = None,
                                   should_stop: StopCheck | None = None,
                                   folds_dir: Path | None = None) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """N×7 probabilities: out-of-fold for Training rows, the fold models' mean for the other rows.
+    """N×K probabilities (K emotions): out-of-fold for Training rows, the fold models' mean for the other rows.
 
     Folds run one after the other here, or all at once as Ray tasks when $FER_AUDIT_RAY_ADDRESS is set
     (`fit_folds_on_cluster`); either way each finished fold is kept in `folds_dir` as it arrives.

@@ -112,7 +112,7 @@ def changed_section(inputs: ReportInputs, settings: ReportSettings) -> str:
                        "macro_f1": "macro-F1"})
     parts = [opening, "<h3>Runs</h3>" if opening else "",
              paragraph("Scores on PrivateTest (accuracy and leak-free accuracy: share of test images right; "
-                       "macro-F1: the mean of the seven emotions' F1). Runs chosen: "
+                       "macro-F1: the mean of the emotions' F1). Runs chosen: "
                        + escape(", ".join(record.run_id for record in runs)) + "."),
              html_table(shown, formats={"accuracy": percent_text, "leak-free accuracy": percent_text,
                                         "macro-F1": lambda value: "—" if is_missing(value) else f"{value:.3f}",

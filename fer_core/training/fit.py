@@ -314,7 +314,7 @@ def check_converged(losses: list[float], learning_rate: float) -> None:
 
 def predict_probabilities(model: "keras.Model", pixels: np.ndarray, batch_size: int,
                           mirror: bool = True) -> np.ndarray:
-    """N×7 softmax probabilities per image, float64 rows summing to 1 (augmentation is off outside training).
+    """N×K softmax probabilities per image (K emotions), float64 rows summing to 1 (augmentation is off outside training).
 
     `mirror`: the average over the image and its mirror image (test-time augmentation: a mirrored
     face shows the same emotion, and the two views' errors partly cancel).
