@@ -15,7 +15,6 @@ import numpy as np
 
 from fer_core.dataset.loading import Dataset
 from fer_core.duplicates.grouping import NO_GROUP
-from fer_core.labels import EMOTIONS
 from fer_core.mislabels.config import (VALIDATION_USAGE, MislabelConfig, MislabelProgress, MislabelsCancelled,
                                        ProgressCallback, StopCheck)
 from fer_core.mislabels.results import read_fold, write_fold
@@ -46,13 +45,13 @@ def cross_validated_probabilities(dataset: Dataset, training_rows: np.ndarray, f
     other_rows = np.setdiff1d(np.arange(len(dataset)), training_rows)
     validation = dataset.select(np.flatnonzero(dataset.usages == VALIDATION_USAGE))
     rows = [(training_rows[fold_of != fold], training_rows[fold_of == fold]) for fold in range(config.folds)]
-    saved = [read_fold(folds_dir, fold, len(held_out), len(other_rows))
+    saved = [read_fold(folds_dir, fold, len(held_out), len(other_rows), len(dataset.emotions))
              for fold, (_, held_out) in enumerate(rows)]
     reported: list[int] = []  # folds whose end the cluster already reported
     if cluster_configured() and any(fold is None for fold in saved):
         reported = fit_folds_on_cluster(dataset, rows, other_rows, validation, config, saved, on_progress=on_progress,
                                         should_stop=should_stop, folds_dir=folds_dir)
-    probabilities = np.zeros((len(dataset), len(EMOTIONS)), dtype=np.float32)
+    probabilities = np.zeros((len(dataset), len(dataset.emotions)), dtype=np.float32)
     fold_metrics = []
     for fold, (kept, held_out) in enumerate(rows):
         _stop_if_asked(should_stop)
@@ -84,7 +83,7 @@ def fit_fold(pixels: np.ndarray, labels: np.ndarray, kept: np.ndarray, held_out:
 
     train_config = config.train_config(fold)
     configure_runtime(train_config.seed, train_config.deterministic)
-    model = build_model(config.model, config.size, seed=train_config.seed)
+    model = build_model(config.model, config.size, seed=train_config.seed, num_classes=len(validation.emotions))
     history, seconds = fit_model(model, TrainingSet(pixels[kept], labels[kept]), validation, train_config,
                                  on_epoch=on_epoch)
     held_probabilities = predict_probabilities(model, pixels[held_out], config.batch_size)
