@@ -225,7 +225,7 @@ def relabelled_figure(dataset: Any, shared: list[str], labels: np.ndarray, curat
                 "note": "cannot be computed: no mislabel result for this data (python -m fer_core mislabels)"}
     flagged = result.table[result.table["is_label_issue"].astype(bool)]
     suggestion = dict(zip(flagged["id"], flagged["suggested_label"]))
-    relabelled = np.array([dataset.emotions.index(suggestion[sample_id]) if sample_id in suggestion else label
+    relabelled = np.array([result.emotions.index(suggestion[sample_id]) if sample_id in suggestion else label
                            for sample_id, label in zip(shared, labels)])
     return {"relabelled_test_accuracy": round(relabelled_accuracy(relabelled, curated), 6),
             "test_labels_changed": int((relabelled != labels).sum()), "note": NOT_VALID_NOTE}
