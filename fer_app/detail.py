@@ -29,7 +29,7 @@ REQUEST = "detail_request"  # the id (or a search) whose panel opens on the next
 OPEN = "detail_open"  # the id whose panel is open
 SEARCH = "detail_search"
 DETAIL, SIMILAR = "detail", "similar"  # gallery keys: the panel's own image, its neighbours
-SPACE, COUNT = "similar_space", "similar_count"
+SPACE, COUNT, TAB = "similar_space", "similar_count", "detail_tab"
 PANEL_IMAGE_FACTOR = 5  # 48 px → 240 px
 SMALL_TILE_WIDTH = 120  # a confusion cell's tiles: many in a row beside the matrix
 NEIGHBOUR_COUNTS = (12, 24, 48)
@@ -128,11 +128,15 @@ def panel(report: AuditReport, sample_id: str) -> None:
     _messages()
     story = image_story.tell_story(report, table, row, mislabels=_mislabel_table(report),
                                    predictions=_run_predictions(), history=edits.history(sample_id=sample_id))
-    about, similar_tab = st.tabs(["The story", "Find similar"])
-    with about:
-        _story(report, table, story)
-    with similar_tab:
-        _find_similar(report, table, story)
+    # a keyed tab keeps its place across the panel's reruns (an action's Undo stands in the tab that acted), and
+    # only the open tab runs: a run's features are computed only when asked for
+    about, similar_tab = st.tabs(["The story", "Find similar"], key=TAB, on_change="rerun")
+    if about.open:
+        with about:
+            _story(report, table, story)
+    if similar_tab.open:
+        with similar_tab:
+            _find_similar(report, table, story)
     if st.session_state.get(REQUEST):  # a Details click inside the panel: open that image's panel instead
         st.rerun(scope="app")
 

@@ -17,7 +17,8 @@ def search(app: AppTest, text: str) -> AppTest:
 
 
 def panel_open(app: AppTest) -> bool:
-    return any(box.key == "detail_emotion" for box in app.selectbox)
+    """The panel's form is there, in whichever tab is open (the story's or find similar's)."""
+    return any(box.key in ("detail_emotion", "similar_emotion") for box in app.selectbox)
 
 
 def test_search_opens_the_panel_with_flags_and_an_unknown_id_says_so_in_one_line(app):
@@ -53,7 +54,9 @@ def test_details_button_relabel_from_the_panel_writes_one_batch_then_undo(app):
 
 def test_find_similar_pick_all_then_drop_is_one_batch(app):
     app = search(open_page(app, REVIEW), "Training_1.png")
-    assert panel_open(app)
+    assert panel_open(app) and not any(box.key == "similar_count" for box in app.selectbox)  # only the open tab runs
+    app.session_state["detail_tab"] = "Find similar"  # what a click on the tab sets
+    app.run()
     app.selectbox(key="similar_count").set_value(12).run()
     app.button(key="similar_pick_all").click().run()
     picked = [box for box in app.checkbox if box.key.startswith("similar_pick_") and box.value]
