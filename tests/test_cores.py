@@ -112,6 +112,19 @@ def test_a_running_fit_reports_its_speed_and_the_images_left_after_the_warm_up(m
     assert [speed.images_in_batch(batch, 32, 100) for batch in range(5)] == [32, 32, 32, 4, 0]
 
 
+def test_a_mislabel_job_says_the_time_left_to_its_last_fold():
+    """Its folds train one after another: the time left counts the later folds' epochs too."""
+    from fer_core.mislabels.config import MislabelProgress
+    from fer_core.mislabels.folds import _speed_reporter
+
+    sent = []
+    report = _speed_reporter(0, MislabelConfig(folds=3, epochs=2), later_images=2 * 2 * 600, on_progress=sent.append)
+    report(speed.SpeedReport(epoch=1, epochs=2, batch=5, batches=10, images_done=600, seconds=60.0, images_left=900))
+    assert sent[0].describe() == ("fold 1/3, epoch 1/2, batch 5/10, 10 training images/s measured, about 6 min left "
+                                  "(early stopping can end it sooner)")  # (900 + 2,400) images at 10 images/s
+    assert MislabelProgress("epoch", 1, 3, epoch=1, epochs=2, val_accuracy=0.5).describe().endswith("0.500")
+
+
 def test_fit_reports_its_measured_speed(monkeypatch):
     """The wiring: fit_model hands the meter's reports to `on_speed` (every batch here; every 10 s in a run)."""
     from fer_core.dataset.loading import Dataset

@@ -72,21 +72,25 @@ class MislabelConfig:
 
 @dataclass(frozen=True)
 class MislabelProgress:
-    """Where a computation is: sent at each fold's start and end, after each epoch, and at ranking."""
+    """Where a computation is: sent at each fold's start and end, after each epoch, every few seconds with the
+    measured speed, and at ranking."""
 
-    stage: str  # "fold", "epoch", "fold_done", "ranking", "done"
+    stage: str  # "fold", "epoch", "speed", "fold_done", "ranking", "done"
     fold: int  # 1-based; 0 before the first fold
     folds: int
     epoch: int = 0
     epochs: int = 0
     val_accuracy: float | None = None
     seconds: float = 0.0
+    detail: str = ""  # "speed": the measured speed and the time left (fer_core.training.speed.SpeedReport)
 
     def describe(self) -> str:
         if self.stage in ("ranking", "done"):
             return f"{self.stage} ({self.folds} folds trained)"
         text = f"fold {self.fold}/{self.folds}"
-        if self.stage == "epoch":
+        if self.stage == "speed":
+            text += f", {self.detail}"
+        elif self.stage == "epoch":
             text += f", epoch {self.epoch}/{self.epochs}, val accuracy {self.val_accuracy:.3f}"
         elif self.stage == "fold_done":
             text += " done"

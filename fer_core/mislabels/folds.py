@@ -8,6 +8,7 @@ $FER_AUDIT_RAY_ADDRESS set, the folds train at once as Ray tasks (fer_core.paral
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
@@ -58,8 +59,10 @@ def cross_validated_probabilities(dataset: Dataset, training_rows: np.ndarray, f
         if saved[fold] is None:
             if on_progress is not None:
                 on_progress(MislabelProgress("fold", fold + 1, config.folds, epochs=config.epochs))
+            later = sum(len(rows[other][0]) for other in range(fold + 1, config.folds) if saved[other] is None)
             saved[fold] = fit_fold(dataset.pixels, dataset.labels, kept, held_out, other_rows, validation, config,
-                                   fold, on_epoch=_epoch_reporter(fold, config.folds, on_progress, should_stop))
+                                   fold, on_epoch=_epoch_reporter(fold, config.folds, on_progress, should_stop),
+                                   on_speed=_speed_reporter(fold, config, later * config.epochs, on_progress))
             write_fold(folds_dir, fold, *saved[fold])
         held_probabilities, other_probabilities, metrics = saved[fold]
         probabilities[held_out] = held_probabilities
@@ -74,7 +77,8 @@ def cross_validated_probabilities(dataset: Dataset, training_rows: np.ndarray, f
 
 def fit_fold(pixels: np.ndarray, labels: np.ndarray, kept: np.ndarray, held_out: np.ndarray, other_rows: np.ndarray,
              validation: Dataset, config: MislabelConfig, fold: int, *,
-             on_epoch: Callable[[Any], None] | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+             on_epoch: Callable[[Any], None] | None = None,
+             on_speed: Callable[[Any], None] | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """One fold's model, trained on the `kept` rows: its probabilities for the held-out and the other rows, and
     its metrics. Pure: on a cluster it is a task."""
     from fer_core.training.fit import configure_runtime, fit_model, predict_probabilities
@@ -85,7 +89,7 @@ def fit_fold(pixels: np.ndarray, labels: np.ndarray, kept: np.ndarray, held_out:
     configure_runtime(train_config.seed, train_config.deterministic)
     model = build_model(config.model, config.size, seed=train_config.seed, num_classes=len(validation.emotions))
     history, seconds = fit_model(model, TrainingSet(pixels[kept], labels[kept]), validation, train_config,
-                                 on_epoch=on_epoch)
+                                 on_epoch=on_epoch, on_speed=on_speed)
     held_probabilities = predict_probabilities(model, pixels[held_out], config.batch_size)
     other_probabilities = predict_probabilities(model, pixels[other_rows], config.batch_size)
     metrics = {"fold": fold + 1, "train_images": int(len(kept)), "held_out_images": int(len(held_out)),
@@ -135,6 +139,21 @@ def _epoch_reporter(fold: int, folds: int, on_progress: ProgressCallback | None,
             on_progress(MislabelProgress("epoch", fold + 1, folds, epoch=progress.epoch, epochs=progress.epochs,
                                          val_accuracy=progress.val_accuracy, seconds=progress.seconds))
         _stop_if_asked(should_stop)
+
+    return report
+
+
+def _speed_reporter(fold: int, config: MislabelConfig, later_images: int,
+                    on_progress: ProgressCallback | None) -> Callable[[Any], None] | None:
+    """The fit's speed callback: the fold's measured speed, and the time left to the last planned epoch of the
+    last fold (`later_images`: the training images of the folds still to train after this one)."""
+    if on_progress is None:
+        return None
+
+    def report(speed: Any) -> None:
+        whole = dataclasses.replace(speed, images_left=speed.images_left + later_images)
+        on_progress(MislabelProgress("speed", fold + 1, config.folds, epoch=speed.epoch, epochs=speed.epochs,
+                                     detail=whole.describe()))
 
     return report
 
