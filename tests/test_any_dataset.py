@@ -231,3 +231,23 @@ def test_more_than_twenty_classes_are_refused_with_the_reason(tmp_path, capsys):
     code, out, err = run_cli(capsys, "audit", data, "--fast", "--out", tmp_path / "out", "--workspace",
                              tmp_path / "home")
     assert code == 2 and "21 classes" in err and "more than 20" in err and err.count("\n") == 1
+
+
+def test_export_keeps_the_original_colour_files_and_loads_back(tmp_path, workspace):
+    from fer_core.curation import edits
+    from fer_core.curation.export import export_curated
+
+    data = write_colour_dataset(tmp_path / "affect", splits={"train": 1, "val": 1, "test": 1})
+    dataset = load(data, labels=MAPPING)
+    relabelled = "train/happiness/img003.png"
+    edits.relabel(dataset, relabelled, "contempt", "a one-sided smile")
+    result = export_curated(dataset, tmp_path / "export", "folders")
+    moved = tmp_path / "export" / "train" / "contempt" / "Training_img003.png"
+    assert moved.read_bytes() == (data / relabelled).read_bytes()  # the original file, colour and size kept
+    assert (tmp_path / "export" / "test" / "angry" / "PublicTest_img008.jpg").is_file()  # val/anger → PublicTest
+    again = load(result.path)
+    assert again.emotions == EIGHT and len(again) == len(dataset)
+    by_name = {Path(sample_id).name.split("_", 1)[1]: row for row, sample_id in enumerate(again.ids.tolist())}
+    for row, sample_id in enumerate(dataset.ids.tolist()):
+        np.testing.assert_array_equal(again.pixels[by_name[Path(sample_id).name]], dataset.pixels[row])
+    assert again.labels[by_name["img003.png"]] == EIGHT.index("contempt")

@@ -62,8 +62,12 @@ def export_curated(dataset: Dataset, out: str | os.PathLike, export_format: str,
         _replace_atomically(out, lambda temporary: write_csv(curated, temporary, progress))
         _replace_atomically(manifest_path, lambda temporary: _write_json(manifest, temporary))
     else:
+        # Converted images (colour, another size) are exported as their original files, which load back to the
+        # same pixels; FER-2013's own 48×48 grayscale images as PNGs of the pixels, as before.
+        originals = Path(dataset.source) if dataset.converted and Path(dataset.source).is_dir() else None
+
         def build_folders(temporary: Path) -> None:
-            write_folders(curated, temporary, progress)
+            write_folders(curated, temporary, progress, originals=originals)
             _write_json(manifest, temporary / MANIFEST_NAME)
 
         _replace_atomically(out, build_folders)
@@ -155,8 +159,10 @@ def format_pixel_rows(pixels: np.ndarray) -> list[bytes]:
     return [text[start:end - 1] for start, end in zip(starts.tolist(), ends.tolist())]
 
 
-def write_folders(dataset: Dataset, root: str | os.PathLike, progress: Progress | None = None) -> None:
-    """PNG files (lossless) in the `train/<emotion>/`, `test/<emotion>/` layout, names from `export_file_names`."""
+def write_folders(dataset: Dataset, root: str | os.PathLike, progress: Progress | None = None,
+                  originals: Path | None = None) -> None:
+    """PNG files (lossless) in the `train/<emotion>/`, `test/<emotion>/` layout, names from `export_file_names`;
+    with `originals` (the source image tree), each sample's source file copied as it is instead."""
     import cv2
 
     root = Path(root)
@@ -164,7 +170,10 @@ def write_folders(dataset: Dataset, root: str | os.PathLike, progress: Progress 
         for emotion in dataset.emotions:
             (root / split / emotion).mkdir(parents=True, exist_ok=True)
 
-    def write_one(name: str, image: np.ndarray) -> None:
+    def write_one(name: str, image: np.ndarray, sample_id: str) -> None:
+        if originals is not None:
+            (root / name).write_bytes((originals / sample_id).read_bytes())
+            return
         encoded, png = cv2.imencode(".png", image)
         if not encoded:
             raise ValueError(f"cannot encode {name} as PNG")
@@ -172,13 +181,15 @@ def write_folders(dataset: Dataset, root: str | os.PathLike, progress: Progress 
 
     # File creation dominates and releases the GIL, so a few threads overlap it.
     with ThreadPoolExecutor(max_workers=WRITER_THREADS) as pool:
-        for written, _ in enumerate(pool.map(write_one, export_file_names(dataset), dataset.pixels), start=1):
+        names = export_file_names(dataset, originals is not None)  # the suffix of the originals, else .png
+        for written, _ in enumerate(pool.map(write_one, names, dataset.pixels, dataset.ids.tolist()), start=1):
             if progress is not None and (written % CSV_CHUNK_ROWS == 0 or written == len(dataset)):
                 progress(EXPORT_STAGE, written, len(dataset))
 
 
-def export_file_names(dataset: Dataset) -> list[str]:
-    """`<split>/<emotion>/<Usage>_<stem>.png` per sample, keeping the source file stem so names stay traceable.
+def export_file_names(dataset: Dataset, keep_suffix: bool = False) -> list[str]:
+    """`<split>/<emotion>/<Usage>_<stem>.png` per sample (the source file's own suffix with `keep_suffix`),
+    keeping the source file stem so names stay traceable.
 
     The usage prefix is what `dataset.load` reads the usage from; CSV ids (`row:<n>`) become
     `<Usage>_<n>`; a clash (same stem twice in one folder, e.g. after a relabel) gets `-2`, `-3`, ...
@@ -190,10 +201,11 @@ def export_file_names(dataset: Dataset) -> list[str]:
         if not stem.startswith(f"{usage}_"):
             stem = f"{usage}_{stem}"
         base = f"{SPLIT_FOLDERS[usage]}/{dataset.emotions[label]}/{stem}"
-        name, copy = f"{base}.png", 1
+        suffix = Path(sample_id).suffix.lower() if keep_suffix else ".png"
+        name, copy = f"{base}{suffix}", 1
         while name in taken:
             copy += 1
-            name = f"{base}-{copy}.png"
+            name = f"{base}-{copy}{suffix}"
         taken.add(name)
         names.append(name)
     return names
