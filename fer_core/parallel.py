@@ -184,11 +184,11 @@ def _call(function: Callable[..., Any], *arguments: Any) -> Any:
 
 def connect() -> Any:
     """The `ray` module, this process joined to the cluster as a driver (once), with fer_core shipped along."""
+    import logging
+
     import ray
 
     if not ray.is_initialized():
-        import logging
-
         address = os.environ.get("RAY_ADDRESS") or os.environ[RAY_ADDRESS_ENV]
         if address.startswith(("http://", "https://")):  # the Jobs API's address: join through this machine's node
             address = "auto"
@@ -199,11 +199,11 @@ def connect() -> Any:
             raise ValueError(f"{RAY_ADDRESS_ENV} is set but no Ray cluster was reached at {address!r}: set "
                              f"RAY_ADDRESS to the head's HOST:6379 (or ray://HOST:10001), or start a Ray node on "
                              f"this machine ({error})") from None
-        import ray.data
+    import ray.data
 
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False  # the callers show their own progress
-        context.enable_fallback_to_arrow_object_ext_type = True  # our rows are pickled objects, on purpose
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
-        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "Progress bars disabled"
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # the callers show their own progress
+    context.enable_fallback_to_arrow_object_ext_type = True  # our rows are pickled objects, on purpose
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "Progress bars disabled"
     return ray
