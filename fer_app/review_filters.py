@@ -35,7 +35,7 @@ def tag_filter() -> tuple[str, ...]:
     if chosen and any(tag not in counts for tag in chosen):  # a tag taken off every image leaves the filter
         st.session_state[TAG_FILTER] = [tag for tag in chosen if tag in counts]
     picked = st.multiselect("Tag (any of)", list(counts), key=TAG_FILTER,
-                            format_func=lambda tag: f"{tag} ({counts.get(tag, 0):,} images)",
+                            format_func=lambda tag: f"{tag} ({counts.get(tag, 0):,} image{'s' * (counts.get(tag) != 1)})",
                             placeholder="Choose tags" if counts else "No tags yet",
                             help="Tags are reviewers' notes: pick images in the gallery, then Tag picked.")
     return tuple(picked)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 
 import pytest
 from test_cli_edit import data_csv, run  # noqa: F401 (data_csv is a fixture)
 
-from fer_core.curation import tags
+from fer_core.curation import edits, tags
 from fer_core.store import database_path
 
 
@@ -56,3 +57,13 @@ def test_user_errors_are_one_line_exit_2_and_write_nothing(workspace, data_csv, 
     assert code == 2 and out == ""
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
     assert not database_path(workspace).exists()
+
+
+def test_the_default_author_is_fer_audit_author_else_the_os_user(workspace, data_csv, capsys, monkeypatch):
+    monkeypatch.setenv("FER_AUDIT_AUTHOR", " lab reviewer ")
+    assert run(capsys, "edit", "tag", str(data_csv), "--ids", "row:0", "--tag", "blurry")[0] == 0
+    assert run(capsys, "edit", "drop", "row:1", "--reason", "blank")[0] == 0
+    assert tags.tag_history()[0].author == "lab reviewer" and edits.read_edits()[0].author == "lab reviewer"
+    monkeypatch.delenv("FER_AUDIT_AUTHOR")
+    assert run(capsys, "edit", "drop", "row:2", "--reason", "blank")[0] == 0
+    assert edits.read_edits()[1].author == getpass.getuser()

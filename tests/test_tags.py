@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from test_edits import make_dataset
 
@@ -25,6 +26,10 @@ def test_tag_many_in_one_batch_list_counts_and_images_by_tag(workspace):
     assert tags.images_with_tags(["blurry"]) == set(ids[:4])
     assert tags.images_with_tags(["Ask Ana", "nothing"]) == {ids[0]}
     assert tags.tags_by_image()[ids[0]] == ["Ask Ana", "blurry"]
+    rows = np.array([5, 3, 1, 0])
+    assert tags.keep_tagged_rows(dataset.ids, rows, ["blurry"]).tolist() == [3, 1, 0]
+    assert tags.keep_tagged_rows(dataset.ids, rows, []).tolist() == [5, 3, 1, 0]  # no tag chosen: every row
+    assert tags.keep_tagged_rows(dataset.ids, rows, ["nothing"]).tolist() == []
 
     removed = tags.remove_tag(dataset, [ids[0], ids[5]], "blurry", author="cy")
     assert removed.changed == (ids[0],) and removed.already == 1
