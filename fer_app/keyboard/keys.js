@@ -1,6 +1,7 @@
 // Review keys for Streamlit (st.components.v2): the keys pressed on the page, outside text fields, as a
-// list of presses {seq, key, item} in the component's state. `item` is the item on screen when the key
-// went down, so a key pressed twice before the page caught up cannot act on an image nobody saw.
+// list of presses {seq, key, item} in the component's state. `item` is the tag of the item on screen when
+// the key went down, read from the page (the container whose key starts with data.itemPrefix), so a key
+// pressed twice before the page caught up cannot act on an image nobody saw.
 // Python acknowledges what it handled (data.acknowledged) and the list drops those, so no press is
 // lost or handled twice when presses come faster than reruns.
 //
@@ -11,7 +12,17 @@ let sequence = 0;
 let pending = [];
 let current = null;
 
-const TYPING = "input, textarea, select, [contenteditable], [role=slider], [role=listbox], [role=combobox], [role=option]";
+// Where a key belongs to the field: text fields, lists, sliders, radios. A checkbox or toggle (letters do
+// nothing there) keeps the keys, so a reviewer who just switched keyboard review on can start at once.
+const TYPING = "input:not([type=checkbox]):not([type=button]):not([type=submit]), textarea, select, " +
+  "[contenteditable]:not([contenteditable=false]), [role=slider], [role=listbox], [role=combobox], [role=option]";
+
+function shownItem(prefix) {
+  const marker = "st-key-" + prefix;
+  const shown = document.querySelector(`[class*="${marker}"]`);
+  const name = shown ? [...shown.classList].find((name) => name.startsWith(marker)) : undefined;
+  return name ? name.slice(marker.length) : "";
+}
 
 function onKeyDown(event) {
   if (current === null || event.defaultPrevented) return;
@@ -22,7 +33,7 @@ function onKeyDown(event) {
   if (!current.data.keys.includes(key)) return;
   event.preventDefault();
   sequence += 1;
-  pending.push({ seq: sequence, key, item: current.data.item });
+  pending.push({ seq: sequence, key, item: shownItem(current.data.itemPrefix) });
   current.setStateValue("presses", { nonce, events: pending.slice() });
 }
 

@@ -10,6 +10,7 @@ press, and hands presses over as an acknowledged list, so none is lost or handle
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,12 @@ MAX_NUMBER_KEYS = 9  # labels 1–9 have a number key; any further label has its
 @functools.cache
 def _component():
     return st.components.v2.component(COMPONENT_NAME, js=SCRIPT.read_text(encoding="utf-8"))
+
+
+def item_tag(item: str) -> str:
+    """A short tag for an item key, safe in a widget key and a CSS class: the panel puts the item on screen in
+    a container keyed with it, and each key press sends the tag it found there."""
+    return hashlib.sha256(item.encode()).hexdigest()[:12] if item else ""
 
 
 def bound_keys(label_count: int) -> list[str]:
@@ -63,8 +70,9 @@ def new_presses(value: Any, acknowledged: dict) -> tuple[list[dict], dict]:
     return fresh, {"nonce": nonce, "seq": max(press["seq"] for press in fresh)}
 
 
-def listen(key: str, item: str, label_count: int, acknowledged: dict, on_press: Callable[[], None]) -> None:
+def listen(key: str, item_prefix: str, label_count: int, acknowledged: dict, on_press: Callable[[], None]) -> None:
     """Mount the listener: `on_press` runs (before the rerun) when keys were pressed; read them with
-    `new_presses(st.session_state[key], acknowledged)`."""
-    _component()(key=key, data={"item": item, "keys": bound_keys(label_count), "acknowledged": acknowledged},
-                 on_presses_change=on_press, height=0)
+    `new_presses(st.session_state[key], acknowledged)`. Each press carries the tag of the item on screen then,
+    read from the container keyed `<item_prefix><tag>` ("" when there is none)."""
+    _component()(key=key, data={"itemPrefix": item_prefix, "keys": bound_keys(label_count),
+                                "acknowledged": acknowledged}, on_presses_change=on_press, height=0)

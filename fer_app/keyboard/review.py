@@ -3,9 +3,9 @@ key or a button decides, each decision is one edit batch written at once, and th
 
 The queue's item keys are taken when the review starts and again whenever the page's queue changes
 otherwise than by this review's decisions (a filter moved): the review then goes on at the item on
-screen, or at the first item not decided in this review. The panel is a fragment: a decision reruns only the panel (the edit
-log's state is read afresh, the audit and the curated table are not recomputed), which keeps a
-decision's round trip well under a second on FER-2013.
+screen, or at the first item not decided in this review. The panel is a fragment: a decision reruns
+only the panel (the edit log's state is read afresh, the audit and the curated table are not
+recomputed), which keeps a decision's round trip short on FER-2013.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ log = logging.getLogger("fer_app")
 
 
 def _review(place: str) -> dict:
-    """This place's review in the session: item keys, position, its decisions (for undo), the last message."""
-    return st.session_state.setdefault(f"keyboard_{place}", {"name": None, "keys": [], "position": 0,
-                                                             "decisions": [], "message": None, "acknowledged": {}})
+    """This place's review in the session: item keys, position, its decisions (for undo), the items it decided
+    or undid (which may leave or re-enter the page's queue without making it another queue), the last message."""
+    return st.session_state.setdefault(f"keyboard_{place}", {"name": None, "keys": [], "position": 0, "decisions": [],
+                                                             "touched": [], "message": None, "acknowledged": {}})
 
 
 def _current(review: dict) -> str:
@@ -44,7 +45,7 @@ def review(report: AuditReport, queue: ReviewQueue, place: str) -> None:
     """The keyboard review of `queue` (`place`: a short name for its session keys, e.g. "rev")."""
     state = _review(place)
     decided = {decision["key"] for decision in state["decisions"]}
-    if state["name"] != queue.name or not same_queue(state["keys"], queue.keys, decided):
+    if state["name"] != queue.name or not same_queue(state["keys"], queue.keys, set(state["touched"])):
         state.update(name=queue.name, keys=list(queue.keys),
                      position=resumed_position(queue.keys, _current(state) or None, decided))
     _panel(report, queue, place)
@@ -54,8 +55,8 @@ def _say(state: dict, kind: str, text: str) -> None:
     state["message"] = (kind, text)
 
 
-def _act(report: AuditReport, queue: ReviewQueue, place: str, action: str, label: int | None, item: str) -> None:
-    """One key or button: move, undo, or decide on the item that was on screen (`item`)."""
+def _act(report: AuditReport, queue: ReviewQueue, place: str, action: str, label: int | None, shown: str) -> None:
+    """One key or button: move, undo, or decide on the item that was on screen (`shown`: its tag)."""
     state = _review(place)
     total, position = len(state["keys"]), state["position"]
     if action in ("next", "previous"):
@@ -69,7 +70,8 @@ def _act(report: AuditReport, queue: ReviewQueue, place: str, action: str, label
         return _say(state, "error", "The queue is empty: nothing to decide.")
     if position >= total:
         return _say(state, "error", "End of the queue: nothing left to decide here (← goes back).")
-    if item != _current(state):
+    item = _current(state)
+    if shown != keys.item_tag(item):
         return _say(state, "error", "Not done: that key was for the item before (the page had not caught up yet). "
                                     "Look at this one, then press again.")
     names = label_names(report.dataset)
@@ -86,6 +88,7 @@ def _act(report: AuditReport, queue: ReviewQueue, place: str, action: str, label
     if not written:
         return _say(state, "info", f"{text}: nothing to change (already so).")
     state["decisions"].append({"key": item, "batch": written[0].batch_id, "text": text})
+    state["touched"].append(item)
     state["position"] = position + 1
     count = len(written)
     _say(state, "ok", f"{text} ({count} edit{'s' if count != 1 else ''} logged; u undoes it)")
@@ -100,6 +103,7 @@ def _undo(state: dict) -> None:
         edits.undo_batch(last["batch"], "undone in the app", workspace=workspace())
     except ValueError as error:  # e.g. undone meanwhile from the history
         return _say(state, "error", f"Not undone: {one_line(error)}")
+    state["touched"].append(last["key"])
     if last["key"] not in state["keys"]:  # it left the queue when the queue was taken afresh
         state["keys"].insert(min(state["position"], len(state["keys"])), last["key"])
     state["position"] = state["keys"].index(last["key"])
@@ -121,6 +125,8 @@ def _panel(report: AuditReport, queue: ReviewQueue, place: str) -> None:
     state = _review(place)
     total, position, item = len(state["keys"]), state["position"], _current(state)
     decided = len(state["decisions"])
+    keys.listen(f"kb_{place}_keys", f"kb_{place}_item_", len(label_names(report.dataset)), state["acknowledged"],
+                on_press=lambda: _on_keys(report, queue, place))
     where = f"item {position + 1:,} of {total:,}" if item else f"{total:,} item(s)"
     st.markdown(f"**Keyboard review: {queue.name}** · {where} · {decided:,} decided in this review")
     if not total:
@@ -134,15 +140,14 @@ def _panel(report: AuditReport, queue: ReviewQueue, place: str) -> None:
         except Exception as error:
             st.error(image_tiles.escape_markdown(f"Cannot read the edit log: {one_line(error)}"))
             return
-        _show(report, queue.describe(item, now), state)
+        with st.container(key=f"kb_{place}_item_{keys.item_tag(item)}"):  # a key names the item it is on
+            _show(report, queue.describe(item, now), state)
     if state["message"]:
         kind, text = state["message"]
         {"ok": st.success, "info": st.info, "error": st.error}[kind](image_tiles.escape_markdown(text))
     _buttons(report, queue, place, item)
     _options(queue, place)
     _recent(state)
-    keys.listen(f"kb_{place}_keys", item, len(label_names(report.dataset)), state["acknowledged"],
-                on_press=lambda: _on_keys(report, queue, place))
 
 
 def _show(report: AuditReport, evidence: Evidence, state: dict) -> None:
@@ -154,7 +159,8 @@ def _show(report: AuditReport, evidence: Evidence, state: dict) -> None:
                 with st.container(width=48 * GROUP_LARGE + 8, gap=None):
                     st.image(_pixels(report, member.row, member.dropped, GROUP_LARGE), width=48 * GROUP_LARGE)
                     facts = [f"#{number}", status_of(member), member.usage, image_tiles.short_id(member.sample_id)]
-                    st.caption(image_tiles.escape_markdown(" · ".join(facts) + (f"  \n{member.note}" if member.note else "")))
+                    note = f"  \n{member.note}" if member.note else ""
+                    st.caption(image_tiles.escape_markdown(" · ".join(facts) + note))
     else:
         member = evidence.members[0]
         left, right = st.columns([1, 2], vertical_alignment="top")
@@ -163,7 +169,8 @@ def _show(report: AuditReport, evidence: Evidence, state: dict) -> None:
     suggestion = (f"`a` accepts: **{image_tiles.escape_markdown(evidence.suggestion)}**" if evidence.suggestion
                   else "No suggestion to accept: a number key relabels.")
     earlier = [decision["text"] for decision in state["decisions"] if decision["key"] == evidence.key]
-    st.markdown(suggestion + (f" · decided in this review: {image_tiles.escape_markdown(earlier[-1])}" if earlier else ""))
+    earlier_text = f" · decided in this review: {image_tiles.escape_markdown(earlier[-1])}" if earlier else ""
+    st.markdown(suggestion + earlier_text)
 
 
 def _pixels(report: AuditReport, row: int, dropped: bool, factor: int):
@@ -175,7 +182,7 @@ def _buttons(report: AuditReport, queue: ReviewQueue, place: str, item: str) -> 
     """The same actions for the mouse, each bound to the item on screen; the key legend on the labels."""
     def button(label: str, action: str, label_index: int | None = None, **options) -> None:
         st.button(label, key=f"kb_{place}_{action}" + ("" if label_index is None else f"_{label_index}"),
-                  on_click=_act, args=(report, queue, place, action, label_index, item), **options)
+                  on_click=_act, args=(report, queue, place, action, label_index, keys.item_tag(item)), **options)
 
     with st.container(horizontal=True, key=f"kb_{place}_actions"):
         button("← Previous (k)", "previous")

@@ -103,8 +103,8 @@ def mislabel_queue(result: MislabelResult, dataset: Dataset, state: CurationStat
 
     def describe(key: str, now: CurationState) -> Evidence:
         found = flagged.loc[key]
-        reason = (f"Suspected mislabel: given {found['label']}, the model suggests {found['suggested_label']} "
-                  f"(model confidence {found['suggested_confidence']:.2f}, mislabel score {found['mislabel_score']:.2f})")
+        reason = (f"Suspected mislabel: given {found['label']}, the model suggests {found['suggested_label']} (model "
+                  f"confidence {found['suggested_confidence']:.2f}, mislabel score {found['mislabel_score']:.2f})")
         return Evidence(key, reason, (member_of(dataset, now, key),), str(found["suggested_label"]),
                         float(found["mislabel_score"]))
 
@@ -169,14 +169,15 @@ def group_queue(report: AuditReport, table: pd.DataFrame, groups: pd.DataFrame, 
     def describe(key: str, now: CurationState) -> Evidence:
         group = by_id[int(key.rsplit(":", 1)[1])]
         notes = duplicate_groups.group_members(report, table, group)
-        members = tuple(member_of(dataset, now, sample_id, note) for sample_id, note in zip(notes["id"], notes["match"]))
+        members = tuple(member_of(dataset, now, sample_id, note)
+                        for sample_id, note in zip(notes["id"], notes["match"]))
         badges = [word for word, on in (("labels disagree", group["conflicting"]),
                                         ("train and test", group["cross_split"])) if on]
         reason = duplicate_groups.group_title(group, report) + "".join(f" · {badge}" for badge in badges)
         model = mislabel_review.group_suggestion(result, list(notes["id"])) if result is not None else None
         if model is not None:
-            return Evidence(key, reason + f" · the model suggests {model[0]} for this photo (confidence {model[1]:.2f})",
-                            members, model[0])
+            suggested = f" · the model suggests {model[0]} for this photo (confidence {model[1]:.2f})"
+            return Evidence(key, reason + suggested, members, model[0])
         majority = majority_label(members)
         return Evidence(key, reason + (f" · majority label {majority}" if majority else ""), members, majority)
 
@@ -211,8 +212,8 @@ def resumed_position(keys: Sequence[str], current: str | None, decided: set[str]
     return next((position for position, key in enumerate(keys) if key not in decided), len(keys))
 
 
-def same_queue(taken: Sequence[str], now: Sequence[str], decided: set[str]) -> bool:
-    """Whether the page's queue `now` is still the one `taken` at the start, apart from the items decided in
-    this review (a decided item may leave a queue, e.g. a mislabel once relabeled): if so, the review
+def same_queue(taken: Sequence[str], now: Sequence[str], touched: set[str]) -> bool:
+    """Whether the page's queue `now` is still the one `taken` at the start, apart from the items decided or
+    undone in this review (a decided mislabel leaves its queue, an undone one comes back): if so, the review
     keeps its list and place; if not (a filter changed), the queue is taken afresh."""
-    return [key for key in taken if key not in decided] == [key for key in now if key not in decided]
+    return [key for key in taken if key not in touched] == [key for key in now if key not in touched]

@@ -11,7 +11,7 @@ from fer_app.keyboard import keys
 from fer_core.curation.edits import read_edits
 from fer_core.dataset.loading import load
 from fer_core.labels import EMOTIONS
-from fer_core.views.review_queue import Member, majority_label, resumed_position
+from fer_core.views.review_queue import Member, majority_label, resumed_position, same_queue
 
 
 def click(app, label: str):
@@ -74,7 +74,7 @@ def test_suspected_mislabels_accept_undo_keep_then_the_end_of_the_queue(app, wor
     assert "item 2 of 2" in header(app) and "decided in this review: Kept the given label" in texts(app)
 
 
-def test_filtered_images_relabel_by_number_drop_and_test_images_need_the_switch(app):
+def test_filtered_images_relabel_by_number_drop_test_images_need_the_switch_and_an_empty_queue(app):
     app = keyboard_review(app, rev_usages=["Training"], rev_emotions=["fear"])
     total = int(header(app).split(" of ")[1].split(" ")[0])
     assert "Keyboard review: images matching the filters** · item 1 of" in header(app) and total >= 2
@@ -99,16 +99,14 @@ def test_filtered_images_relabel_by_number_drop_and_test_images_need_the_switch(
     click(app, "Drop (d)")
     assert read_edits()[-1].action == "drop" and len(read_edits()) == 3
 
-
-def test_an_empty_queue_says_so_and_so_does_acting_on_it(app):
-    app = keyboard_review(app, rev_usages=["PublicTest"], rev_flags=["conflict"])
+    app = keyboard_review(app, rev_flags=["conflict"])  # PublicTest images in a conflicting group: none
     assert "The queue is empty: nothing to review here." in texts(app)
     for label in ("Drop (d)", "4 happy", "Keep label: reviewed OK (o)"):
         click(app, label)
         assert "The queue is empty: nothing to decide." in texts(app)
-    click(app, "Undo (u)")
-    assert "Nothing to undo in this review." in texts(app)
-    assert read_edits() == []
+    click(app, "Undo (u)")  # the panel's last decision, made in the queue before: undone, and its image shown
+    assert read_edits()[-1].action == "undo" and read_edits()[-1].undoes == read_edits()[-2].edit_id
+    assert "Undone: Dropped" in texts(app) and "item 1 of 1" in header(app)
 
 
 def test_outliers_of_a_kind_and_conflicting_groups_are_queues_too(app):
@@ -154,6 +152,9 @@ def test_a_queue_taken_afresh_goes_on_where_the_reviewer_was():
     assert resumed_position(["a", "b", "c"], "b", set()) == 1
     assert resumed_position(["a", "b", "c"], "gone", {"a"}) == 1  # first not decided in this review
     assert resumed_position(["a", "b"], None, {"a", "b"}) == 2  # the end
+    assert same_queue(["a", "b", "c"], ["b", "c"], {"a"})  # "a" was decided and left: the same queue
+    assert same_queue(["b", "c"], ["a", "b", "c"], {"a"})  # "a" was undone and came back
+    assert not same_queue(["a", "b", "c"], ["c", "d"], {"a"})  # a filter changed
     members = [Member(f"id{i}", i, label, label, "Training", dropped, False) for i, (label, dropped) in
                enumerate([("sad", False), ("happy", False), ("happy", True)])]
     assert majority_label(members) is None  # sad 1, happy 1 live
