@@ -158,9 +158,16 @@ def release_pages(pixels: np.ndarray, start: int = 0, stop: int | None = None) -
         pass  # only a hint
 
 
-def iterate_chunks(pixels: np.ndarray, size: int):
-    """(start, images) for consecutive chunks of `size` images, each chunk's mapped pages let go after
-    use (`release_pages`), so a full sweep holds one chunk at a time."""
-    for start in range(0, len(pixels), size):
-        yield start, pixels[start:start + size]
-        release_pages(pixels, start, start + size)
+def iterate_chunks(pixels: np.ndarray, size: int, rows: np.ndarray | None = None):
+    """(start, images) for consecutive chunks of `size` images (of the given ascending `rows` only, when
+    given: then `start` counts rows), each chunk's mapped pages let go after use (`release_pages`), so a
+    sweep over the store holds one chunk at a time."""
+    count = len(pixels) if rows is None else len(rows)
+    for start in range(0, count, size):
+        if rows is None:
+            yield start, pixels[start:start + size]
+            release_pages(pixels, start, start + size)
+        else:
+            chosen = rows[start:start + size]
+            yield start, pixels[chosen]
+            release_pages(pixels, int(chosen[0]), int(chosen[-1]) + 1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fer_core.dataset.pixel_store import iterate_chunks
 from fer_core.duplicates.hashing import find_close_pairs
 from fer_core.duplicates.pixel_views import one_blas_thread
 from fer_core.duplicates.verification import NearVerifyConfig
@@ -28,18 +29,20 @@ def _pooling_matrix(side: int, cells: int) -> np.ndarray:
 
 
 @one_blas_thread
-def shape_descriptors(pixels: np.ndarray, chunk_size: int = 1024) -> np.ndarray:
+def shape_descriptors(pixels: np.ndarray, chunk_size: int = 1024, rows: np.ndarray | None = None) -> np.ndarray:
     """N×80 unit vectors: gradient orientation statistics of the 24×24 image over 4×4 soft cells.
 
     Per pixel, the gradient magnitude m and its unsigned orientation θ as m·(1, cos 2θ, sin 2θ,
     cos 4θ, sin 4θ) — a smooth orientation histogram (HOG-like, without binning, so no arctan
     and no scatter) — pooled over Gaussian cells that overlap, so a shift of a few pixels or a
-    10 % crop changes the vector little while different faces still differ.
+    10 % crop changes the vector little while different faces still differ. Of the given ascending
+    `rows` only, when given (read a chunk at a time: no copy of the whole store).
     """
     pooling = _pooling_matrix(DESCRIPTOR_SIDE, DESCRIPTOR_CELLS)
-    out = np.empty((len(pixels), DESCRIPTOR_CHANNELS * DESCRIPTOR_CELLS ** 2), np.float32)
-    for start in range(0, len(pixels), chunk_size):
-        images = np.asarray(pixels[start:start + chunk_size], dtype=np.uint8)
+    out = np.empty((len(pixels) if rows is None else len(rows), DESCRIPTOR_CHANNELS * DESCRIPTOR_CELLS ** 2),
+                   np.float32)
+    for start, images in iterate_chunks(pixels, chunk_size, rows):
+        images = np.asarray(images, dtype=np.uint8)
         # 2×2 sums: the 24×24 image (scaled by 4, which the normalisation removes)
         small = (images[:, 0::2, 0::2].astype(np.float32) + images[:, 1::2, 0::2] + images[:, 0::2, 1::2]
                  + images[:, 1::2, 1::2])
@@ -209,8 +212,10 @@ def _unique_pairs(a: np.ndarray, b: np.ndarray, count: int) -> tuple[np.ndarray,
 
 
 def find_candidates(pixels: np.ndarray, hashes: np.ndarray, mirror_hashes: np.ndarray,
-                    config: NearVerifyConfig = NearVerifyConfig()) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate pairs (i < j): pHash neighbours (direct and mirrored) ∪ shape-descriptor neighbours."""
+                    config: NearVerifyConfig = NearVerifyConfig(),
+                    rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs (i < j): pHash neighbours (direct and mirrored) ∪ shape-descriptor neighbours; among
+    the given ascending `rows` of `pixels` when given (i and j then index `rows`; hashes are theirs)."""
     hash_a, hash_b = hash_candidates(hashes, mirror_hashes, config.hash_radius, config.mirror_hash_radius)
-    shape_a, shape_b = descriptor_candidates(shape_descriptors(pixels), config)
-    return _unique_pairs(np.concatenate([hash_a, shape_a]), np.concatenate([hash_b, shape_b]), len(pixels))
+    shape_a, shape_b = descriptor_candidates(shape_descriptors(pixels, rows=rows), config)
+    return _unique_pairs(np.concatenate([hash_a, shape_a]), np.concatenate([hash_b, shape_b]), len(hashes))

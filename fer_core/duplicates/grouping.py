@@ -167,8 +167,8 @@ def find_verified_pairs(pixels: np.ndarray, hashes: np.ndarray, mirror_hashes: n
         hashes, mirror_hashes = phash_and_mirror_batch(pixels)
     _, representatives = np.unique(digests, return_index=True)
     representatives = np.sort(representatives)
-    local_a, local_b = find_candidates(pixels[representatives], hashes[representatives],
-                                       mirror_hashes[representatives], config)
+    local_a, local_b = find_candidates(pixels, hashes[representatives], mirror_hashes[representatives], config,
+                                       rows=representatives)  # read in chunks: no copy of the distinct images
     scored = verify_pairs(pixels, representatives[local_a], representatives[local_b], config)
     return scored.select(accepted(scored, config))
 

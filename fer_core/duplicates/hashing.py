@@ -15,6 +15,8 @@ from math import comb, log2
 
 import numpy as np
 
+from fer_core.dataset.pixel_store import iterate_chunks
+
 PHASH_SIZE = 8
 PHASH_HIGHFREQ_FACTOR = 4
 HASH_BITS = 64
@@ -29,10 +31,13 @@ SCAN_BLOCK_ELEMENTS = 1 << 22  # XORs held at once by the scan (32 MiB of uint64
 MAX_CLOSE_PAIRS = 5_000_000
 
 
-def exact_digests(pixels: np.ndarray) -> np.ndarray:
+def exact_digests(pixels: np.ndarray, chunk_size: int = 8192) -> np.ndarray:
     """A 128-bit digest of each image's pixel bytes (equal digests ⇔ identical pixels)."""
-    flat = np.ascontiguousarray(pixels).reshape(len(pixels), -1)
-    return np.array([hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in flat], dtype="S16")
+    digests = np.empty(len(pixels), dtype="S16")
+    for start, images in iterate_chunks(pixels, chunk_size):
+        flat = np.ascontiguousarray(images).reshape(len(images), -1)
+        digests[start:start + len(flat)] = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in flat]
+    return digests
 
 
 def phash_batch(pixels: np.ndarray, chunk_size: int = 8192) -> np.ndarray:
@@ -46,8 +51,7 @@ def phash_and_mirror_batch(pixels: np.ndarray, chunk_size: int = 8192) -> tuple[
     The mirror's hash costs nothing extra: mirroring commutes with PIL's symmetric resize, and
     the DCT of a reversed row is the DCT of the row with odd frequencies negated.
     """
-    pixels = np.asarray(pixels, dtype=np.uint8)
-    parts = [_phash_chunk(pixels[start:start + chunk_size]) for start in range(0, len(pixels), chunk_size)]
+    parts = [_phash_chunk(np.asarray(images, dtype=np.uint8)) for _, images in iterate_chunks(pixels, chunk_size)]
     if not parts:
         return np.empty(0, np.uint64), np.empty(0, np.uint64)
     return np.concatenate([part[0] for part in parts]), np.concatenate([part[1] for part in parts])

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fer_core.dataset.pixel_store import release_pages
+
 SIDE = 48
 CENTER = (SIDE - 1) / 2
 
@@ -201,46 +203,53 @@ def score_pairs(pixels: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray, grid
     return best, where
 
 
-def refine_pairs(pixels: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray, grid: SearchGrid,
-                  center_y: np.ndarray, center_x: np.ndarray, radius: int,
-                  chunk_floats: int = 2**20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def refine_blocks(pixels: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray, grid: SearchGrid,
+                  center_y: np.ndarray, center_x: np.ndarray, radius: int, chunk_floats: int = 2**20,
+                  block_pairs: int = 2**15):
     """The fine search around each pair's coarse best translation: every transform, and every
     translation within `radius` px of (center_y, center_x) (clipped to stay inside the grid's shifts).
 
-    Returns scores (pairs × (2·radius + 1)² × transforms) and each score's translation (pairs ×
-    (2·radius + 1)², y and x). The fine grid's points fall halfway between pixels, so image b is
-    blurred and averaged over 2×2 neighbours once; each pair cuts the block its translations
-    cover out of that, and every window is a strided view of the block.
+    Yields, a block of about `block_pairs` pairs at a time (scores take 1.4 KB a pair, so they never
+    exist for all pairs at once): the pairs' indices, their scores (pairs × (2·radius + 1)² ×
+    transforms) and each score's translation (pairs × (2·radius + 1)², y and x).
+
+    The fine grid's points fall halfway between pixels, so image b is blurred and averaged over 2×2
+    neighbours once; each pair cuts the block its translations cover out of that, and every window is a
+    strided view of the block.
     """
     limit = max(grid.shifts)
     radius = min(radius, limit)
     steps = np.arange(-radius, radius + 1)
     center_y = np.clip(center_y, -limit + radius, limit - radius)
     center_x = np.clip(center_x, -limit + radius, limit - radius)
-    shift_y = np.repeat(center_y[:, None] + steps, len(steps), axis=1)
-    shift_x = np.tile(center_x[:, None] + steps, len(steps))
     local, side, transform_count = len(steps), grid.grid_side, len(grid.transforms)
     span = 2 * radius + 1 + int(grid.grid_step) * (side - 1)  # block rows (and columns) the windows cover
     first_point = int(CENTER + grid.offsets()[0] - 0.5) - radius  # the block's corner at translation 0
-    scores = np.empty((len(rows_a), local * local, transform_count), np.float32)
     smooth = _samplers(grid)[2]
     order = np.argsort(rows_a, kind="stable")  # pairs that share image a share its template views
     batch = max(1, chunk_floats // (2 * local * local * side * side + transform_count * side * side))
-    for first in range(0, len(order), batch):
-        part = order[first:first + batch]
-        hubs, hub_of = np.unique(rows_b[part], return_inverse=True)
-        images = np.asarray(pixels[hubs], np.float32)
-        boxed = _sandwich(smooth, images - images.mean(axis=(1, 2), keepdims=True), smooth)  # hubs × 47 × 47
-        block_y = first_point + center_y[part, None] + np.arange(span)
-        block_x = first_point + center_x[part, None] + np.arange(span)
-        blocks = np.ascontiguousarray(boxed[hub_of[:, None, None], block_y[:, :, None], block_x[:, None, :]])
-        step = int(grid.grid_step)
-        pair_stride, row_stride, column_stride = blocks.strides
-        windows = np.lib.stride_tricks.as_strided(
-            blocks, (len(part), local, local, side, side),
-            (pair_stride, row_stride, column_stride, step * row_stride, step * column_stride), writeable=False)
-        windows = windows.reshape(len(part), local * local, side * side)  # (a copy: the views overlap)
-        unique, inverse = np.unique(rows_a[part], return_inverse=True)
-        templates = template_views(np.asarray(pixels[unique], np.float32), grid)[inverse]
-        scores[part] = np.matmul(windows, templates.transpose(0, 2, 1)) / centred_norms(windows)[:, :, None]
-    return scores, shift_y, shift_x
+    per_block = max(1, block_pairs // batch) * batch
+    for block_first in range(0, len(order), per_block):
+        block = order[block_first:block_first + per_block]
+        scores = np.empty((len(block), local * local, transform_count), np.float32)
+        for first in range(0, len(block), batch):
+            part = block[first:first + batch]
+            hubs, hub_of = np.unique(rows_b[part], return_inverse=True)
+            images = np.asarray(pixels[hubs], np.float32)
+            boxed = _sandwich(smooth, images - images.mean(axis=(1, 2), keepdims=True), smooth)  # hubs × 47 × 47
+            block_y = first_point + center_y[part, None] + np.arange(span)
+            block_x = first_point + center_x[part, None] + np.arange(span)
+            blocks = np.ascontiguousarray(boxed[hub_of[:, None, None], block_y[:, :, None], block_x[:, None, :]])
+            step = int(grid.grid_step)
+            pair_stride, row_stride, column_stride = blocks.strides
+            windows = np.lib.stride_tricks.as_strided(
+                blocks, (len(part), local, local, side, side),
+                (pair_stride, row_stride, column_stride, step * row_stride, step * column_stride), writeable=False)
+            windows = windows.reshape(len(part), local * local, side * side)  # (a copy: the views overlap)
+            unique, inverse = np.unique(rows_a[part], return_inverse=True)
+            templates = template_views(np.asarray(pixels[unique], np.float32), grid)[inverse]
+            scores[first:first + len(part)] = (np.matmul(windows, templates.transpose(0, 2, 1))
+                                               / centred_norms(windows)[:, :, None])
+        release_pages(pixels)  # the store's pages read for this block (a million images: 2.3 GB when all are)
+        yield (block, scores, np.repeat(center_y[block, None] + steps, local, axis=1),
+               np.tile(center_x[block, None] + steps, local))

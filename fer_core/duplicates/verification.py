@@ -33,7 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fer_core.duplicates.pixel_views import (CENTER, SIDE, SearchGrid, contrast, one_blas_thread, refine_pairs,
+from fer_core.dataset.pixel_store import iterate_chunks
+from fer_core.duplicates.pixel_views import (CENTER, SIDE, SearchGrid, contrast, one_blas_thread, refine_blocks,
                                              score_pairs)
 
 KINDS = ("exact", "near", "shifted", "cropped", "mirrored")
@@ -167,7 +168,8 @@ def verify_pairs(pixels: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray,
     """
     rows_a, rows_b = np.asarray(rows_a, np.int64), np.asarray(rows_b, np.int64)
     rows = np.union1d(rows_a, rows_b)
-    flat_rows = rows[contrast(pixels[rows]) < config.min_contrast] if len(rows) else rows
+    flat_rows = rows[np.concatenate([contrast(images) for _, images in iterate_chunks(pixels, 8192, rows)]
+                                    or [np.empty(0, np.float32)]) < config.min_contrast]
     coarse = coarse_grid(config)
     coarse_best, coarse_index = score_pairs(pixels, rows_a, rows_b, coarse, config.coarse_unit_size)
     coarse_best[np.isin(rows_a, flat_rows) | np.isin(rows_b, flat_rows)] = 0.0
@@ -184,11 +186,20 @@ def verify_pairs(pixels: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray,
         shift_index = coarse_index[promising] // len(coarse.transforms)  # y-major, like the windows
         center_y, center_x = (coarse_shifts[index] for index in np.divmod(shift_index, len(coarse_shifts)))
     grid = fine_grid(config)
-    scores, shift_y, shift_x = refine_pairs(pixels, rows_a[promising], rows_b[promising], grid, center_y, center_x,
-                                             radius)
+    for block, scores, shift_y, shift_x in refine_blocks(pixels, rows_a[promising], rows_b[promising], grid, center_y,
+                                                         center_x, radius):
+        fine = _fine_result(scores, shift_y, shift_x, grid, config)
+        for name in ("similarity", "shift_x", "shift_y", "scale", "mirrored", "kind"):
+            getattr(result, name)[promising[block]] = fine[name]
+    return result
+
+
+def _fine_result(scores: np.ndarray, shift_y: np.ndarray, shift_x: np.ndarray, grid: SearchGrid,
+                 config: NearVerifyConfig) -> dict[str, np.ndarray]:
+    """The fine search's verdict on a block of pairs: the best transform of each, or, where only a wide
+    transform explains the pair and it misses the wide bar yet a narrow one passes the narrow bar, the
+    narrow one (elsewhere the best over all transforms)."""
     fine = _best_transforms(scores, shift_y, shift_x, grid, config.kind_margin)
-    # where only a wide transform explains the pair and it misses the wide bar, yet a narrow one
-    # passes the narrow bar, the narrow one is reported (elsewhere the best over all transforms)
     redo = (_wide(fine["kind"], fine["shift_y"], fine["shift_x"], config)
             & (fine["similarity"] < config.wide_min_similarity))
     if redo.any():
@@ -199,9 +210,7 @@ def verify_pairs(pixels: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray,
         rescued = np.flatnonzero(redo)[again["similarity"] >= config.min_similarity]
         for name in fine:
             fine[name][rescued] = again[name][again["similarity"] >= config.min_similarity]
-    for name in ("similarity", "shift_x", "shift_y", "scale", "mirrored", "kind"):
-        getattr(result, name)[promising] = fine[name]
-    return result
+    return fine
 
 
 def _best_transforms(scores: np.ndarray, shift_y: np.ndarray, shift_x: np.ndarray, grid: SearchGrid,

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from fer_core.dataset.pixel_store import iterate_chunks
 
 Progress = Callable[[str, int, int], None]
 WHISKER_IQR = 1.5
@@ -185,11 +186,19 @@ def normalized_thumbnails(pixels: np.ndarray, side: int = 24, chunk_size: int = 
     return out
 
 
+def eigenface_sample(count: int, sample: int, seed: int) -> np.ndarray:
+    """The rows (sorted) whose thumbnails the eigenfaces are fitted on: a seeded random sample."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(count, size=min(sample, count), replace=False))
+
+
 def fit_eigenfaces(thumbnails: np.ndarray, components: int, sample: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean and top principal axes of a random sample of the thumbnails (eigen-decomposed covariance)."""
-    rng = np.random.default_rng(seed)
-    chosen = rng.choice(len(thumbnails), size=min(sample, len(thumbnails)), replace=False)
-    subset = thumbnails[np.sort(chosen)]
+    return eigenfaces_of(thumbnails[eigenface_sample(len(thumbnails), sample, seed)], components)
+
+
+def eigenfaces_of(subset: np.ndarray, components: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and top principal axes of these thumbnails."""
     mean = subset.mean(axis=0)
     centred = subset - mean
     covariance = (centred.T @ centred).astype(np.float64) / max(len(subset) - 1, 1)
@@ -284,22 +293,40 @@ def pixel_kind_scores(table: pd.DataFrame, config: OutlierConfig) -> pd.DataFram
 
 def compute_scores(pixels: np.ndarray, labels: np.ndarray, exact_group_of: np.ndarray | None,
                    config: OutlierConfig, report: Progress) -> pd.DataFrame:
-    """Every column of `score_outliers`, computed from the pixels (about a second for FER-2013)."""
+    """Every column of `score_outliers`, computed from the pixels (about a second for FER-2013).
+
+    Two passes over the pixels, `config.chunk_size` images at a time: the histogram and neighbour-step
+    signals, then the eigenface residual (fitted first on the sampled rows' thumbnails). Only the
+    table's columns are kept per image: the N×256 float histograms and N×576 thumbnails once held all
+    at once took 8 KB an image (8 GB for a million).
+    """
     steps = 4
     report("outlier statistics", 0, steps)
-    histograms = grey_histograms(pixels)
-    table = pixel_statistics(pixels, histograms)
-    table = pd.concat([table, box_plot_outliers(table["mean"].to_numpy(), labels, config.whisker_iqr)], axis=1)
-    report("outlier statistics", 1, steps)
-    table["flat_fraction"] = flat_fraction(pixels, config.flat_max_step, config.chunk_size)
-    ranges = grey_range(histograms, *config.grey_range_quantiles)
-    table["sharp_edge_fraction"] = sharp_edge_fraction(pixels, ranges, config.sharp_min_jump, config.chunk_size)
-    table["dominant_fraction"] = dominant_fraction(histograms, config.dominant_window)
+    signals = {name: np.empty(len(pixels)) for name in ("mean", "std", "entropy", "flat_fraction",
+                                                         "sharp_edge_fraction", "dominant_fraction",
+                                                         "reconstruction_error")}
+    for start, images in iterate_chunks(pixels, config.chunk_size):
+        rows = slice(start, start + len(images))
+        histograms = grey_histograms(images)
+        for name, values in pixel_statistics(images, histograms).items():
+            signals[name][rows] = values.to_numpy()
+        signals["flat_fraction"][rows] = flat_fraction(images, config.flat_max_step, config.chunk_size)
+        ranges = grey_range(histograms, *config.grey_range_quantiles)
+        signals["sharp_edge_fraction"][rows] = sharp_edge_fraction(images, ranges, config.sharp_min_jump,
+                                                                   config.chunk_size)
+        signals["dominant_fraction"][rows] = dominant_fraction(histograms, config.dominant_window)
     report("outlier statistics", 2, steps)
-    thumbnails = normalized_thumbnails(pixels, config.pca_side, config.chunk_size)
-    mean, axes = fit_eigenfaces(thumbnails, config.pca_components, config.pca_fit_sample, config.seed)
-    table["reconstruction_error"] = reconstruction_error(thumbnails, mean, axes, config.chunk_size)
+    fitted_on = eigenface_sample(len(pixels), config.pca_fit_sample, config.seed)
+    mean, axes = eigenfaces_of(normalized_thumbnails(pixels[fitted_on], config.pca_side, config.chunk_size),
+                               config.pca_components)
+    for start, images in iterate_chunks(pixels, config.chunk_size):
+        signals["reconstruction_error"][start:start + len(images)] = reconstruction_error(
+            normalized_thumbnails(images, config.pca_side, config.chunk_size), mean, axes, config.chunk_size)
     report("outlier statistics", 3, steps)
+    table = pd.DataFrame({name: signals[name] for name in ("mean", "std", "entropy")})
+    table = pd.concat([table, box_plot_outliers(signals["mean"], labels, config.whisker_iqr)], axis=1)
+    for name in ("flat_fraction", "sharp_edge_fraction", "dominant_fraction", "reconstruction_error"):
+        table[name] = signals[name]
     table["recurring_placeholder"] = recurring_placeholders(labels, exact_group_of, config.recurring_min_emotions)
     table = pd.concat([table, pixel_kind_scores(table, config)], axis=1)
     report("outlier statistics", steps, steps)
