@@ -42,6 +42,7 @@ PAGES: tuple[tuple[str, str, str], ...] = (
     ("pages/1_Duplicates.py", "Duplicates", ":material/content_copy:"),
     ("pages/2_Outliers.py", "Outliers", ":material/scatter_plot:"),
     ("pages/3_Review.py", "Review", ":material/grid_view:"),
+    ("pages/7_Map.py", "Map", ":material/bubble_chart:"),
     ("pages/4_Train.py", "Train", ":material/model_training:"),
     ("pages/5_Results.py", "Results", ":material/analytics:"),
     ("pages/6_Report.py", "Report", ":material/summarize:"),
