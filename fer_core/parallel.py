@@ -30,19 +30,20 @@ def cluster_configured() -> bool:
     return bool(os.environ.get(RAY_ADDRESS_ENV))
 
 
-def map_batches(function: Callable[[Any], Any], items: Sequence, batch_size: int, *,
-                local_processes: int = 1, num_cpus: float = 1.0) -> Generator[Any, None, None]:
+def map_batches(function: Callable[[Any], Any], items: Sequence, batch_size: int, *, local_processes: int = 1,
+                num_cpus: float = 1.0, environment: dict[str, str] | None = None) -> Generator[Any, None, None]:
     """`function(items[start:start + batch_size])` for consecutive batches, yielded in order as they finish.
 
     `function` must be pure and picklable (a module-level function or a `functools.partial` of one): on a
-    cluster, and locally with `local_processes` > 1, it runs in other processes. Empty `items`: nothing.
-    A caller that stops early calls `close()` on the generator: the batches not yet done are cancelled.
+    cluster, and locally with `local_processes` > 1, it runs in other processes. On a cluster each batch takes
+    `num_cpus` and runs in a worker with `environment` added to its variables (`thread_environment`).
+    Empty `items`: nothing. A caller that stops early calls `close()`: the batches not yet done are cancelled.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     batches = [items[start:start + batch_size] for start in range(0, len(items), batch_size)]
     if cluster_configured() and batches:
-        return _map_on_ray(function, batches, num_cpus)
+        return _map_on_ray(function, batches, num_cpus, environment or {})
     return _map_locally(function, batches, local_processes)
 
 
@@ -82,12 +83,14 @@ class _ApplyToBatch:
         return {"index": rows["index"], "result": results}
 
 
-def _map_on_ray(function: Callable[[Any], Any], batches: list, num_cpus: float) -> Generator[Any, None, None]:
+def _map_on_ray(function: Callable[[Any], Any], batches: list, num_cpus: float,
+                environment: dict[str, str]) -> Generator[Any, None, None]:
     """One Ray Data row per batch (so the caller's batch is the unit of work), mapped on the cluster."""
     ray = connect()
     rows = [{"index": index, "batch": _Opaque(batch)} for index, batch in enumerate(batches)]
     dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-        _ApplyToBatch(function), batch_size=1, batch_format="numpy", num_cpus=num_cpus)
+        _ApplyToBatch(function), batch_size=1, batch_format="numpy", num_cpus=num_cpus,
+        **({"runtime_env": {"env_vars": environment}} if environment else {}))
     waiting: dict[int, Any] = {}
     next_index = 0
     for finished in dataset.iter_batches(batch_size=None, batch_format="numpy"):
@@ -97,6 +100,12 @@ def _map_on_ray(function: Callable[[Any], Any], batches: list, num_cpus: float) 
             next_index += 1
     if next_index != len(batches):
         raise RuntimeError(f"Ray Data returned {next_index} of {len(batches)} batches")
+
+
+def thread_environment(threads: int) -> dict[str, str]:
+    """Environment variables that size TensorFlow's and OpenMP's thread pools to a worker's share of CPUs: by
+    default each would take every core of the node, and a node's tasks would oversubscribe it many times."""
+    return {name: str(threads) for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")}
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from fer_core.duplicates.grouping import NO_GROUP
 from fer_core.mislabels.config import (VALIDATION_USAGE, MislabelConfig, MislabelProgress, MislabelsCancelled,
                                        ProgressCallback, StopCheck)
 from fer_core.mislabels.results import read_fold, write_fold
-from fer_core.parallel import cluster_configured, cluster_share, run_tasks
+from fer_core.parallel import cluster_configured, cluster_share, run_tasks, thread_environment
 
 
 def assign_folds(labels: np.ndarray, group_of: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -123,10 +123,9 @@ def fit_folds_on_cluster(dataset: Dataset, rows: list[tuple[np.ndarray, np.ndarr
             on_progress(MislabelProgress("fold_done", fold + 1, config.folds, seconds=result[2]["seconds"]))
 
     pixels, labels = np.asarray(dataset.pixels), np.asarray(dataset.labels)
-    threads = str(share.cpus)  # TensorFlow's thread pools sized to the task's share, not to the whole machine
     run_tasks(fit_fold, [(pixels, labels, *rows[fold], other_rows, validation, config, fold) for fold in missing],
-              share=share, environment={"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads},
-              on_done=keep, check_stop=lambda: _stop_if_asked(should_stop))
+              share=share, environment=thread_environment(share.cpus), on_done=keep,
+              check_stop=lambda: _stop_if_asked(should_stop))
     return missing
 
 

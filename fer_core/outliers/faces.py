@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from fer_core.parallel import map_batches
+from fer_core.parallel import map_batches, thread_environment
 
 Progress = Callable[[str, int, int], None]
 STAGE = "faces"
@@ -214,7 +214,8 @@ def find_faces(pixels: np.ndarray, *, progress: Progress | None = None,
         report(STAGE, 0, len(pixels))
         stop = 0
         # in this process, or as Ray Data on the cluster when $FER_AUDIT_RAY_ADDRESS is set (fer_core.parallel)
-        for found in map_batches(functools.partial(detect_batch, config=config), pixels, config.batch_size):
+        for found in map_batches(functools.partial(detect_batch, config=config), pixels, config.batch_size,
+                                 environment=thread_environment(1)):
             raw[stop:stop + len(found)] = found
             stop += len(found)
             report(STAGE, stop, len(pixels))
