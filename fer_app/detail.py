@@ -15,24 +15,21 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from fer_core import jobs
 from fer_core.audit import AuditReport
 from fer_core.curation import edits
-from fer_core.training import features
-from fer_core.views import duplicate_groups, image_story, image_tiles, predictions, similar
+from fer_core.views import duplicate_groups, image_story, image_tiles, predictions
 from fer_core.views import runs as results
 from fer_core.workspace import check_under_data_root, data_root
 
-from . import audit_task, gallery, session
+from . import audit_task, find_similar, gallery, session
 
 REQUEST = "detail_request"  # the id (or a search) whose panel opens on the next run
 OPEN = "detail_open"  # the id whose panel is open
 SEARCH = "detail_search"
-DETAIL, SIMILAR = "detail", "similar"  # gallery keys: the panel's own image, its neighbours
-SPACE, COUNT, TAB = "similar_space", "similar_count", "detail_tab"
+DETAIL = "detail"  # the gallery key of the panel's own image (its pick → act form)
+TAB = "detail_tab"
 PANEL_IMAGE_FACTOR = 5  # 48 px → 240 px
 SMALL_TILE_WIDTH = 120  # a confusion cell's tiles: many in a row beside the matrix
-NEIGHBOUR_COUNTS = (12, 24, 48)
 PREDICTION_COLUMNS = {"confidence": st.column_config.NumberColumn("confidence", format="percent"),
                       "current_label_probability": st.column_config.NumberColumn("p(current label)",
                                                                                  format="percent")}
@@ -88,7 +85,7 @@ def find_image_box() -> None:
     if request is not None:
         st.session_state[OPEN] = request
         session.remember_for_page(OPEN)
-        for key in (DETAIL, SIMILAR):
+        for key in (DETAIL, find_similar.SIMILAR):
             gallery.clear_picks(key)
     sample_id = st.session_state[OPEN]
     if not report.dataset.has_id(sample_id):
@@ -136,7 +133,7 @@ def panel(report: AuditReport, sample_id: str) -> None:
             _story(report, table, story)
     if similar_tab.open:
         with similar_tab:
-            _find_similar(report, table, story)
+            find_similar.find_similar(report, table, story)
     if st.session_state.get(REQUEST):  # a Details click inside the panel: open that image's panel instead
         st.rerun(scope="app")
 
@@ -186,55 +183,10 @@ def _story(report: AuditReport, table: pd.DataFrame, story: image_story.ImageSto
                                    "active", "batch_id"])
 
 
-def _find_similar(report: AuditReport, table: pd.DataFrame, story: image_story.ImageStory) -> None:
-    runs = {record.run_id: record.out_dir for record in _finished_runs()}
-    spaces = {space.name: space for space in features.available_feature_spaces(runs, report.dataset)}
-    left, right = st.columns([3, 1])
-    name = left.selectbox("Similar by", list(spaces), format_func=lambda name: spaces[name].label, key=SPACE,
-                          help="Shape descriptors: the audit's near-duplicate space (mirror included). A run: "
-                               "what its model learned (its penultimate layer), computed once per run and data.")
-    count = right.selectbox("Neighbours", NEIGHBOUR_COUNTS, key=COUNT)
-    with session.stop_on_error("Cannot compute the features"), st.spinner("Computing the features (once)…"):
-        matrix, mirrored = _features(report, spaces.get(name, spaces[features.DESCRIPTORS]))
-    neighbours = similar.nearest_neighbours(matrix, story.row, count, mirrored_features=mirrored)
-    st.caption(f"The {len(neighbours)} images nearest to this one ({spaces[name].label}); similarity is the "
-               "cosine of their feature vectors (100% = same direction). Click images to pick them.")
-    rows = neighbours["row"].to_numpy()
-    live = [str(sample_id) for sample_id in table["id"].to_numpy()[rows][~table["dropped"].to_numpy()[rows]]]
-    st.button("Pick all", key="similar_pick_all", icon=":material/select_all:", on_click=gallery.pick_all,
-              args=(SIMILAR, live), disabled=not live)
-    gallery.image_grid(report, table, rows, key=SIMILAR, details=similar.neighbour_captions(neighbours))
-    gallery.bulk_actions(report, SIMILAR)
-
-
-def _features(report: AuditReport, space: features.FeatureSpace) -> tuple[np.ndarray, np.ndarray | None]:
-    if space.name == features.DESCRIPTORS:
-        return _descriptors(report.dataset.fingerprint, report.dataset)
-    return _run_features(space.run_dir, report.dataset.fingerprint, report.dataset), None
-
-
-@st.cache_resource(show_spinner=False, max_entries=2)
-def _descriptors(fingerprint: str, _dataset) -> tuple[np.ndarray, np.ndarray]:
-    """The descriptor features of a dataset and of its mirror images (about a second for FER-2013), held once."""
-    return features.descriptor_features(_dataset), features.descriptor_features(_dataset, mirrored=True)
-
-
-@st.cache_resource(show_spinner=False, max_entries=2)
-def _run_features(run_dir: str, fingerprint: str, _dataset) -> np.ndarray:
-    return features.run_features(run_dir, _dataset)
-
-
-def _finished_runs() -> list[jobs.RunRecord]:
-    try:
-        return results.finished_with_metrics(jobs.list_runs())
-    except ValueError:
-        return []
-
-
 def _run_predictions() -> list[tuple[str, pd.DataFrame]]:
     """(run label, predictions.csv) of each finished run that wrote one, newest first."""
     found = []
-    for record in _finished_runs():
+    for record in find_similar.finished_runs():
         path = Path(record.out_dir) / predictions.PREDICTIONS_NAME
         if path.is_file():
             found.append((results.describe_run(record), _read_predictions(str(path), path.stat().st_mtime_ns)))

@@ -5,7 +5,7 @@ import pytest
 from synthetic import make_synthetic_near
 
 from fer_core.training import features
-from fer_core.views.similar import nearest_neighbours, neighbour_captions
+from fer_core.views.similar import NeighbourIndex, nearest_neighbours, neighbour_captions
 
 
 def brute_force(matrix, row, count, allowed):
@@ -34,6 +34,14 @@ def test_float16_features_zero_rows_and_bad_rows():
     with pytest.raises(ValueError, match="row 4 out of range; the feature matrix has 4 rows"):
         nearest_neighbours(matrix, 4)
     assert nearest_neighbours(matrix, 0, 3, candidates=np.zeros(4, bool)).empty
+    with pytest.raises(ValueError, match="mirrored features have 3 rows; expected 4"):
+        NeighbourIndex.build(matrix, matrix[:3])
+    index = NeighbourIndex.build(matrix)  # normalised once, asked many times
+    assert index.unit.dtype == np.float32 and index.nearest(0, 3).equals(found) and len(index) == 4
+    positive = np.array([[10, 1], [10, 2], [11, 1], [10, 1.1]], np.float32)  # ReLU-like: every raw cosine ≈ 1
+    assert nearest_neighbours(positive, 0, 3)["similarity"].min() > 0.99
+    centred = NeighbourIndex.build(positive, centre=True).nearest(0, 3)
+    assert centred["row"].tolist() == [3, 2, 1] and centred["similarity"].min() < 0  # spread: a real ranking
 
 
 def test_the_mirror_finds_a_mirrored_copy_first_in_descriptor_space():

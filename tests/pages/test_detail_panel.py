@@ -2,6 +2,8 @@
 the image's flags with their numbers and its history; relabel from it writes one batch, undoable; find similar
 picks neighbours and acts on them in one batch; an unknown id is said in one line."""
 
+import time
+
 from streamlit.testing.v1 import AppTest
 from test_pages import button, open_page, texts
 
@@ -21,8 +23,20 @@ def panel_open(app: AppTest) -> bool:
     return any(box.key in ("detail_emotion", "similar_emotion") for box in app.selectbox)
 
 
+def until_neighbours_shown(app: AppTest) -> AppTest:
+    """The features are made in a background thread (the tab polls while it waits): run again until they are in."""
+    deadline = time.monotonic() + 60
+    while not any(b.key == "similar_pick_all" for b in app.button):
+        assert time.monotonic() < deadline and not app.exception, "no neighbours shown"
+        time.sleep(0.2)
+        app.run()
+    return app
+
+
 def test_search_opens_the_panel_with_flags_and_an_unknown_id_says_so_in_one_line(app):
-    app = search(open_page(app, REVIEW), "no_such_face")
+    app = open_page(app, REVIEW)
+    assert "41 · why: duplicate (exact) · leak" in texts(app)  # a Review tile says why it is listed
+    app = search(app, "no_such_face")
     lines = [caption.value.replace("\\", "") for caption in app.sidebar.caption if "no" in caption.value]
     assert lines == ["No image with id 'no_such_face' in this data (50 images)."] and not panel_open(app)
     app = search(app, "Training_47.png")  # the planted blank frame (make_synthetic's row 47)
@@ -56,7 +70,7 @@ def test_find_similar_pick_all_then_drop_is_one_batch(app):
     app = search(open_page(app, REVIEW), "Training_1.png")
     assert panel_open(app) and not any(box.key == "similar_count" for box in app.selectbox)  # only the open tab runs
     app.session_state["detail_tab"] = "Find similar"  # what a click on the tab sets
-    app.run()
+    app = until_neighbours_shown(app.run())
     app.selectbox(key="similar_count").set_value(12).run()
     app.button(key="similar_pick_all").click().run()
     picked = [box for box in app.checkbox if box.key.startswith("similar_pick_") and box.value]
