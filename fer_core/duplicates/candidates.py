@@ -18,6 +18,10 @@ DESCRIPTOR_SIDE = 24
 DESCRIPTOR_CELLS = 4
 DESCRIPTOR_CHANNELS = 5  # magnitude, cos 2θ, sin 2θ, cos 4θ, sin 4θ
 MIRROR_SIGNS = np.array([1, 1, -1, 1, -1], np.float32)
+# Blocks of the descriptor search: one of more images is split into blocks of about SPLIT_BLOCK (FER-2013's
+# largest of 64 holds 2,245 distinct images, so FER-2013 is never split; a million images would be).
+MAX_BLOCK = 2400
+SPLIT_BLOCK = 600
 
 
 def _pooling_matrix(side: int, cells: int) -> np.ndarray:
@@ -101,34 +105,86 @@ def whiten_descriptors(descriptors: np.ndarray, dimensions: int) -> tuple[np.nda
     return whiten(descriptors), whiten(mirrored)
 
 
-@one_blas_thread
-def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (i < j): each image's `descriptor_neighbours` nearest whitened descriptors, and its mirror's.
-
-    Blocked search: k-means (on a sample of the raw descriptors, whose crowding the blocks follow)
-    splits the images into blocks; each image and each mirrored image looks only in its
-    `descriptor_probes` nearest blocks and keeps its nearest neighbours there, by the whitened
-    descriptors. Ranks, not a fixed cosine: faces crowd together unevenly.
-    """
+def descriptor_blocks(descriptors: np.ndarray, config: NearVerifyConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(block centres, each image's block): k-means (scipy's, on a sample of the raw descriptors, whose
+    crowding the blocks follow) into `descriptor_clusters` blocks, each image in the block of the
+    nearest centre; a block of more than `MAX_BLOCK` images is split again the same way into blocks of
+    about `SPLIT_BLOCK`, so that the search stays linear in the number of images (64 blocks of a
+    million faces hold 15,000 each, and each query would compare with 8 of them)."""
     from scipy.cluster.vq import kmeans2  # scipy is loaded already; importing scikit-learn costs seconds
 
     count = len(descriptors)
-    neighbours = min(config.descriptor_neighbours, count - 1)
-    if neighbours < 1:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
     clusters = int(min(config.descriptor_clusters, max(1, count // 200)))
     rng = np.random.default_rng(config.seed)
     sample = descriptors[rng.choice(count, min(count, 100 * clusters), replace=False)]
     centers, _ = kmeans2(sample.astype(np.float64), clusters, iter=10, minit="points", seed=config.seed)
     centers = centers.astype(np.float32)
-    home = np.argmax(descriptors @ centers.T, axis=1)
+    home = _nearest_center(descriptors, centers)
+    sizes = np.bincount(home, minlength=clusters)
+    if sizes.max() <= MAX_BLOCK:
+        return centers, home
+    leaf_centers, leaf_home = [], np.empty(count, np.int64)
     by_block = np.argsort(home, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    for block in range(clusters):
+        members = by_block[bounds[block]:bounds[block + 1]]
+        offset = sum(len(part) for part in leaf_centers)
+        if len(members) <= MAX_BLOCK:
+            leaf_centers.append(centers[block:block + 1])
+            leaf_home[members] = offset
+            continue
+        parts = -(-len(members) // SPLIT_BLOCK)
+        chosen = members[np.random.default_rng([config.seed, block]).choice(
+            len(members), min(len(members), 100 * parts), replace=False)]
+        sub_centers, _ = kmeans2(descriptors[chosen].astype(np.float64), parts, iter=10, minit="points",
+                                 seed=config.seed + 1 + block)
+        sub_centers = sub_centers.astype(np.float32)
+        leaf_centers.append(sub_centers)
+        leaf_home[members] = offset + _nearest_center(descriptors[members], sub_centers)
+    return np.concatenate(leaf_centers), leaf_home
+
+
+def _nearest_center(vectors: np.ndarray, centers: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    return np.concatenate([np.argmax(vectors[start:start + chunk] @ centers.T, axis=1)
+                           for start in range(0, len(vectors), chunk)])
+
+
+def _nearest_blocks(queries: np.ndarray, centers: np.ndarray, probes: int, chunk: int = 1 << 15) -> np.ndarray:
+    """Each query's `probes` nearest block centres, nearest first (in chunks: a million queries by two
+    thousand centres would be 8 GB at once)."""
+    out = np.empty((len(queries), probes), np.int32)
+    for start in range(0, len(queries), chunk):
+        similarity = queries[start:start + chunk] @ centers.T
+        if probes < similarity.shape[1]:
+            top = np.argpartition(-similarity, probes - 1, axis=1)[:, :probes]
+        else:
+            top = np.broadcast_to(np.arange(similarity.shape[1]), similarity.shape)
+        ranked = np.argsort(-np.take_along_axis(similarity, top, axis=1), axis=1, kind="stable")
+        out[start:start + chunk] = np.take_along_axis(top, ranked, axis=1)
+    return out
+
+
+@one_blas_thread
+def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i < j): each image's `descriptor_neighbours` nearest whitened descriptors, and its mirror's.
+
+    Blocked search (`descriptor_blocks`): each image and each mirrored image looks only in its
+    `descriptor_probes` nearest blocks and keeps its nearest neighbours there, by the whitened
+    descriptors. Ranks, not a fixed cosine: faces crowd together unevenly.
+    """
+    count = len(descriptors)
+    neighbours = min(config.descriptor_neighbours, count - 1)
+    if neighbours < 1:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    centers, home = descriptor_blocks(descriptors, config)
+    clusters = len(centers)
+    by_block = np.argsort(home, kind="stable").astype(np.int32)
     block_bounds = np.searchsorted(home[by_block], np.arange(clusters + 1))
     probes = min(config.descriptor_probes, clusters)
-    probed = np.argsort(-(np.concatenate([descriptors, mirror_descriptors(descriptors)]) @ centers.T),
-                        axis=1)[:, :probes]  # nearest block first
+    probed = _nearest_blocks(np.concatenate([descriptors, mirror_descriptors(descriptors)]), centers, probes)
     whitened, whitened_mirrors = whiten_descriptors(descriptors, config.descriptor_dimensions)
     queries = np.concatenate([whitened, whitened_mirrors])
+    del whitened_mirrors
     keep = neighbours + 1  # +1: an image (or its mirror) may find itself
     dense_keep = max(keep, min(config.descriptor_dense_neighbours + 1, count))
     found_query, found_member, found_similarity = [], [], []
@@ -137,7 +193,7 @@ def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> 
     # from its other blocks must reach to matter.
     floor = np.full(len(queries), -np.inf, np.float32)
     for probe in range(probes):
-        by_probe = np.argsort(probed[:, probe], kind="stable")
+        by_probe = np.argsort(probed[:, probe], kind="stable").astype(np.int32)
         probe_bounds = np.searchsorted(probed[by_probe, probe], np.arange(clusters + 1))
         for block in range(clusters):
             members = by_block[block_bounds[block]:block_bounds[block + 1]]
@@ -158,6 +214,7 @@ def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> 
     query = np.concatenate(found_query)
     member = np.concatenate(found_member)
     similarity = np.concatenate(found_similarity)
+    del found_query, found_member, found_similarity
     # over all probed blocks, keep each query's best `neighbours`
     order = np.argsort(query + (1.0 - similarity.astype(np.float64)) / 4)  # by query, then most similar first
     query, member = query[order], member[order]

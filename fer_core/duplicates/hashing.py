@@ -101,17 +101,19 @@ def chunk_plan(max_distance: int, count: int) -> tuple[int, int]:
     """(chunks, chunks that must agree) for the index over `count` hashes.
 
     Split 64 bits into m chunks; two hashes within distance t differ in at most t chunks, so they
-    agree exactly on at least m - t of them (pigeonhole). Each set of m - t chunks is one key; we
-    want keys long enough (≥ log2(count) + 1 bits) that a key's bucket holds about one random
-    hash, with as few key sets C(m, m - t) as possible.
+    agree exactly on at least m - t of them (pigeonhole). Each set of m - t chunks is one key, and
+    costs a sort of the hashes plus a check of the pairs sharing a key (about count / 2^key bits per
+    hash); the plan is the cheapest, C(m, m - t) × (1 + count / 2^bits). Keys of fewer bits than
+    log2(count) crowd the buckets, more key sets cost sorts: at a million hashes and 8 bits, 495 key
+    sets of 20 bits (a key per hash wanted 3,003 key sets of 24 bits: four times as long).
     """
-    wanted_bits = max(8, int(log2(max(count, 2))) + 1)
     best = None
     for chunks in range(max_distance + 1, HASH_BITS + 1):
         agree = chunks - max_distance
-        if (HASH_BITS // chunks) * agree < wanted_bits:
+        bits = (HASH_BITS // chunks) * agree
+        if bits < 8:
             continue
-        cost = comb(chunks, agree)
+        cost = comb(chunks, agree) * (1 + count / 2.0 ** bits)
         if best is None or cost < best[0]:
             best = (cost, chunks, agree)
     if best is None:  # very large radius: fall back to single-bit chunks (still exact)
