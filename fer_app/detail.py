@@ -60,7 +60,10 @@ def tiles_with_details(pixels: list[np.ndarray], captions: list[str], ids: list[
 
 
 def _search() -> None:
+    """Callback of the search box: look the text up on the next run, and empty the box (so the same id can be
+    asked for again after the panel is closed)."""
     st.session_state[REQUEST] = ("search", st.session_state.get(SEARCH, ""))
+    st.session_state[SEARCH] = ""
 
 
 def find_image_box() -> None:

@@ -41,6 +41,7 @@ def test_search_opens_the_panel_with_flags_and_an_unknown_id_says_so_in_one_line
     assert lines == ["No image with id 'no_such_face' in this data (50 images)."] and not panel_open(app)
     app = search(app, "Training_47.png")  # the planted blank frame (make_synthetic's row 47)
     assert panel_open(app) and [code.value for code in app.code] == ["train/neutral/Training_47.png"]
+    assert app.text_input(key="detail_search").value == ""  # emptied: the same id can be asked for again
     shown = texts(app)
     assert "**outlier**: outlier score 11.2 · blank · std 0.0" in shown
     assert "No edit of this image yet." in shown
