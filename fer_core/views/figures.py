@@ -16,6 +16,9 @@ from fer_core.outliers.statistics import whiskers
 
 USAGE_COLORS = {"Training": "#4C78A8", "PublicTest": "#F58518", "PrivateTest": "#54A24B"}
 FLAGGED_COLOR, BEYOND_COLOR, BOX_COLOR = "#E45756", "#444444", "#4C78A8"
+# Points a box plot ships to the browser at most (each carries its id): "every image" of a million would be
+# 60 MB of JSON. Beyond it, the flagged images and a seeded sample of the others are plotted, and the title says so.
+MAX_PLOTTED_POINTS = 20_000
 
 
 
@@ -46,6 +49,17 @@ def _box(go, values: np.ndarray, position: int, name: str):
                   marker_color=BOX_COLOR, showlegend=False, hoverinfo="x")
 
 
+def _plotted(points: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """At most MAX_PLOTTED_POINTS of the points (flagged ones first, then a seeded sample, in table order),
+    and words for the title when some are left out."""
+    if len(points) <= MAX_PLOTTED_POINTS:
+        return points, ""
+    flagged = points["outlier"].to_numpy(dtype=bool)
+    order = np.random.default_rng(0).permutation(len(points))
+    chosen = np.concatenate([np.flatnonzero(flagged), order[~flagged[order]]])[:MAX_PLOTTED_POINTS]
+    return points.iloc[np.sort(chosen)], f" ({MAX_PLOTTED_POINTS:,} of {len(points):,} images plotted)"
+
+
 def _points(go, points: pd.DataFrame, positions: np.ndarray):
     """Selectable points just above their box, slightly jittered, red when flagged by the outlier score."""
     jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(points))
@@ -72,11 +86,11 @@ def box_plot_figure(table: pd.DataFrame, show_all_points: bool = False):
         figure.add_trace(_box(go, values, position, emotion))
         low, high = whiskers(values)
         beyond[members] = (values < low) | (values > high)
-    points = live if show_all_points else live[beyond]
+    points, left_out = _plotted(live if show_all_points else live[beyond])
     positions = label_codes(points["current_label"], emotions).astype(np.float64)
     figure.add_trace(_points(go, points, positions))
     figure.update_layout(height=520, margin=dict(l=10, r=10, t=30, b=10), dragmode="select",
-                         xaxis_title="average pixel value", title_text="Average pixel value per emotion",
+                         xaxis_title="average pixel value", title_text="Average pixel value per emotion" + left_out,
                          yaxis=dict(tickvals=list(range(len(emotions))), ticktext=list(emotions),
                                     range=[-0.6, len(emotions) - 0.2]))
     return figure
@@ -89,13 +103,13 @@ def overall_box_figure(table: pd.DataFrame, show_all_points: bool = False):
 
     live = table[~table["dropped"]]
     values = live["mean"].to_numpy()
-    figure = go.Figure()
+    figure, left_out = go.Figure(), ""
     if len(values):
         figure.add_trace(_box(go, values, 0, "all"))
         low, high = whiskers(values)
-        points = live if show_all_points else live[(values < low) | (values > high)]
+        points, left_out = _plotted(live if show_all_points else live[(values < low) | (values > high)])
         figure.add_trace(_points(go, points, np.zeros(len(points))))
     figure.update_layout(height=520, margin=dict(l=10, r=10, t=30, b=10), dragmode="select",
-                         xaxis_title="average pixel value", title_text="All images",
+                         xaxis_title="average pixel value", title_text="All images" + left_out,
                          yaxis=dict(tickvals=[0], ticktext=["all"], range=[-0.6, 0.8]))
     return figure

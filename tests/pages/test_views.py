@@ -241,6 +241,19 @@ def test_overall_box_plot_beside_the_per_emotion_one(audited, workspace):
     assert 0 < len(beyond) < len(table)
 
 
+def test_box_plots_ship_at_most_their_point_cap_flagged_first(audited, workspace, monkeypatch):
+    """Issue 25: 'plot every image' of a million images would ship a million points to the browser."""
+    report, _ = audited
+    table = table_after(report, workspace)
+    monkeypatch.setattr(figures, "MAX_PLOTTED_POINTS", 10)
+    for figure in (figures.box_plot_figure(table, show_all_points=True),
+                   figures.overall_box_figure(table, show_all_points=True)):
+        rows = list(figure.data[-1].customdata)
+        assert len(rows) == 10 and rows == sorted(rows)
+        assert set(np.flatnonzero(table["outlier"].to_numpy())) <= set(rows)
+        assert f"(10 of {len(table):,} images plotted)" in figure.layout.title.text
+
+
 def test_count_test_images(audited):
     report, planted = audited
     assert views.count_test_images(report.dataset, planted.cross_split_copy) == 1
