@@ -25,7 +25,7 @@ function shownItem(prefix) {
 }
 
 function onKeyDown(event) {
-  if (current === null || event.defaultPrevented) return;
+  if (current === null) return;
   if (event.ctrlKey || event.metaKey || event.altKey || event.repeat || event.isComposing) return;
   const target = event.composedPath()[0];
   if (target instanceof Element && target.closest(TYPING)) return;
@@ -37,14 +37,24 @@ function onKeyDown(event) {
   current.setStateValue("presses", { nonce, events: pending.slice() });
 }
 
+let revision = -1;
+
 export default function (component) {
+  // An older render resolving after a newer one (each call is asynchronous) must not replace it.
+  if (component.data.revision < revision) return () => {};
+  revision = component.data.revision;
   const done = component.data.acknowledged || {};
   if (done.nonce === nonce) pending = pending.filter((press) => press.seq > done.seq);
-  if (current === null) document.addEventListener("keydown", onKeyDown);
+  // Capture phase: a focused switch (react-aria) stops its keys from bubbling to the document.
+  if (current === null) {
+    document.addEventListener("keydown", onKeyDown, true);
+    document.body.dataset.reviewKeys = "listening";  // for tests: keys pressed from now on are taken
+  }
   current = component;
   return () => {
     if (current !== component) return;
-    document.removeEventListener("keydown", onKeyDown);
+    document.removeEventListener("keydown", onKeyDown, true);
+    delete document.body.dataset.reviewKeys;
     current = null;
   };
 }

@@ -22,6 +22,7 @@ SCRIPT = Path(__file__).with_name("keys.js")
 NAVIGATION = {"ArrowRight": "next", "j": "next", "ArrowLeft": "previous", "k": "previous"}
 ACTIONS = {"a": "accept", "o": "keep", "d": "drop", "u": "undo", "z": "undo"}
 MAX_NUMBER_KEYS = 9  # labels 1–9 have a number key; any further label has its button only
+REVISION = "review_keys_revision"  # counts the listener's renders, so the browser keeps the newest
 
 
 @functools.cache
@@ -74,5 +75,6 @@ def listen(key: str, item_prefix: str, label_count: int, acknowledged: dict, on_
     """Mount the listener: `on_press` runs (before the rerun) when keys were pressed; read them with
     `new_presses(st.session_state[key], acknowledged)`. Each press carries the tag of the item on screen then,
     read from the container keyed `<item_prefix><tag>` ("" when there is none)."""
-    _component()(key=key, data={"itemPrefix": item_prefix, "keys": bound_keys(label_count),
+    revision = st.session_state[REVISION] = st.session_state.get(REVISION, 0) + 1
+    _component()(key=key, data={"itemPrefix": item_prefix, "keys": bound_keys(label_count), "revision": revision,
                                 "acknowledged": acknowledged}, on_presses_change=on_press, height=0)

@@ -55,6 +55,7 @@ def test_twenty_decisions_by_keyboard_only(server, workspace, tmp_path):  # noqa
         page.get_by_text("Keyboard review: one at a time").click()
         header = page.locator('[data-testid="stMarkdown"]').filter(has_text="decided in this review")
         expect(header).to_contain_text(f"item 1 of {IMAGES} · 0 decided", timeout=WAIT_MS)
+        page.wait_for_function("() => document.body.dataset.reviewKeys === 'listening'", timeout=WAIT_MS)
         settle(page)
         page.screenshot(path=str(shots / "keyboard_first.png"))
 
