@@ -19,10 +19,12 @@ import streamlit as st
 
 from fer_core import jobs
 from fer_core.audit import AuditReport
+from fer_core.curation import edits
+from fer_core.mislabels import review as mislabel_review
 from fer_core.training.features import FeatureSpace, available_feature_spaces, features_path
 from fer_core.views import embedding_map, image_tiles
 
-from . import gallery, selection
+from . import gallery, mislabels, selection
 from .session import one_line, workspace
 
 CHART = "map_chart"
@@ -117,8 +119,21 @@ def space_picker(spaces: list[FeatureSpace]) -> FeatureSpace:
 def colouring_picker() -> str:
     return st.selectbox("Colour by", embedding_map.colourings(), key=COLOURING,
                         format_func=lambda name: name if name in embedding_map.COLOURINGS_FIXED else f"flag: {name}",
-                        help="An emotion (current label), a usage, or one Review flag as it stands after the edits "
-                             "(flagged images in red, drawn on top).")
+                        help="An emotion (current label), a usage, one Review flag as it stands after the edits, or "
+                             "the suspected mislabels still to decide (flagged images in red, drawn on top).")
+
+
+def suspected_ids(report: AuditReport, colouring: str) -> list[str]:
+    """The suspected mislabels still to decide, when the map is coloured by them (else none, unread); a link to
+    the Overview when they have not been computed."""
+    if colouring != embedding_map.SUSPECTED:
+        return []
+    result = mislabels.latest_result(report)
+    if result is None:
+        st.info("Suspected mislabels have not been computed for this data yet.")
+        st.page_link("app.py", label="Compute them on the Overview", icon=":material/home:")
+        return []
+    return mislabel_review.review_queue(result, report.dataset, edits.read_state(workspace()))["id"].tolist()
 
 
 def _keep_selection() -> None:

@@ -19,7 +19,8 @@ with st.sidebar:
 coordinates = map_glue.wait_for_map(report, space)
 if coordinates is None:
     st.stop()
-frame = embedding_map.map_frame(table, coordinates, colouring, show_dropped=show_dropped)
+frame = embedding_map.map_frame(table, coordinates, colouring, show_dropped=show_dropped,
+                                suspected_ids=map_glue.suspected_ids(report, colouring))
 st.caption(f"{len(frame):,} images · {space.label} · UMAP: nearby points look alike in that space. "
            "Hover over a point for its id, emotion, usage and flags.")
 map_glue.show_map(frame, colouring)

@@ -119,6 +119,8 @@ def test_frame_colours_by_emotion_usage_or_flag_and_leaves_out_dropped_images(da
     leaking = leak[leak["group"] == "leak"]
     assert leaking["flags"].str.contains("leak").all()
     assert (frame["flags"] == "none").any()
+    suspected = embedding_map.map_frame(table, coordinates, "suspected mislabel", suspected_ids=[dataset.ids[5]])
+    assert suspected.loc[suspected["group"] == "suspected mislabel", "id"].tolist() == [dataset.ids[5]]
     with pytest.raises(ValueError, match="unknown map colouring 'shade'"):
         embedding_map.map_frame(table, coordinates, "shade")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from fer_core.workspace import cache_dir
 
 MAP_VERSION = 1
 COLOURINGS_FIXED = ("emotion", "usage")
+SUSPECTED = "suspected mislabel"  # the model's doubts still to decide (fer_core.mislabels.review.review_queue)
 # Tableau 10, one colour per emotion in FER-2013's order (a further class takes the next one).
 EMOTION_COLOURS = ("#E45756", "#72B7B2", "#B279A2", "#F2CF5B", "#4C78A8", "#F58518", "#9D9DA6",
                    "#54A24B", "#FF9DA6", "#9D755D")
@@ -140,8 +142,8 @@ def estimated_build_seconds(images: int, run_features_cached: bool = True) -> in
 
 
 def colourings() -> tuple[str, ...]:
-    """What the map can be coloured by: emotion, usage, then each Review flag (`flag_names`)."""
-    return COLOURINGS_FIXED + flag_names()
+    """What the map can be coloured by: emotion, usage, each Review flag (`flag_names`), suspected mislabels."""
+    return COLOURINGS_FIXED + flag_names() + (SUSPECTED,)
 
 
 def flags_text(table: pd.DataFrame) -> np.ndarray:
@@ -157,10 +159,10 @@ def flags_text(table: pd.DataFrame) -> np.ndarray:
 
 
 def map_frame(table: pd.DataFrame, coordinates: np.ndarray, colouring: str = "emotion",
-              show_dropped: bool = False) -> pd.DataFrame:
+              show_dropped: bool = False, suspected_ids: Collection[str] = ()) -> pd.DataFrame:
     """One row per plotted image: its dataset `row`, `id`, `x`, `y`, its current `label`, `usage`, `flags`
-    (text), `dropped` and `group` (the colour it gets: an emotion, a usage, or `<flag>` / `not <flag>`).
-    Dropped images are left out unless `show_dropped`."""
+    (text), `dropped` and `group` (the colour it gets: an emotion, a usage, or `<flag>` / `not <flag>`, where
+    the suspected mislabels are `suspected_ids`). Dropped images are left out unless `show_dropped`."""
     if colouring not in colourings():
         raise ValueError(f"unknown map colouring {colouring!r}; expected one of {', '.join(colourings())}")
     if len(coordinates) != len(table):
@@ -174,7 +176,8 @@ def map_frame(table: pd.DataFrame, coordinates: np.ndarray, colouring: str = "em
     elif colouring == "usage":
         frame["group"] = frame["usage"]
     else:
-        flagged = table[f"flag:{colouring}"].to_numpy(dtype=bool)
+        flagged = (table["id"].isin(set(suspected_ids)).to_numpy() if colouring == SUSPECTED
+                   else table[f"flag:{colouring}"].to_numpy(dtype=bool))
         frame["group"] = np.where(flagged, colouring, f"not {colouring}")
     return frame if show_dropped else frame[~frame["dropped"]].reset_index(drop=True)
 

@@ -5,11 +5,15 @@ UMAP itself is tested in tests/test_embedding_map.py; here the projection is two
 page's flow costs no compilation.
 """
 
+import json
+
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
+from test_mislabels import stored_result
 
 from fer_app import selection
+from fer_core.dataset.loading import load
 from fer_core.views import embedding_map
 
 MAP = "pages/7_Map.py"
@@ -40,8 +44,6 @@ def texts(app: AppTest) -> str:
 
 
 def trace_names(app: AppTest) -> list[str]:
-    import json
-
     figure = json.loads(app.get("plotly_chart")[0].proto.spec)
     return [trace["name"].split(" (")[0] for trace in figure["data"]]
 
@@ -51,7 +53,8 @@ def test_map_page_without_data_links_home(app_without_data):
     assert "No data chosen yet" in texts(app)
 
 
-def test_map_is_built_once_then_read_from_the_cache_and_coloured_by_choice(app, cheap_projection):
+def test_map_is_built_once_then_read_from_the_cache_and_coloured_by_choice(app, cheap_projection, synthetic_folder,
+                                                                          workspace):
     app = open_page(app, MAP)
     assert not app.error, [error.value for error in app.error]
     assert cheap_projection == [50] and len(app.get("plotly_chart")) == 1
@@ -59,6 +62,14 @@ def test_map_is_built_once_then_read_from_the_cache_and_coloured_by_choice(app, 
     assert set(trace_names(app)) <= {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
     app.selectbox(key="map_colouring").set_value("leak").run()
     assert trace_names(app) == ["not leak", "leak"]
+    app.selectbox(key="map_colouring").set_value("suspected mislabel").run()
+    assert "have not been computed" in texts(app) and trace_names(app) == ["not suspected mislabel"]
+    dataset = load(synthetic_folder, workspace=workspace)
+    suspect = dataset.ids[dataset.usages == "Training"][0]
+    stored_result(dataset, {suspect: ((int(dataset.labels[dataset.index_of(suspect)]) + 3) % 7, 0.03)}, workspace)
+    app.run()
+    assert trace_names(app) == ["not suspected mislabel", "suspected mislabel"]
+    assert json.loads(app.get("plotly_chart")[0].proto.spec)["data"][1]["customdata"] == [suspect]
     assert cheap_projection == [50]  # a rerun reads the map back
     app = open_page(app, MAP)
     assert cheap_projection == [50]
