@@ -96,6 +96,24 @@ def test_local_map_keeps_the_order_and_refuses_a_bad_batch_size():
         parallel.map_batches(len, [1], 0)
 
 
+def test_a_cluster_that_cannot_be_reached_is_one_line(monkeypatch):
+    """What the CLI prints as `error: ...` (exit 2) when the variable is set and no Ray node answers."""
+    import ray
+
+    monkeypatch.setenv(parallel.RAY_ADDRESS_ENV, "http://127.0.0.1:1")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+
+    def refuse(**settings):
+        assert settings["address"] == "auto"  # the Jobs API's http address is not a driver's address
+        raise ConnectionError("Could not find any running Ray instance.")
+
+    monkeypatch.setattr(ray, "init", refuse)
+    with pytest.raises(ValueError, match=r"^FER_AUDIT_RAY_ADDRESS is set but no Ray cluster was reached at 'auto': "
+                                         r"set RAY_ADDRESS .*Could not find any running Ray instance"):
+        list(parallel.map_batches(len, [1, 2], 1))
+
+
 def test_work_fans_out_to_the_clusters_workers_in_order(on_cluster):
     """Batches come back in the input's order from worker processes; two tasks run at the same time."""
     batches = list(parallel.map_batches(process_of, list(range(12)), 3))
