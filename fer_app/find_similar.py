@@ -51,10 +51,10 @@ def _feature_jobs() -> tuple[dict, threading.Lock]:
 
 def _make(job: FeatureJob, report: AuditReport, space: features.FeatureSpace) -> None:
     try:
-        descriptors = space.name == features.DESCRIPTORS  # centred by their whitening; a copy's mirror is found too
-        mirrored = features.descriptor_features(report.dataset, mirrored=True) if descriptors else None
-        job.index = similar.NeighbourIndex.build(features.feature_matrix(space, report.dataset), mirrored,
-                                                 centre=not descriptors)
+        if space.name == features.DESCRIPTORS:  # centred by their whitening; a copy's mirror is found too
+            job.index = similar.NeighbourIndex.build(*features.descriptor_features_and_mirrors(report.dataset))
+        else:
+            job.index = similar.NeighbourIndex.build(features.feature_matrix(space, report.dataset), centre=True)
     except Exception as error:  # one line for the panel; the traceback goes to the server log only
         if not isinstance(error, ValueError):
             log.exception("the features of %s failed", space.name)

@@ -122,7 +122,8 @@ def test_find_image_by_id_part_of_it_or_says_why_not(audited):
     assert image_story.find_image(ids, planted.blank).row == report.dataset.index_of(planted.blank)
     assert image_story.find_image(ids, "  TEXT ").row == report.dataset.index_of(planted.text)
     missing = image_story.find_image(ids, "no_such_image.jpg")
-    assert missing.row is None and missing.message == f"No image with id 'no_such_image.jpg' in this data ({len(ids):,} images)."
+    assert missing.row is None
+    assert missing.message == f"No image with id 'no_such_image.jpg' in this data ({len(ids):,} images)."
     several = image_story.find_image(ids, "face_0")
     assert several.row is None and several.message.startswith("42 images match 'face_0': face_000, ")
     assert "\n" not in several.message and image_story.find_image(ids, " ").row is None

@@ -54,13 +54,20 @@ def descriptor_features(dataset: Dataset, dimensions: int = DESCRIPTOR_DIMENSION
                         mirrored: bool = False) -> np.ndarray:
     """N×`dimensions` float32 unit vectors: the whitened shape descriptors (of the mirror images when `mirrored`,
     in the same whitened space, so a mirrored copy can be found by comparing against both)."""
-    from fer_core.duplicates.candidates import shape_descriptors, whiten_descriptors
+    return descriptor_features_and_mirrors(dataset, dimensions)[1 if mirrored else 0]
+
+
+def descriptor_features_and_mirrors(dataset: Dataset,
+                                    dimensions: int = DESCRIPTOR_DIMENSIONS) -> tuple[np.ndarray, np.ndarray]:
+    """`descriptor_features` of the images and of their mirror images, from one pass over the pixels."""
+    from fer_core.duplicates.candidates import (DESCRIPTOR_CELLS, DESCRIPTOR_CHANNELS, shape_descriptors,
+                                                whiten_descriptors)
 
     if len(dataset) == 0:
-        return np.zeros((0, dimensions), np.float32)
-    whitened, whitened_mirrors = whiten_descriptors(shape_descriptors(dataset.pixels),
-                                                    min(dimensions, 80))
-    return np.ascontiguousarray(whitened_mirrors if mirrored else whitened, dtype=np.float32)
+        return np.zeros((0, dimensions), np.float32), np.zeros((0, dimensions), np.float32)
+    length = DESCRIPTOR_CHANNELS * DESCRIPTOR_CELLS ** 2  # 80: no more components than that
+    whitened, whitened_mirrors = whiten_descriptors(shape_descriptors(dataset.pixels), min(dimensions, length))
+    return (np.ascontiguousarray(whitened, dtype=np.float32), np.ascontiguousarray(whitened_mirrors, dtype=np.float32))
 
 
 def features_path(run_dir: str | os.PathLike, dataset: Dataset) -> Path:
