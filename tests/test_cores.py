@@ -93,22 +93,23 @@ def test_a_ray_run_reserves_its_cpus_and_tells_tensorflow(monkeypatch, workspace
 
 
 def test_a_running_fit_reports_its_speed_and_the_images_left_after_the_warm_up(monkeypatch):
-    """100 images in batches of 32 (the last one 4), 2 epochs; the clock ticks 2 s per batch."""
+    """100 images in batches of 32 (the last one 4), 2 epochs; each look at the clock finds it 2 s later. Reports
+    come 3 s or more apart and at each epoch's end, timed from the end of the 2 warm-up batches (t = 2 s), then
+    from the second epoch's start (t = 10 s: the first epoch's end validated, tracing a graph)."""
     ticks = iter(np.arange(0.0, 100.0, 2.0))
     monkeypatch.setattr(speed.time, "perf_counter", lambda: float(next(ticks)))
     reports = []
-    meter = speed.speed_meter(100, 32, 2, reports.append, every_seconds=0, warmup_batches=2)
+    meter = speed.speed_meter(100, 32, 2, reports.append, every_seconds=3, warmup_batches=2)
     for epoch in range(2):
         meter.on_epoch_begin(epoch)
         for batch in range(4):
             meter.on_train_batch_end(batch)
-    first = reports[0]  # after batch 3 of epoch 1: 32 images in 2 s since the warm-up
-    assert (first.epoch, first.batch, first.batches, first.images_per_second, first.images_left) == (1, 3, 4, 16.0,
-                                                                                                        104)
-    last = reports[-1]  # 32 + 4 + 100 images in 12 s
-    assert (last.epoch, last.batch, last.images_done, last.seconds, last.images_left) == (2, 4, 136, 12.0, 0)
-    assert first.describe() == ("epoch 1/2, batch 3/4, 16 training images/s measured, about 7 s left "
-                                "(early stopping can end it sooner)")  # 104 images at 16 images/s
+        meter.on_epoch_end(epoch)
+    assert [(report.epoch, report.batch, report.images_done, report.seconds, report.images_left)
+            for report in reports] == [(1, 4, 36, 4.0, 100), (1, 4, 36, 6.0, 100), (2, 1, 32, 2.0, 68),
+                                       (2, 3, 96, 6.0, 4), (2, 4, 100, 10.0, 0)]
+    assert reports[2].describe() == ("epoch 2/2, batch 1/4, 16 training images/s measured, about 5 s left "
+                                     "(early stopping can end it sooner)")  # 68 images at 16 images/s
     assert [speed.images_in_batch(batch, 32, 100) for batch in range(5)] == [32, 32, 32, 4, 0]
 
 
@@ -126,7 +127,7 @@ def test_a_mislabel_job_says_the_time_left_to_its_last_fold():
 
 
 def test_fit_reports_its_measured_speed(monkeypatch):
-    """The wiring: fit_model hands the meter's reports to `on_speed` (every batch here; every 10 s in a run)."""
+    """The wiring: fit_model hands the meter's reports to `on_speed` (every batch here and at the epoch's end)."""
     from fer_core.dataset.loading import Dataset
     from fer_core.training.fit import configure_runtime, fit_model
     from fer_core.training.models import build_model
@@ -142,7 +143,7 @@ def test_fit_reports_its_measured_speed(monkeypatch):
     reports = []
     fit_model(build_model("cnn", "tiny", seed=0), TrainingSet(pixels, labels), validation, config,
               on_speed=reports.append)
-    assert [report.batch for report in reports] == [3, 4] and reports[-1].images_left == 0
+    assert [report.batch for report in reports] == [3, 4, 4] and reports[-1].images_left == 0  # 2 batches, the end
     assert all(report.images_per_second > 0 for report in reports)
 
 

@@ -21,13 +21,14 @@ REPORT_EVERY_SECONDS = 10.0
 
 @dataclass(frozen=True)
 class SpeedReport:
-    """A running fit's measured speed: sent every REPORT_EVERY_SECONDS once the warm-up batches are done."""
+    """A running fit's measured speed: sent every REPORT_EVERY_SECONDS and at each epoch's end once the warm-up
+    batches are done."""
 
     epoch: int  # 1-based
     epochs: int
     batch: int  # batches done in this epoch
     batches: int  # batches per epoch
-    images_done: int  # training images since the warm-up …
+    images_done: int  # training images since the warm-up (from the second epoch on: since it began) …
     seconds: float  # … and the seconds they took, the epochs' validation included
     images_left: int  # training images until the last planned epoch ends
 
@@ -67,6 +68,8 @@ def speed_meter(train_images: int, batch_size: int, epochs: int, on_speed: Speed
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self.epoch = epoch
+            if epoch == 1 and self.start is not None:  # from the second epoch on, time from there: the first
+                self.start, self.done = time.perf_counter(), 0  # validation traces its graph (seconds)
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             now = time.perf_counter()
@@ -75,11 +78,21 @@ def speed_meter(train_images: int, batch_size: int, epochs: int, on_speed: Speed
                     self.start, self.last_report = now, now
                 return
             self.done += images_in_batch(batch, batch_size, train_images)
-            if now - self.last_report < every_seconds or self.done == 0:
+            if now - self.last_report >= every_seconds:
+                self.report(now, batch + 1)
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            """Also at each epoch's end (its validation done), after the epoch's own progress, so a run's stage
+            keeps the speed when epochs are shorter than the reporting interval."""
+            if self.start is not None:
+                self.report(time.perf_counter(), batches)
+
+        def report(self, now: float, batch: int) -> None:
+            if self.done == 0 or now <= self.start:
                 return
             self.last_report = now
-            left = max(0, train_images - (batch + 1) * batch_size)
-            on_speed(SpeedReport(epoch=self.epoch + 1, epochs=epochs, batch=batch + 1, batches=batches,
+            left = max(0, train_images - batch * batch_size)
+            on_speed(SpeedReport(epoch=self.epoch + 1, epochs=epochs, batch=batch, batches=batches,
                                  images_done=self.done, seconds=now - self.start,
                                  images_left=left + (epochs - self.epoch - 1) * train_images))
 
