@@ -130,10 +130,10 @@ def run_tasks(function: Callable[..., Any], argument_list: Sequence[tuple], *, s
     """`function(*arguments)` for each tuple of `argument_list`: results in that order.
 
     Here they run one after the other; on a cluster all at once, each as a Ray task with `share` (default:
-    `cluster_share`) in a fresh worker process with `environment` added to its environment variables (e.g.
-    a framework's thread count for the share; it is set before the process starts). `on_done(index, result)` is called as each finishes (on a
-    cluster in the order they finish). `check_stop` is called between them (locally) or every second (on a
-    cluster); whatever it raises cancels the tasks still running and is raised here.
+    `cluster_share`) in a fresh worker process with `environment` added to its variables (`thread_environment`:
+    set before the process starts). `on_done(index, result)` is called as each finishes (on a cluster in the
+    order they finish). `check_stop` is called between them (locally) or every second (on a cluster); whatever
+    it raises cancels the tasks still running and is raised here.
     """
     if not cluster_configured():
         results = []

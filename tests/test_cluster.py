@@ -151,7 +151,8 @@ def test_decoding_on_the_cluster_gives_the_local_pixels_problems_and_order(real_
     monkeypatch.delenv(parallel.RAY_ADDRESS_ENV)
     here = load(tmp_path / "data", use_cache=False)
 
-    assert len(here) == 7 * 29 and [problem.sample_id for problem in here.problems] == ["train/happy/Training_broken.jpg"]
+    assert len(here) == 7 * 29
+    assert [problem.sample_id for problem in here.problems] == ["train/happy/Training_broken.jpg"]
     assert on_ray.ids.tolist() == here.ids.tolist() and np.array_equal(on_ray.pixels, here.pixels)
     assert on_ray.fingerprint == here.fingerprint and on_ray.problems == here.problems
     assert steps[-1] == ("decode", len(here) + 1, len(here) + 1)
