@@ -33,7 +33,8 @@ rows = views.filter_samples(table, emotions=tuple(emotions), usages=tuple(usages
 rows = review_filters.keep_tagged(table, rows, tags)
 rows = selection.narrow_rows(table, rows)  # a selection made on the map (or elsewhere), with a bar to clear it
 
-if keyboard.mode_toggle("rev"):
+keyboard_review = keyboard.mode_toggle("rev")
+if keyboard_review:
     keyboard.review_page(report, table, rows, suspected)
 elif suspected:
     mislabels.review_queue(report, table, page_size, among=rows)
@@ -43,9 +44,12 @@ else:
     gallery.bulk_actions(report, "rev")
 
 st.subheader("Edit history")
-with session.stop_on_error("Cannot read the edit history"):
-    history = edits.history()
-forms.undo_picker(history)
-st.dataframe(history.iloc[::-1].head(500), hide_index=True, key="rev_history",
-             column_order=["edit_id", "action", "sample_id", "old_label", "new_label", "reason", "author",
-                           "created_at", "active", "undoes", "batch_id"])
+if keyboard_review:  # its panel reruns alone (fast), so a table here would lag behind its decisions
+    st.caption(keyboard.HISTORY_NOTE)
+else:
+    with session.stop_on_error("Cannot read the edit history"):
+        history = edits.history()
+    forms.undo_picker(history)
+    st.dataframe(history.iloc[::-1].head(500), hide_index=True, key="rev_history",
+                 column_order=["edit_id", "action", "sample_id", "old_label", "new_label", "reason", "author",
+                               "created_at", "active", "undoes", "batch_id"])

@@ -2,6 +2,6 @@
 one item at a time, decided with keys or buttons, one edit batch per decision (review.py); the key
 listener component (keys.py, keys.js); the decisions (decisions.py); the pages' ways in (queues.py)."""
 
-from .queues import group_review, mode_toggle, outlier_review, review_page
+from .queues import HISTORY_NOTE, group_review, mode_toggle, outlier_review, review_page
 
-__all__ = ["group_review", "mode_toggle", "outlier_review", "review_page"]
+__all__ = ["HISTORY_NOTE", "group_review", "mode_toggle", "outlier_review", "review_page"]

@@ -21,6 +21,10 @@ MODE_HELP = ("One image (or group) at a time, large, with why it is in the queue
              "written at once.")
 
 
+HISTORY_NOTE = ("The edit history shows here when keyboard review is off; each decision is already written, "
+                "and the panel above lists this review's newest.")
+
+
 def mode_toggle(place: str) -> bool:
     """The switch between a page's gallery and keyboard review (on: keyboard review)."""
     return st.toggle(MODE_LABEL, key=f"{place}_keyboard", help=MODE_HELP)

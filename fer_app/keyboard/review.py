@@ -11,6 +11,7 @@ recomputed), which keeps a decision's round trip short on FER-2013.
 from __future__ import annotations
 
 import logging
+import sys
 
 import streamlit as st
 
@@ -24,7 +25,7 @@ from ..session import one_line, workspace
 from . import decisions, keys
 
 LARGE = 6  # 48 px → 288 px for one image
-GROUP_LARGE = 4  # 192 px per member of a group
+GROUP_SIZES = ((4, 4), (8, 3), (sys.maxsize, 2))  # (members up to, enlargement): 192, 144 or 96 px each
 RECENT_SHOWN = 5
 log = logging.getLogger("fer_app")
 
@@ -129,6 +130,10 @@ def _panel(report: AuditReport, queue: ReviewQueue, place: str) -> None:
                 on_press=lambda: _on_keys(report, queue, place))
     where = f"item {position + 1:,} of {total:,}" if item else f"{total:,} item(s)"
     st.markdown(f"**Keyboard review: {queue.name}** · {where} · {decided:,} decided in this review")
+    if state["message"]:  # right under the header, where the eyes are, however tall the item below
+        kind, text = state["message"]
+        {"ok": st.success, "info": st.info, "error": st.error}[kind](image_tiles.escape_markdown(text))
+    evidence = None
     if not total:
         st.info("The queue is empty: nothing to review here. Change the filters, or go back to the gallery.")
     elif not item:
@@ -140,12 +145,10 @@ def _panel(report: AuditReport, queue: ReviewQueue, place: str) -> None:
         except Exception as error:
             st.error(image_tiles.escape_markdown(f"Cannot read the edit log: {one_line(error)}"))
             return
+        evidence = queue.describe(item, now)
         with st.container(key=f"kb_{place}_item_{keys.item_tag(item)}"):  # a key names the item it is on
-            _show(report, queue.describe(item, now), state)
-    if state["message"]:
-        kind, text = state["message"]
-        {"ok": st.success, "info": st.info, "error": st.error}[kind](image_tiles.escape_markdown(text))
-    _buttons(report, queue, place, item)
+            _show(report, evidence, state)
+    _buttons(report, queue, place, item, suggested=evidence is not None and evidence.suggestion is not None)
     _options(queue, place)
     _recent(state)
 
@@ -154,10 +157,11 @@ def _show(report: AuditReport, evidence: Evidence, state: dict) -> None:
     """The item large with its evidence: one image beside its facts, or a group's members side by side."""
     st.markdown(image_tiles.escape_markdown(evidence.reason))
     if evidence.is_group:
+        factor = next(factor for most, factor in GROUP_SIZES if len(evidence.members) <= most)
         with st.container(horizontal=True, gap="small"):
             for number, member in enumerate(evidence.members, start=1):
-                with st.container(width=48 * GROUP_LARGE + 8, gap=None):
-                    st.image(_pixels(report, member.row, member.dropped, GROUP_LARGE), width=48 * GROUP_LARGE)
+                with st.container(width=48 * factor + 8, gap=None):
+                    st.image(_pixels(report, member.row, member.dropped, factor), width=48 * factor)
                     facts = [f"#{number}", status_of(member), member.usage, image_tiles.short_id(member.sample_id)]
                     note = f"  \n{member.note}" if member.note else ""
                     st.caption(image_tiles.escape_markdown(" · ".join(facts) + note))
@@ -178,7 +182,7 @@ def _pixels(report: AuditReport, row: int, dropped: bool, factor: int):
     return image_tiles.upscale(image_tiles.faded(pixels) if dropped else pixels, factor)
 
 
-def _buttons(report: AuditReport, queue: ReviewQueue, place: str, item: str) -> None:
+def _buttons(report: AuditReport, queue: ReviewQueue, place: str, item: str, suggested: bool) -> None:
     """The same actions for the mouse, each bound to the item on screen; the key legend on the labels."""
     def button(label: str, action: str, label_index: int | None = None, **options) -> None:
         st.button(label, key=f"kb_{place}_{action}" + ("" if label_index is None else f"_{label_index}"),
@@ -187,7 +191,7 @@ def _buttons(report: AuditReport, queue: ReviewQueue, place: str, item: str) -> 
     with st.container(horizontal=True, key=f"kb_{place}_actions"):
         button("← Previous (k)", "previous")
         button("Next (j) →", "next")
-        button("Accept suggestion (a)", "accept", type="primary")
+        button("Accept suggestion (a)", "accept", type="primary" if suggested else "secondary")
         button("Keep label: reviewed OK (o)", "keep")
         button("Drop (d)", "drop")
         button("Undo (u)", "undo", icon=":material/undo:")

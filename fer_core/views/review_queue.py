@@ -164,10 +164,10 @@ def group_queue(report: AuditReport, table: pd.DataFrame, groups: pd.DataFrame, 
     emotion for the photo when one was computed, else the live members' majority label (none on a tie)."""
     dataset = report.dataset
     every = report.near_groups if kind == "near" else report.exact_groups
-    by_id = {int(group["group"]): group for _, group in every.iterrows()}
+    by_id = every.set_index("group", drop=False)
 
     def describe(key: str, now: CurationState) -> Evidence:
-        group = by_id[int(key.rsplit(":", 1)[1])]
+        group = by_id.loc[int(key.rsplit(":", 1)[1])]
         notes = duplicate_groups.group_members(report, table, group)
         members = tuple(member_of(dataset, now, sample_id, note)
                         for sample_id, note in zip(notes["id"], notes["match"]))
