@@ -99,11 +99,16 @@ def _undo(state: dict) -> None:
     """Undo this review's newest decision (exactly its batch) and go back to its item."""
     if not state["decisions"]:
         return _say(state, "error", "Nothing to undo in this review.")
-    last = state["decisions"].pop()
+    last = state["decisions"][-1]
     try:
         edits.undo_batch(last["batch"], "undone in the app", workspace=workspace())
-    except ValueError as error:  # e.g. undone meanwhile from the history
+    except ValueError as error:  # undone meanwhile (e.g. from the history): nothing left to undo in it
+        state["decisions"].pop()
         return _say(state, "error", f"Not undone: {one_line(error)}")
+    except Exception as error:  # the log could not be written: the decision stays, to undo later
+        log.exception("keyboard review: undo failed")
+        return _say(state, "error", f"Not undone: {one_line(error)}")
+    state["decisions"].pop()
     state["touched"].append(last["key"])
     if last["key"] not in state["keys"]:  # it left the queue when the queue was taken afresh
         state["keys"].insert(min(state["position"], len(state["keys"])), last["key"])
@@ -141,14 +146,19 @@ def _panel(report: AuditReport, queue: ReviewQueue, place: str) -> None:
                    "← goes back to the last one.")
     else:
         try:
-            now = edits.read_state(workspace())
-        except Exception as error:
-            st.error(image_tiles.escape_markdown(f"Cannot read the edit log: {one_line(error)}"))
-            return
-        evidence = queue.describe(item, now)
+            evidence = queue.describe(item, edits.read_state(workspace()))
+        except Exception as error:  # e.g. a newer mislabel result no longer flags it; the keys still move on
+            if not isinstance(error, ValueError):
+                log.exception("keyboard review: cannot show %s", item)
+            st.error(image_tiles.escape_markdown(f"Cannot show {item}: {one_line(error)}"))
+            return _controls(report, queue, place, state, item, suggested=False)
         with st.container(key=f"kb_{place}_item_{keys.item_tag(item)}"):  # a key names the item it is on
             _show(report, evidence, state)
-    _buttons(report, queue, place, item, suggested=evidence is not None and evidence.suggestion is not None)
+    _controls(report, queue, place, state, item, suggested=evidence is not None and evidence.suggestion is not None)
+
+
+def _controls(report: AuditReport, queue: ReviewQueue, place: str, state: dict, item: str, suggested: bool) -> None:
+    _buttons(report, queue, place, item, suggested)
     _options(queue, place)
     _recent(state)
 

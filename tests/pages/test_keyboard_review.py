@@ -8,7 +8,7 @@ from test_mislabels import stored_result
 from test_pages import open_page, texts
 
 from fer_app.keyboard import keys
-from fer_core.curation.edits import read_edits
+from fer_core.curation.edits import read_edits, undo_batch
 from fer_core.dataset.loading import load
 from fer_core.labels import EMOTIONS
 from fer_core.views.review_queue import Member, majority_label, resumed_position, same_queue
@@ -72,6 +72,13 @@ def test_suspected_mislabels_accept_undo_keep_then_the_end_of_the_queue(app, wor
     assert len({edit.batch_id for edit in read_edits()}) == batches  # nothing written
     click(app, "← Previous (k)")
     assert "item 2 of 2" in header(app) and "decided in this review: Kept the given label" in texts(app)
+
+    undo_batch(read_edits()[-1].batch_id)  # undone meanwhile, e.g. from the history
+    click(app, "Undo (u)")
+    assert "Not undone: no active edits in batch" in texts(app)
+    click(app, "Undo (u)")  # the decision before it
+    assert read_edits()[-1].undoes == next(edit.edit_id for edit in read_edits() if edit.sample_id == first
+                                           and edit.action == "review_ok")
 
 
 def test_filtered_images_relabel_by_number_drop_test_images_need_the_switch_and_an_empty_queue(app):
