@@ -121,8 +121,9 @@ def source_signature(path: str | os.PathLike) -> str:
 
 def audit_job(path: str, threshold: int, workspace_path: str, near_mode: str = "verified") -> AuditJob:
     """The job for these inputs, started on first request; a failed job is retried on the next request."""
-    key = (str(Path(path).expanduser()), source_signature(path), int(threshold), near_mode, workspace_path,
-           remembered_labels(path, workspace_path))  # a --labels given since (CLI) is a new audit
+    # A --labels remembered since (given on the CLI) changes the data's label set: a new audit.
+    signature = f"{source_signature(path)}|labels={remembered_labels(path, workspace_path)}"
+    key = (str(Path(path).expanduser()), signature, int(threshold), near_mode, workspace_path)
     jobs, lock = _audit_jobs()
     with lock:
         job = jobs.get(key)
