@@ -30,18 +30,19 @@ def default_reason(queue_name: str) -> str:
 
 
 def decide(dataset: Dataset, evidence: Evidence, action: str, *, emotion: str | None = None, reason: str = "",
-           queue_name: str = "", allow_test: bool = False,
+           queue_name: str = "", allow_test: bool = False, author: str | None = None,
            workspace: str | os.PathLike | None = None) -> tuple[list[Edit], str]:
     """Write one decision ("accept", "keep", "relabel" to `emotion`, "drop") as one batch; returns the edits
     written ([] when there was nothing to change) and what was done, in words. ValueError (nothing
     written) when the decision cannot be made: no suggestion to accept, test images without
-    `allow_test`, an image already dropped, a label it already has."""
+    `allow_test`, an image already dropped, a label it already has. `author`: who decided (the session's name)."""
+    mine = {"workspace": workspace, "author": author}
     name = _name(evidence)
     if action == "keep":
         if evidence.suggestion_score is not None and not evidence.is_group:
-            return mislabel_review.reject_suggestions(dataset, evidence.sample_ids, workspace=workspace), \
+            return mislabel_review.reject_suggestions(dataset, evidence.sample_ids, **mine), \
                 f"Kept the given label of {name}"
-        return edits.mark_group_reviewed(dataset, evidence.sample_ids, reason or KEEP_REASON, workspace=workspace), \
+        return edits.mark_group_reviewed(dataset, evidence.sample_ids, reason or KEEP_REASON, **mine), \
             f"Marked {name} reviewed: OK as is"
     if action not in ("accept", "relabel", "drop"):
         raise ValueError(f"unknown review action {action!r}; expected accept, keep, relabel or drop")
@@ -53,21 +54,20 @@ def decide(dataset: Dataset, evidence: Evidence, action: str, *, emotion: str | 
     why = reason or default_reason(queue_name)
     if evidence.is_group:
         resolution, options = ("drop_all", {}) if action == "drop" else ("relabel", {"emotion": target})
-        planned = edits.resolve_group(dataset, evidence.sample_ids, resolution, why, dry_run=True,
-                                      workspace=workspace, **options)
+        planned = edits.resolve_group(dataset, evidence.sample_ids, resolution, why, dry_run=True, **mine, **options)
         _check_test_images(dataset, [edit.sample_id for edit in planned], allow_test)
-        written = edits.resolve_group(dataset, evidence.sample_ids, resolution, why, workspace=workspace, **options)
+        written = edits.resolve_group(dataset, evidence.sample_ids, resolution, why, **mine, **options)
         return written, (f"Dropped every copy in {name}" if action == "drop" else f"Relabeled {name} to {target}")
     sample_id = evidence.sample_ids[0]
     _check_test_images(dataset, [sample_id], allow_test)
     if action == "drop":
-        return edits.drop(dataset, [sample_id], why, workspace=workspace), f"Dropped {name}"
+        return edits.drop(dataset, [sample_id], why, **mine), f"Dropped {name}"
     if action == "accept" and evidence.suggestion_score is not None:
         rows = pd.DataFrame({"id": [sample_id], "suggested_label": [target],
                              "mislabel_score": [evidence.suggestion_score]})
-        return mislabel_review.accept_suggestions(dataset, rows, workspace=workspace), \
+        return mislabel_review.accept_suggestions(dataset, rows, **mine), \
             f"Relabeled {name} to the model's suggestion, {target}"
-    return edits.relabel(dataset, sample_id, target, why, workspace=workspace), f"Relabeled {name} to {target}"
+    return edits.relabel(dataset, sample_id, target, why, **mine), f"Relabeled {name} to {target}"
 
 
 def _name(evidence: Evidence) -> str:

@@ -21,6 +21,7 @@ from fer_core.views import image_tiles
 from fer_core.views.review_queue import (Evidence, ReviewQueue, label_names, resumed_position, same_queue,
                                          status_of)
 
+from ..author import current_author
 from ..session import one_line, workspace
 from . import decisions, keys
 
@@ -81,7 +82,8 @@ def _act(report: AuditReport, queue: ReviewQueue, place: str, action: str, label
         written, text = decisions.decide(
             report.dataset, evidence, action, emotion=None if label is None else names[label],
             reason=st.session_state.get(f"kb_{place}_reason", "").strip(), queue_name=queue.name,
-            allow_test=bool(st.session_state.get(f"kb_{place}_allow_test")), workspace=workspace())
+            allow_test=bool(st.session_state.get(f"kb_{place}_allow_test")), author=current_author(),
+            workspace=workspace())
     except Exception as error:
         if not isinstance(error, ValueError):
             log.exception("keyboard review: %s failed", action)
@@ -101,7 +103,7 @@ def _undo(state: dict) -> None:
         return _say(state, "error", "Nothing to undo in this review.")
     last = state["decisions"][-1]
     try:
-        edits.undo_batch(last["batch"], "undone in the app", workspace=workspace())
+        edits.undo_batch(last["batch"], "undone in the app", author=current_author(), workspace=workspace())
     except ValueError as error:  # undone meanwhile (e.g. from the history): nothing left to undo in it
         state["decisions"].pop()
         return _say(state, "error", f"Not undone: {one_line(error)}")

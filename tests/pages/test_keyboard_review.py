@@ -39,7 +39,7 @@ def test_suspected_mislabels_accept_undo_keep_then_the_end_of_the_queue(app, wor
     suspects = suspects_of(dataset)
     stored_result(dataset, suspects, workspace)
     first, second = suspects
-    app = keyboard_review(app, rev_mislabels=True)
+    app = keyboard_review(app, rev_mislabels=True, author="Ada Reviewer")
     assert "Keyboard review: suspected mislabels** · item 1 of 2 · 0 decided" in header(app)
     given, suggested = EMOTIONS[dataset.labels[dataset.index_of(first)]], EMOTIONS[suspects[first][0]]
     assert f"Suspected mislabel: given {given}, the model suggests {suggested}" in texts(app)
@@ -50,12 +50,13 @@ def test_suspected_mislabels_accept_undo_keep_then_the_end_of_the_queue(app, wor
     log = read_edits()
     assert [(edit.action, edit.sample_id, edit.new_label) for edit in log] == [("relabel", first, suggested)]
     assert log[0].reason.startswith("suggested by model (score ")
+    assert log[0].author == "Ada Reviewer"  # the session's name, not the server's user
     assert "item 2 of 2 · 1 decided" in header(app)  # the queue advanced
 
     click(app, "Undo (u)")
     log = read_edits()
     assert [edit.action for edit in log] == ["relabel", "undo"] and log[1].undoes == log[0].edit_id
-    assert log[1].batch_id != log[0].batch_id
+    assert log[1].batch_id != log[0].batch_id and log[1].author == "Ada Reviewer"
     assert "item 1 of 2 · 0 decided" in header(app) and "Undone: Relabeled" in texts(app)
     click(app, "Undo (u)")
     assert "Nothing to undo in this review." in texts(app) and len(read_edits()) == 2
