@@ -251,3 +251,18 @@ def test_export_keeps_the_original_colour_files_and_loads_back(tmp_path, workspa
     for row, sample_id in enumerate(dataset.ids.tolist()):
         np.testing.assert_array_equal(again.pixels[by_name[Path(sample_id).name]], dataset.pixels[row])
     assert again.labels[by_name["img003.png"]] == EIGHT.index("contempt")
+
+
+def test_the_app_offers_the_datas_emotions(tmp_path, workspace, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    data = write_colour_dataset(tmp_path / "affect", folders=EIGHT, splits={"train": 1, "test": 1})
+    monkeypatch.setenv("FER_DATA", str(data))
+    app = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60)
+    app.run()
+    app.switch_page("pages/3_Review.py")
+    app.run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    assert list(app.multiselect(key="rev_emotions").options) == list(EIGHT)
+    [relabel] = [box for box in app.selectbox if box.label == "Relabel to"]
+    assert list(relabel.options) == list(EIGHT)
