@@ -8,6 +8,7 @@ page shows how long it takes (measured, `embedding_map.estimated_build_seconds`)
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -27,7 +28,7 @@ from fer_core.views import embedding_map, image_tiles
 from . import gallery, mislabels, selection
 from .session import one_line, workspace
 
-CHART = "map_chart"
+CHART = "map_chart"  # the chart's key prefix; its key ends with the selection's generation
 SPACE, COLOURING, SHOW_DROPPED = "map_space", "map_colouring", "map_show_dropped"
 POLL_SECONDS = 0.25
 PREVIEW_IMAGES = 12
@@ -136,16 +137,30 @@ def suspected_ids(report: AuditReport, colouring: str) -> list[str]:
     return mislabel_review.review_queue(result, report.dataset, edits.read_state(workspace()))["id"].tolist()
 
 
-def _keep_selection() -> None:
-    """on_select: the points in the lasso or box become the Review page's selection (none clears it)."""
-    event = st.session_state.get(CHART)
-    points = event.selection.points if event is not None else []
-    selection.set_selection(embedding_map.selected_ids(points), SOURCE)
+def _chart_key() -> str:
+    """The chart's key: a new one after every change of the selection, so the browser's memory of an older
+    lasso (re-sent with later requests) never selects again."""
+    return f"{CHART}_{selection.generation()}"
+
+
+def _keep_selection(chart_key: str) -> None:
+    """on_select: the points in a lasso or box on the current chart become the Review page's selection. An
+    older chart's event is stale, and an empty one (a lasso around nothing, a redrawn chart) changes nothing:
+    Clear forgets the selection."""
+    event = st.session_state.get(chart_key)
+    ids = embedding_map.selected_ids(event.selection.points if event is not None else [])
+    if chart_key == _chart_key() and ids:
+        selection.set_selection(ids, SOURCE)
 
 
 def show_map(frame: pd.DataFrame, colouring: str) -> None:
-    st.plotly_chart(embedding_map.map_figure(frame, colouring), key=CHART, on_select=_keep_selection,
-                    selection_mode=("lasso", "box"), config={"scrollZoom": True})
+    """The map, with the selection made on it standing out; a lasso or box replaces the selection."""
+    picked = selection.current_selection()
+    selected = picked.ids if picked is not None and picked.source == SOURCE else ()
+    chart_key = _chart_key()
+    st.plotly_chart(embedding_map.map_figure(frame, colouring, selected), key=chart_key,
+                    on_select=functools.partial(_keep_selection, chart_key), selection_mode=("lasso", "box"),
+                    config={"scrollZoom": True})
 
 
 def selection_panel(report: AuditReport, table: pd.DataFrame) -> None:

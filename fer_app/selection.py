@@ -15,6 +15,7 @@ import streamlit as st
 from fer_core.views.embedding_map import rows_of_ids
 
 SELECTION = "review_selection"  # Selection, or absent
+GENERATION = "review_selection_generation"  # counts changes, so a chart that made a selection can be made anew
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ def set_selection(ids, source: str) -> Selection:
         clear_selection()
         return Selection((), source)
     st.session_state[SELECTION] = Selection(unique, source)
+    _count_change()
     return st.session_state[SELECTION]
 
 
@@ -42,6 +44,17 @@ def current_selection() -> Selection | None:
 
 def clear_selection() -> None:
     st.session_state.pop(SELECTION, None)
+    _count_change()
+
+
+def generation() -> int:
+    """How many times the selection changed in this session: a chart keyed by it starts without the lasso
+    that the browser still remembers for its previous key (which would otherwise select again)."""
+    return st.session_state.get(GENERATION, 0)
+
+
+def _count_change() -> None:
+    st.session_state[GENERATION] = generation() + 1
 
 
 def narrow_rows(table: pd.DataFrame, rows: np.ndarray) -> np.ndarray:

@@ -99,8 +99,8 @@ def annotated_table(dataset: Dataset) -> pd.DataFrame:
     from fer_core.views.audit_table import annotate
 
     report = run_audit(dataset)
-    return annotate(report, CurationState(labels={report.dataset.ids[0]: "happy"}, dropped=frozenset({report.dataset.ids[1]}),
-                                         reviewed=frozenset()))
+    state = CurationState(labels={dataset.ids[0]: "happy"}, dropped=frozenset({dataset.ids[1]}), reviewed=frozenset())
+    return annotate(report, state)
 
 
 def test_frame_colours_by_emotion_usage_or_flag_and_leaves_out_dropped_images(dataset, workspace):
@@ -134,6 +134,10 @@ def test_figure_is_webgl_with_ids_for_the_selection(dataset, workspace):
     ids = [sample_id for trace in figure.data for sample_id in trace.customdata]
     assert sorted(ids) == sorted(frame["id"])
     assert figure.layout.dragmode == "lasso"
+    assert all(trace.selectedpoints is None for trace in figure.data)
+    leaking = frame.loc[frame["group"] == "leak", "id"].tolist()
+    highlighted = embedding_map.map_figure(frame, "leak", selected=[leaking[0]])
+    assert highlighted.data[1].selectedpoints == (0,) and highlighted.data[0].selectedpoints == ()
 
 
 def test_rows_of_ids_keeps_table_order_within_the_given_rows(dataset):

@@ -200,23 +200,32 @@ def marker_size(points: int) -> int:
     return 8 if points <= 1_000 else 5 if points <= 10_000 else 3
 
 
-def map_figure(frame: pd.DataFrame, colouring: str = "emotion", title: str = ""):
+def map_figure(frame: pd.DataFrame, colouring: str = "emotion", selected: Collection[str] = ()):
     """A WebGL scatter (one trace per colour, so the legend hides or shows each); every point carries its
-    sample id as customdata, so a lasso or box selection gives back ids; hover shows id, label, usage, flags."""
+    sample id as customdata, so a lasso or box selection gives back ids; hover shows id, label, usage, flags.
+
+    The `selected` ids stand out (the others fade), so a selection kept in the session still shows after a
+    rerun has redrawn the chart (another colouring, an edit)."""
     import plotly.graph_objects as go
 
+    chosen = set(selected)
     traces = []
     for group, colour in _group_order(frame, colouring):
         part = frame[frame["group"].to_numpy() == group]
         hover = (part["label"] + " · " + part["usage"] + "<br>flags: " + part["flags"]
                  + np.where(part["dropped"], "<br>DROPPED", ""))
-        traces.append(go.Scattergl(
+        trace = go.Scattergl(
             x=part["x"].to_numpy(), y=part["y"].to_numpy(), mode="markers", name=f"{group} ({len(part):,})",
-            customdata=part["id"].to_numpy(dtype=object), text=hover.to_numpy(dtype=object), hovertemplate="%{customdata}<br>%{text}<extra></extra>",
-            marker=dict(size=marker_size(len(frame)), color=colour, opacity=0.75)))
+            customdata=part["id"].to_numpy(dtype=object), text=hover.to_numpy(dtype=object),
+            hovertemplate="%{customdata}<br>%{text}<extra></extra>",
+            marker=dict(size=marker_size(len(frame)), color=colour, opacity=0.75))
+        if chosen:
+            trace.update(selectedpoints=np.flatnonzero(part["id"].isin(chosen).to_numpy()).tolist(),
+                         selected=dict(marker=dict(opacity=1.0)), unselected=dict(marker=dict(opacity=0.12)))
+        traces.append(trace)
     figure = go.Figure(traces)
-    figure.update_layout(height=640, margin=dict(l=10, r=10, t=60 if title else 30, b=10), title_text=title or None,
-                         dragmode="lasso", legend=dict(itemsizing="constant", title_text=colouring),
+    figure.update_layout(height=640, margin=dict(l=10, r=10, t=30, b=10), dragmode="lasso",
+                         legend=dict(itemsizing="constant", title_text=colouring),
                          xaxis=dict(showticklabels=False, title=None, zeroline=False),
                          yaxis=dict(showticklabels=False, title=None, zeroline=False))
     return figure

@@ -1,9 +1,11 @@
 """The Map page in a real browser: a lasso drawn with the mouse around part of the map selects exactly the points
-inside it, and the Review page then shows exactly those images, until Clear.
+inside it (Clear forgets it for good), and the Review page then shows exactly those images, until Clear.
 
 The map is built beforehand by the library (two principal components instead of UMAP, which
 tests/test_embedding_map.py covers), so the server only reads it from the workspace's cache.
 """
+
+import re
 
 import numpy as np
 from test_browser import (WAIT_MS, browser_page, pytestmark, screenshot_folder, server, settle,  # noqa: F401
@@ -63,10 +65,21 @@ def test_lasso_on_the_map_opens_exactly_those_images_in_review(server, workspace
         expect(page.locator(".js-plotly-plot .nsewdrag").first).to_be_visible(timeout=WAIT_MS)
         settle(page)
         expect(page.get_by_text("Drag a lasso")).to_be_visible(timeout=WAIT_MS)
+        # the face stage's bar above the map goes when the stage ends, and the map moves up: wait for that first
+        expect(page.get_by_text(re.compile("^Face stage"))).to_have_count(0, timeout=WAIT_MS)
+        settle(page)
         left, top, right, bottom, inside = lasso_rectangle(page.evaluate(POINTS_ON_SCREEN))
         assert 5 <= len(inside) <= 24  # a part of the map, all on Review's first page
         draw_lasso(page, left, top, right, bottom)
-        expect(page.get_by_text(f"{len(inside)} images selected on the map.")).to_be_visible(timeout=WAIT_MS)
+        selected = page.get_by_text(f"{len(inside)} images selected on the map.")
+        expect(selected).to_be_visible(timeout=WAIT_MS)
+        settle(page)
+        page.locator('[class*="st-key-map_selection"]').get_by_role("button", name="Clear").click()
+        expect(page.get_by_text("Drag a lasso")).to_be_visible(timeout=WAIT_MS)
+        settle(page)
+        expect(selected).to_have_count(0)  # not selected again by the lasso the browser still remembers
+        draw_lasso(page, left, top, right, bottom)
+        expect(selected).to_be_visible(timeout=WAIT_MS)
         settle(page)
         page.screenshot(path=str(shots / "map_lasso.png"))
 
