@@ -38,10 +38,19 @@ def check_output_file(path: str | os.PathLike, option: str) -> Path:
     return path
 
 
-def check_workspace(path: str | os.PathLike | None = None, option: str = "--workspace") -> Path:
-    """The workspace folder `workspace.resolve_workspace` would use: not a file, not under a file.
-    It may be read-only: an audit whose caches are all there only reads it."""
+def check_workspace(path: str | os.PathLike | None = None, option: str = "--workspace",
+                    data: str | os.PathLike | None = None) -> Path:
+    """The workspace folder `workspace.resolve_workspace` would use: not a file, not under a file, and
+    not the source data nor inside it (`data`, when given: caches and the edit log would be written
+    into the images' tree, e.g. `DATA=.` with the default ./workspace). It may be read-only: an audit
+    whose caches are all there only reads it."""
     path, option = locate_workspace(path, option)
+    if data is not None and os.fspath(data).strip() and Path(data).is_dir():
+        where, kept = _resolve(path, option), _resolve(Path(data), "the source data")
+        if where == kept or kept in where.parents:
+            relation = "is" if where == kept else "lies inside"
+            raise ValueError(f"{option} {path} {relation} the source data {data}; FER Audit never writes into "
+                             f"the data: choose another {option}")
     return check_output_folder(path, option, writable=False)
 
 

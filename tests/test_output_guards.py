@@ -110,6 +110,26 @@ def test_no_command_writes_into_the_data(used_workspace, capsys, name):
     assert snapshot(data) == before
 
 
+@pytest.mark.parametrize("name", COMMANDS)
+@pytest.mark.parametrize("inside", ["", "workspace", "train/workspace"])
+def test_no_command_keeps_its_workspace_in_the_data(used_workspace, tmp_path, capsys, monkeypatch, name, inside):
+    """Guards `cd DATA && python -m fer_core audit . --out ../a`, whose default ./workspace (caches, the edit
+    log) was written into the image tree; the same through $FER_AUDIT_HOME."""
+    data, _ = used_workspace
+    home = data / inside if inside else data
+    out = tmp_path / "elsewhere" / ("report.html" if name == "report" else "out")
+    before = snapshot(data)
+    relation = "is" if not inside else "lies inside"
+    code, stdout, err = run(capsys, *command_for(name, data, out, "--workspace", home))
+    assert (code, stdout) == (2, "")
+    assert err == (f"error: --workspace {home} {relation} the source data {data}; FER Audit never writes into "
+                   f"the data: choose another --workspace\n")
+    monkeypatch.setenv("FER_AUDIT_HOME", str(home))
+    code, _, err = run(capsys, *command_for(name, data, out))
+    assert code == 2 and err.startswith(f"error: FER_AUDIT_HOME {home} {relation} the source data")
+    assert snapshot(data) == before and not out.exists()
+
+
 def test_exports_beside_the_workspace_still_work(used_workspace, capsys):
     data, home = used_workspace
     out = home.parent / "export"

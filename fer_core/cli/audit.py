@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     config = audit_config_from_args(args)
     check_output_folder(args.out, "--out")  # before the audit, not after it
     check_output_apart(args.out, "--out", protected_places(args.workspace, args.data))
-    check_workspace(args.workspace)
+    check_workspace(args.workspace, data=args.data)
     progress = TerminalProgress(enabled=not args.quiet and sys.stderr.isatty())
     report = audit_source(args.data, config, workspace=args.workspace, progress=progress, labels=args.labels)
     progress.close()

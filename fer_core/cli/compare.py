@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    check_workspace(args.workspace)
+    check_workspace(args.workspace, data=args.data)
     if args.experiment is not None:
         return recompute(args)
     if args.data is None:

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     config = policies.PolicyConfig(mislabel_threshold=args.mislabel_threshold, mislabel_action=args.mislabel_action)
     rules = None if args.rules is None else args.rules.split(",")
     policies.choose_rules(args.policy, rules)
-    check_workspace(args.workspace)
+    check_workspace(args.workspace, data=args.data)
     dataset = load(args.data, workspace=args.workspace, labels=args.labels)
     check_workspace_dataset(dataset, args.workspace)  # before the audit
     mislabels = latest_result(dataset, args.workspace)

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    check_workspace(args.workspace)  # the paths first: a bad one is one line, not a traceback after the load
+    check_workspace(args.workspace, data=args.data)  # the paths first: a bad one is one line, not a traceback after the load
     check_destination(args.out, args.export_format, args.overwrite, source=args.data, workspace=args.workspace)
     progress = TerminalProgress(enabled=sys.stderr.isatty())  # a bar per stage (reading, writing) with tqdm's ETA
     dataset = load(args.data, workspace=args.workspace, progress=progress, labels=args.labels)

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     config = MislabelConfig(folds=args.folds, model=args.model, size=args.size, epochs=args.epochs)
     out = check_output_folder(args.out, "--out")  # before hours of training, not after them
     check_output_apart(out, "--out", protected_places(args.workspace, args.data))
-    check_workspace(args.workspace)
+    check_workspace(args.workspace, data=args.data)
     dataset = load(args.data, workspace=args.workspace, labels=args.labels)
     report = None if args.quiet else print_progress
     result = run_mislabels(dataset, config, workspace=args.workspace, on_progress=report)

@@ -39,7 +39,7 @@ def run_report(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     out = check_output_path(check_output_apart(os.path.expanduser(args.out), "--out",
                                                protected_places(args.workspace, args.data)))
-    check_workspace(args.workspace)
+    check_workspace(args.workspace, data=args.data)
     config = audit_config_from_args(args)
     choose_runs(read_finished_runs(args.workspace), args.runs)  # unknown run ids fail before the audit
     progress = TerminalProgress(enabled=not args.quiet and sys.stderr.isatty())

@@ -113,7 +113,7 @@ def check_run_folder(out: str | os.PathLike, overwrite: bool = False, protected:
 def run_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     check_run_folder(args.out, args.overwrite, protected_places(args.workspace, args.data))  # not after the run
-    check_workspace(args.workspace)
+    check_workspace(args.workspace, data=args.data)
     dataset = load(args.data, workspace=args.workspace, labels=args.labels)
     metrics = train_and_evaluate(dataset, config, args.out, on_epoch=print_epoch, workspace=args.workspace)
     leak_free = metrics["leak_free_accuracy"]
