@@ -165,7 +165,7 @@ def _story(report: AuditReport, table: pd.DataFrame, story: image_story.ImageSto
             st.caption("No flag: the audit found no copy, leak or outlier here.")
     if story.group is not None:
         st.markdown(f"**{image_tiles.escape_markdown(duplicate_groups.group_title(story.group, report))}**")
-        gallery.member_strip(report, duplicate_groups.group_members(report, table, story.group), table)
+        gallery.member_strip(report, duplicate_groups.group_members(report, table, story.group), table, key="detail")
         st.dataframe(story.copies[["id", "kind", "decided_by"]], hide_index=True, key="detail_copies",
                      column_config={"decided_by": st.column_config.TextColumn("what decided the pair", width="large")})
     st.markdown("**Act on this image** (one edit batch, undoable)")

@@ -130,9 +130,11 @@ def tile_image(report: AuditReport, row: int, dropped: bool) -> np.ndarray:
     return image_tiles.upscale(image_tiles.faded(pixels) if dropped else pixels)
 
 
-def member_strip(report: AuditReport, members: pd.DataFrame, table: pd.DataFrame) -> None:
+def member_strip(report: AuditReport, members: pd.DataFrame, table: pd.DataFrame, key: str = "strip") -> None:
     """A duplicate group side by side, each image captioned with what ties it to the group (group_members'
-    `match`: the pair's kind and similarity when confirmed on pixels, else its pHash bits from #1)."""
+    `match`: the pair's kind and similarity when confirmed on pixels, else its pHash bits from #1), with its
+    Details button (`key` tells apart two strips of the same group in one run, e.g. the page's and the panel's)."""
+    group = "_".join(str(int(row)) for row in members["row"].head(1))
     with st.container(horizontal=True, gap="xsmall"):
         for number, member in enumerate(members.itertuples(), start=1):
             with st.container(width=TILE_WIDTH, gap=None):
@@ -140,6 +142,8 @@ def member_strip(report: AuditReport, members: pd.DataFrame, table: pd.DataFrame
                 st.image(tile_image(report, int(member.row), sample["dropped"]), width=IMAGE_WIDTH, output_format="PNG")
                 match = (member.match,) if member.match else ()
                 st.caption(image_tiles.escape_markdown(caption(sample, match, prefix=(f"#{number}",))))
+                st.button("Details", key=f"{key}_{group}_details_{int(member.row)}", type="tertiary",
+                          icon=":material/info:", on_click=_open_details, args=(sample["id"],))
 
 
 def pager(total: int, page_size: int, key: str) -> slice:

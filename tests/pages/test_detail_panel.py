@@ -86,3 +86,12 @@ def test_find_similar_pick_all_then_drop_is_one_batch(app):
     assert button(app, "Drop picked", "similar_form").disabled  # picks cleared: nothing to act on twice
     assert panel_open(app) and "Dropped 12 image(s) (12 edits logged)" in texts(app)
     assert sum(box.key.startswith("similar_pick_") for box in app.checkbox) == 0  # dropped: no longer pickable
+
+
+def test_a_duplicate_groups_details_show_what_decided_each_pair(app):
+    app = open_page(app, "pages/1_Duplicates.py")
+    next(b for b in app.button if b.key.startswith("strip_") and "_details_" in b.key).click().run()
+    assert panel_open(app)
+    shown = texts(app)
+    assert "**duplicate**: near group of 2 images; closest: " in shown and "identical pixels" in shown
+    assert any(b.key.startswith("detail_") and "_details_" in b.key for b in app.button)  # the panel's own strip
