@@ -12,9 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fer_core.dataset.pixel_store import release_pages
+from fer_core.dataset.pixel_store import iterate_chunks, release_pages
 
 SIDE = 48
+# Batches of random reads between two `release_pages` of a memory-mapped store: a read maps its page's
+# neighbours too (the kernel's fault-around), so scattered reads soon map the whole store into the process.
+RELEASE_EVERY = 256
 CENTER = (SIDE - 1) / 2
 
 
@@ -175,8 +178,8 @@ def score_pairs(pixels: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray, grid
     def templates_of(rows: np.ndarray) -> np.ndarray:
         out = np.empty((len(rows), transform_count, grid.grid_side ** 2), np.float32)
         step = max(1, chunk_floats // (SIDE * SIDE * 4))
-        for first in range(0, len(rows), step):
-            out[first:first + step] = template_views(np.asarray(pixels[rows[first:first + step]], np.float32), grid)
+        for first, images in iterate_chunks(pixels, step, rows):  # (rows ascending: np.unique's)
+            out[first:first + step] = template_views(np.asarray(images, np.float32), grid)
         return out
 
     template_rows = np.unique(rows_a)
@@ -186,6 +189,8 @@ def score_pairs(pixels: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray, grid
         unit_starts = starts[sizes == size]
         batch = max(1, chunk_floats // (window_floats + size * (template_floats + shift_count * transform_count)))
         for first in range(0, len(unit_starts), batch):
+            if first // batch % RELEASE_EVERY == RELEASE_EVERY - 1:
+                release_pages(pixels)
             pairs = order[unit_starts[first:first + batch, None] + np.arange(size)]  # units × size
             partners = rows_a[pairs]
             windows, norms = shifted_windows(np.asarray(pixels[rows_b[pairs[:, 0]]], np.float32), grid)

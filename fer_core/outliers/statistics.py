@@ -317,8 +317,9 @@ def compute_scores(pixels: np.ndarray, labels: np.ndarray, exact_group_of: np.nd
         signals["dominant_fraction"][rows] = dominant_fraction(histograms, config.dominant_window)
     report("outlier statistics", 2, steps)
     fitted_on = eigenface_sample(len(pixels), config.pca_fit_sample, config.seed)
-    mean, axes = eigenfaces_of(normalized_thumbnails(pixels[fitted_on], config.pca_side, config.chunk_size),
-                               config.pca_components)
+    # read a few hundred rows at a time: scattered reads of a memory-mapped store map their pages' neighbours too
+    sample = np.concatenate([images for _, images in iterate_chunks(pixels, 256, fitted_on)])
+    mean, axes = eigenfaces_of(normalized_thumbnails(sample, config.pca_side, config.chunk_size), config.pca_components)
     for start, images in iterate_chunks(pixels, config.chunk_size):
         signals["reconstruction_error"][start:start + len(images)] = reconstruction_error(
             normalized_thumbnails(images, config.pca_side, config.chunk_size), mean, axes, config.chunk_size)
