@@ -1,13 +1,13 @@
 """The embedding map: every image placed in two dimensions by UMAP over a feature space (the audit's shape
-descriptors, or a finished run's penultimate layer; `fer_core.training.features`), coloured by emotion, usage
-or a Review flag.
+descriptors, or a finished run's penultimate layer; `fer_core.training.features`), coloured by emotion, usage,
+a Review flag or the suspected mislabels.
 
-UMAP (umap-learn) rather than t-SNE: on FER-2013's 35,887 images on 2 cores it took about 60 s where openTSNE
-took 150 s, and it keeps more of the global layout. The projection is seeded (the same map every time) and
-costs about a minute, so it is computed once per data fingerprint, feature space and settings and cached in
-the workspace's cache folder (`map-<fingerprint>-v<version>-<key>.npz`: the coordinates, the fingerprint,
-the space and the digest of the coordinates, so a damaged file is rebuilt, never trusted); after that the
-map is a file read. Colours and flags come from the curated table, so they follow the edits at no cost.
+UMAP (umap-learn) rather than t-SNE: on FER-2013's 35,887 shape descriptors on 2 cores it used 55 s of CPU where
+openTSNE used 83 s, and it keeps more of the global layout than t-SNE. The projection is seeded (the same map
+every time, on one thread) and takes about 90 s, so it is computed once per data fingerprint, feature space and
+settings and cached in the workspace's cache folder (`map-<fingerprint>-v<version>-<key>.npz`: the coordinates,
+the fingerprint, the space and the digest of the coordinates, so a damaged file is rebuilt, never trusted); after
+that the map is a file read. Colours and flags come from the curated table, so they follow the edits at no cost.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ EMOTION_COLOURS = ("#E45756", "#72B7B2", "#B279A2", "#F2CF5B", "#4C78A8", "#F585
                    "#54A24B", "#FF9DA6", "#9D755D")
 USAGE_COLOURS = {"Training": "#4C78A8", "PublicTest": "#F58518", "PrivateTest": "#54A24B"}
 FLAGGED_COLOUR, UNFLAGGED_COLOUR = "#E45756", "#C8C8C8"
-# Seconds the build takes, measured on FER-2013 with 2 cores (docs: /tmp/notes27/map.md): UMAP's compilation
-# on first use in a process, then per image; a run's features not yet cached add one pass of its model.
-FIXED_SECONDS, SECONDS_PER_IMAGE, RUN_FEATURES_SECONDS_PER_IMAGE = 10.0, 0.0016, 0.001
+# Seconds the build takes on 2 cores (benchmarks/bench_map.py: 88 s for FER-2013's descriptors): UMAP's
+# compilation on first use in a process, then per image; a run's features not yet cached add one pass of its model.
+FIXED_SECONDS, SECONDS_PER_IMAGE, RUN_FEATURES_SECONDS_PER_IMAGE = 10.0, 0.0022, 0.0005
 
 
 @dataclass(frozen=True)
