@@ -41,6 +41,7 @@ class MapJob:
     """A background build; written by its thread, read by pages (never calls st.*)."""
 
     estimate: int
+    reading_features: bool = False  # a run's model first reads every image (its features are not cached yet)
     started: float = field(default_factory=time.monotonic)
     coordinates: np.ndarray | None = None
     error: str | None = None
@@ -79,7 +80,8 @@ def map_job(report: AuditReport, space: FeatureSpace) -> MapJob:
         job = jobs_by_key.get(key)
         if job is None or (job.finished.is_set() and job.error):
             features_cached = space.run_dir is None or features_path(space.run_dir, report.dataset).is_file()
-            job = jobs_by_key[key] = MapJob(embedding_map.estimated_build_seconds(len(report.dataset), features_cached))
+            job = jobs_by_key[key] = MapJob(embedding_map.estimated_build_seconds(len(report.dataset), features_cached),
+                                            reading_features=not features_cached)
             threading.Thread(target=_build, args=(job, report, space, workspace_path), name="fer-map",
                              daemon=True).start()
     return job
@@ -96,9 +98,10 @@ def wait_for_map(report: AuditReport, space: FeatureSpace) -> np.ndarray | None:
         bar = st.progress(0.0)
         while not job.finished.wait(POLL_SECONDS):
             elapsed = time.monotonic() - job.started
+            reading = "; the run's model first reads every image" if job.reading_features else ""
             bar.progress(min(elapsed / job.estimate, 0.99),
                          text=f"Building the map of {len(report.dataset):,} images, about {job.estimate} s "
-                              f"({elapsed:.0f} s so far); once only, it is cached after")
+                              f"({elapsed:.0f} s so far{reading}); once only, it is cached after")
         bar.empty()
     if job.error:
         st.error(f"Cannot build the map: {image_tiles.escape_markdown(job.error)}")

@@ -150,3 +150,9 @@ def test_rows_of_ids_keeps_table_order_within_the_given_rows(dataset):
 def test_selected_ids_come_from_the_points_customdata():
     points = [{"customdata": "a", "x": 1}, {"customdata": "b"}, {"customdata": "a"}, {"x": 2}, {"customdata": 3}]
     assert embedding_map.selected_ids(points) == ["a", "b"]
+
+
+def test_build_estimate_grows_with_the_images_and_a_run_to_read():
+    assert embedding_map.estimated_build_seconds(0) == embedding_map.FIXED_SECONDS
+    full = embedding_map.estimated_build_seconds(35_887)
+    assert 60 <= full <= 120 < embedding_map.estimated_build_seconds(35_887, run_features_cached=False)
