@@ -133,15 +133,24 @@ def prepare_tensorflow(environ: MutableMapping[str, str] = os.environ) -> CpuSet
     return settings
 
 
+def onednn_active() -> bool | None:
+    """Whether TensorFlow runs its oneDNN kernels, as TensorFlow itself says; None before it is imported (or
+    when it cannot say)."""
+    if "tensorflow" not in sys.modules:
+        return None
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        return None
+
+
 def tensorflow_cpu_record(settings: CpuSettings | None = None) -> dict:
     """What a run records about the processor, with oneDNN as TensorFlow itself reports it once imported
     (an environment set after TensorFlow started has no effect, so the settings alone could be wrong)."""
     record = (settings or choose_cpu_settings()).record()
-    if "tensorflow" in sys.modules:
-        try:
-            from tensorflow.python.util import _pywrap_util_port
-
-            record["onednn"] = bool(_pywrap_util_port.IsMklEnabled())
-        except (ImportError, AttributeError):  # a TensorFlow without the query keeps the chosen value
-            pass
+    active = onednn_active()
+    if active is not None:
+        record["onednn"] = active
     return record

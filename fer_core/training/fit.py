@@ -21,7 +21,7 @@ from fer_core.dataset.loading import Dataset
 from fer_core.files import make_folder, save_atomically, write_json_atomically, write_text_atomically
 from fer_core.labels import EMOTIONS, TRAINING, USAGES
 from fer_core.training.config import EpochCallback, EpochProgress, TrainConfig
-from fer_core.training.device import prepare_tensorflow, tensorflow_cpu_record
+from fer_core.training.device import onednn_active, prepare_tensorflow, tensorflow_cpu_record
 from fer_core.training.models import build_model, default_variant
 from fer_core.training.sampling import TrainingSet, resample_training, stratified_subset
 from fer_core.training.speed import SpeedCallback, speed_meter
@@ -187,7 +187,7 @@ def configure_runtime(seed: int, deterministic: bool = False) -> str:
     """Seed everything and choose the precision; returns the device used.
 
     GPU: mixed_float16. CPU: mixed_bfloat16 where the processor computes bfloat16 natively (AMX or
-    AVX-512 BF16: about twice the images per second through oneDNN), else float32. `deterministic`
+    AVX-512 BF16: about twice the images per second through oneDNN) and oneDNN is on, else float32. `deterministic`
     switches op determinism on and keeps float32, so that a rerun gives identical weights; it costs
     CPU speed, so it is only on when asked for.
     """
@@ -207,7 +207,9 @@ def configure_runtime(seed: int, deterministic: bool = False) -> str:
         keras.mixed_precision.set_global_policy("mixed_float16")
         details = tf.config.experimental.get_device_details(gpus[0])
         return f"GPU: {details.get('device_name', gpus[0].name)}"
-    cpu_bfloat16 = not deterministic and cpu_computes_bfloat16()
+    # bfloat16 only through oneDNN: Eigen's bfloat16 kernels are emulated (TF_ENABLE_ONEDNN_OPTS=0 on this AMX Xeon:
+    # a fast cnn at 5 training images/s against 165; benchmarks/bench_cores.py)
+    cpu_bfloat16 = not deterministic and cpu_computes_bfloat16() and onednn_active() is not False
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if cpu_bfloat16 else "float32")
     return "CPU"
 
