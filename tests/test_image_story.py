@@ -1,6 +1,8 @@
 """fer_core.views.image_story: one image's flags with their numbers, copies and what decided each pair, group,
 predictions, history; the review tiles' why line; the search by id. On the planted synthetic data."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -36,6 +38,25 @@ def test_a_shifted_copy_says_what_the_pixel_check_found(audited):
     assert decided == "shifted by x +3, y -2 px · pixel similarity 1.000"  # the planted shift (3, -2)
     assert dict(told.flags)["duplicate"].startswith("near group of 2 images; closest: " + original)
     assert sorted(report.dataset.ids[np.asarray(told.group["rows"])]) == sorted([original, copy])
+
+
+def test_a_member_tied_only_through_another_says_through_which(audited):
+    report, _, near = audited
+    original, copy = near.copies["shifted"]
+    rows = [report.dataset.index_of(sample_id) for sample_id in (original, copy, "face_020")]
+    group = int(report.samples["near_group"].iloc[rows[0]])
+    pairs = pd.concat([report.near_pairs, pd.DataFrame([{  # face_020 joins the group through the copy only
+        "id_a": copy, "id_b": "face_020", "row_a": rows[1], "row_b": rows[2], "kind": "near", "similarity": 0.97,
+        "hamming_distance": 4, "shift_x": 0, "shift_y": 0, "scale": 1.0, "mirrored": False}])], ignore_index=True)
+    groups = report.near_groups.copy()
+    groups["rows"] = [list(members) + [rows[2]] if number == group else members
+                      for number, members in zip(groups["group"], groups["rows"])]
+    samples = report.samples.copy()
+    samples.loc[rows[2], "near_group"] = group
+    chained = dataclasses.replace(report, near_pairs=pairs, near_groups=groups, samples=samples)
+    copies = image_story.copies_of(chained, rows[0]).set_index("id")
+    assert copies.loc["face_020", "kind"] == "chained"
+    assert copies.loc["face_020", "decided_by"] == f"via {copy} (re-encoded or brightened · pixel similarity 0.970)"
 
 
 def test_mirrored_and_exact_copies_and_a_leak(audited):

@@ -176,12 +176,25 @@ def copies_of(report: AuditReport, row: int) -> pd.DataFrame:
                 bits = int(hamming_distance(report.hashes[[other]], report.hashes[row])[0])
                 found[other] = ("near", float("nan"), f"pHash {bits} bits apart")
             else:
-                found[other] = ("chained", float("nan"), "in its group through another member")
+                found[other] = ("chained", float("nan"), _chained_words(report, other, members))
     table = pd.DataFrame([(str(report.dataset.ids[other]), other, kind, similarity, words)
                           for other, (kind, similarity, words) in found.items()],
                          columns=["id", "row", "kind", "similarity", "decided_by"])
     order = np.lexsort((table["row"].to_numpy(), -table["similarity"].fillna(-1).to_numpy()))
     return table.iloc[order].reset_index(drop=True)
+
+
+def _chained_words(report: AuditReport, other: int, members: np.ndarray) -> str:
+    """`via train/…/x.jpg (shifted by … · pixel similarity 0.990)`: a group member tied to the image only through
+    others, named by its own strongest pair inside the group."""
+    pairs = report.near_pairs
+    mine = pairs[((pairs["row_a"].to_numpy() == other) & np.isin(pairs["row_b"].to_numpy(), members))
+                 | ((pairs["row_b"].to_numpy() == other) & np.isin(pairs["row_a"].to_numpy(), members))]
+    if mine.empty:
+        return "in its group through another member"
+    best = next(mine.iloc[[int(np.argmax(mine["similarity"].to_numpy()))]].itertuples())
+    partner = int(best.row_b if best.row_a == other else best.row_a)
+    return f"via {report.dataset.ids[partner]} ({_pair_words(best)})"
 
 
 def _pair_words(pair) -> str:
