@@ -22,7 +22,8 @@ from fer_core.duplicates.candidates import find_candidates
 from fer_core.duplicates.hashing import (exact_digests, find_close_pairs, find_near_links, hamming_distance,
                                          phash_and_mirror_batch, phash_batch)
 from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD, check_near_mode, check_near_threshold
-from fer_core.duplicates.verification import KINDS, NearVerifyConfig, VerifiedPairs, accepted, verify_pairs
+from fer_core.duplicates.verification import (KINDS, VERIFY_THREADS, NearVerifyConfig, VerifiedPairs, accepted,
+                                               verify_pairs)
 from fer_core.labels import TRAINING
 
 NO_GROUP = -1
@@ -169,7 +170,7 @@ def find_verified_pairs(pixels: np.ndarray, hashes: np.ndarray, mirror_hashes: n
     representatives = np.sort(representatives)
     local_a, local_b = find_candidates(pixels, hashes[representatives], mirror_hashes[representatives], config,
                                        rows=representatives)  # read in chunks: no copy of the distinct images
-    scored = verify_pairs(pixels, representatives[local_a], representatives[local_b], config)
+    scored = verify_pairs(pixels, representatives[local_a], representatives[local_b], config, VERIFY_THREADS)
     return scored.select(accepted(scored, config))
 
 

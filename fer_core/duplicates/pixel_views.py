@@ -17,7 +17,7 @@ from fer_core.dataset.pixel_store import iterate_chunks, release_pages
 SIDE = 48
 # Batches of random reads between two `release_pages` of a memory-mapped store: a read maps its page's
 # neighbours too (the kernel's fault-around), so scattered reads soon map the whole store into the process.
-RELEASE_EVERY = 256
+RELEASE_EVERY = 16
 CENTER = (SIDE - 1) / 2
 
 

@@ -38,6 +38,8 @@ from fer_core.duplicates.pixel_views import (CENTER, SIDE, SearchGrid, contrast,
                                              score_pairs)
 
 KINDS = ("exact", "near", "shifted", "cropped", "mirrored")
+PARALLEL_MIN_PAIRS = 20_000  # fewer candidate pairs are scored in one thread (a thread costs more than it saves)
+VERIFY_THREADS = 2  # the audit's threads for the pair verification: numpy's products release the GIL
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,28 @@ def coarse_grid(config: NearVerifyConfig) -> SearchGrid:
 
 @one_blas_thread
 def verify_pairs(pixels: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray,
-                 config: NearVerifyConfig = NearVerifyConfig()) -> VerifiedPairs:
+                 config: NearVerifyConfig = NearVerifyConfig(), threads: int = 1) -> VerifiedPairs:
+    """`score_pairs_on_pixels` in `threads` threads, each taking the pairs of some images b (numpy's
+    products release the GIL): the same scores, in the order of the pairs given."""
+    rows_a, rows_b = np.asarray(rows_a, np.int64), np.asarray(rows_b, np.int64)
+    if threads <= 1 or len(rows_a) < PARALLEL_MIN_PAIRS:
+        return score_pairs_on_pixels(pixels, rows_a, rows_b, config)
+    from concurrent.futures import ThreadPoolExecutor
+
+    parts = [np.flatnonzero(rows_b % threads == part) for part in range(threads)]  # a unit's pairs share b
+    with ThreadPoolExecutor(threads, thread_name_prefix="fer-verify") as pool:
+        scored = list(pool.map(lambda part: score_pairs_on_pixels(pixels, rows_a[part], rows_b[part], config), parts))
+    merged = {}
+    for name in VerifiedPairs.__dataclass_fields__:
+        values = [getattr(result, name) for result in scored]
+        merged[name] = np.empty(len(rows_a), values[0].dtype)
+        for part, value in zip(parts, values):
+            merged[name][part] = value
+    return VerifiedPairs(**merged)
+
+
+def score_pairs_on_pixels(pixels: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray,
+                          config: NearVerifyConfig) -> VerifiedPairs:
     """Score every pair: the best correlation over translations, scales and the mirror, and its kind.
 
     A coarse pass (`coarse_grid`) scores every pair cheaply; pairs below `coarse_min_similarity`
