@@ -140,15 +140,21 @@ def audit_job(path: str, threshold: int, workspace_path: str, near_mode: str = "
 def emotions() -> tuple[str, ...]:
     """The label set of the data this session audits, for widgets drawn before the page waits for its audit
     (a sidebar's emotion filter): the dataset's once an audit of it is in, FER-2013's seven until then."""
+    report = finished_audit()
+    return report.dataset.emotions if report is not None else EMOTIONS
+
+
+def finished_audit() -> AuditReport | None:
+    """The finished audit of the data this session names, without waiting for one (None if none is in)."""
     try:
         path = str(check_under_data_root(st.session_state.get(DATA_PATH) or "", data_root()))
     except ValueError:
-        return EMOTIONS
+        return None
     jobs, lock = _audit_jobs()
     with lock:
         done = [job.report for key, job in jobs.items()
                 if key[0] == path and key[4] == workspace() and job.finished.is_set() and job.report is not None]
-    return done[-1].dataset.emotions if done else EMOTIONS
+    return done[-1] if done else None
 
 
 def wait_for_audit(path: str) -> AuditReport | None:

@@ -13,13 +13,14 @@ import streamlit as st
 from fer_core import jobs
 from fer_core.jobs.compare import compare_configs, submit_compare
 from fer_core.jobs.experiments import submit_sweep, sweep_configs
+from fer_core.labels import TRAINING
 from fer_core.training import estimates
 from fer_core.training.config import TrainConfig
 from fer_core.views import image_tiles, predictions, study
 from fer_core.views import runs as results
 from fer_core.workspace import check_under_data_root, data_root
 
-from . import speed
+from . import audit_task, speed
 from .detail import tiles_with_details
 from .session import DATA_PATH, call_safely, flash, workspace
 
@@ -76,7 +77,9 @@ def estimate() -> tuple[float | None, str]:
         configs = planned_configs()
         finished = results.finished_with_metrics(jobs.list_runs())
         machine = speed.this_machine()  # the speeds of runs and measurements here count for runs here
-        run_estimates = [estimates.estimate_run_seconds(config, finished, measured=speed.measured_speed(config),
+        images = training_images()
+        run_estimates = [estimates.estimate_run_seconds(config, finished, training_images=images,
+                                                        measured=speed.measured_speed(config),
                                                         this_machine=machine) for config in configs]
     except ValueError as error:
         return None, f"Cannot estimate: {error}"
@@ -84,6 +87,14 @@ def estimate() -> tuple[float | None, str]:
     what = "one run" if len(configs) == 1 else f"{len(configs)} runs, one after another"
     return total, (f"Estimated time: **{results.format_duration(total)}** for {what}, {run_estimates[0][1]}. "
                    f"Early stopping can end a run sooner.{speed.measurement_note(configs[0])}")
+
+
+def training_images() -> int:
+    """The Training images of the data the form names, once its audit is in (FER-2013's count until then)."""
+    report = audit_task.finished_audit()
+    if report is None:
+        return estimates.FULL_TRAINING_IMAGES
+    return int((report.dataset.usages == TRAINING).sum())
 
 
 def launch() -> None:

@@ -207,3 +207,14 @@ def test_results_shows_test_set_size_cell_images_and_greys_tiny_rows(trained_app
     cell = predictions.misclassified(predictions.read_predictions(newest), "angry", "angry")
     assert f"{len(cell):,} PrivateTest images filed as angry and predicted angry" in texts(app)
     assert len(app.get("imgs")) == (1 if len(cell) else 0)
+
+
+def test_the_estimate_counts_the_training_images_of_the_data_audited(app, synthetic_folder):
+    """The Train page's estimate counted FER-2013's 28,709 Training images whatever the data; once the data's
+    audit is in, it counts the data's own."""
+    from fer_core.dataset.loading import load
+    training = int((load(synthetic_folder).usages == "Training").sum())
+    app = open_page(app, "pages/3_Review.py")  # waits for the audit of the data
+    app = open_page(app, TRAIN)
+    assert f"epochs of {training:,} training images" in texts(app)
+    assert "28,709" not in texts(app)
