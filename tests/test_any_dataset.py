@@ -223,6 +223,7 @@ def test_bad_labels_option_is_one_line_and_exit_2(tmp_path, capsys, labels, mess
                              tmp_path / "home", "--labels", labels)
     assert code == 2 and message in err and err.count("\n") == 1 and err.startswith("error: ")
     assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "home" / LABELS_RECORD).exists()  # a refused --labels is not remembered either
 
 
 def test_more_than_twenty_classes_are_refused_with_the_reason(tmp_path, capsys):

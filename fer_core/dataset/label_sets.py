@@ -25,15 +25,19 @@ LABELS_RECORD = "labels.json"  # in the workspace: {resolved source path: --labe
 DEFAULT_LABELS = "default"  # `--labels default`: forget what the workspace remembers, derive from the data
 
 
-def choose_labels(source: Path, workspace: str | os.PathLike | None, text: str | None) -> LabelChoice | None:
-    """The `--labels` choice for `source`: `text` when given (then remembered in the workspace), else the
-    one the workspace remembers for it, else None (the label set comes from the data alone)."""
+def choose_labels(source: Path, workspace: str | os.PathLike | None, text: str | None,
+                  remember: bool = True) -> LabelChoice | None:
+    """The `--labels` choice for `source`: `text` when given (then remembered in the workspace, unless
+    `remember` is False: the loader remembers it only once the data has loaded with it), else the one the
+    workspace remembers for it, else None (the label set comes from the data alone)."""
     record_path = locate_workspace(workspace)[0] / LABELS_RECORD
     record = _read_record(record_path)
     key = str(source.resolve())
     if text is None:
         return parse_labels_option(record[key]) if key in record else None
     choice = None if text.strip().lower() == DEFAULT_LABELS else parse_labels_option(text)
+    if not remember:
+        return choice
     wanted = {**record, key: choice.text} if choice is not None else {k: v for k, v in record.items() if k != key}
     if wanted != record:
         try:

@@ -145,7 +145,7 @@ def load(path: str | os.PathLike, workspace: str | os.PathLike | None = None,
         key_parts = [f"{stat.st_size}\t{stat.st_mtime_ns}"]
     else:
         raise ValueError(f"{source}: not a FER source (expected a .csv file or a folder with train/ and test/)")
-    choice = choose_labels(source, workspace, labels)
+    choice = choose_labels(source, workspace, labels, remember=False)  # remembered once the data loads with it
     if choice is not None:
         key_parts = [*key_parts, f"labels\t{choice.text}"]
     label_set = folder_labels(source, scan, choice) if scan is not None else None  # bad --labels: before the cache
@@ -155,6 +155,7 @@ def load(path: str | os.PathLike, workspace: str | os.PathLike | None = None,
     if cache_file is not None and cache_file.exists():
         cached = _read_cache(cache_file, source)
         if cached is not None:
+            choose_labels(source, workspace, labels)
             return cached
 
     # decoded images go straight to the pixel store (kept in memory when it cannot be written)
@@ -165,6 +166,7 @@ def load(path: str | os.PathLike, workspace: str | os.PathLike | None = None,
     else:
         pixels, parts, stored = build_pixel_store(pixel_file, lambda append: _load_csv(source, choice, progress, append))
     dataset = _assemble(source, pixels, **parts)
+    choose_labels(source, workspace, labels)  # a --labels the data refused is never remembered
     if stored:
         try:
             _write_cache(cache_file, dataset)
