@@ -130,6 +130,18 @@ def test_no_command_keeps_its_workspace_in_the_data(used_workspace, tmp_path, ca
     assert snapshot(data) == before and not out.exists()
 
 
+@pytest.mark.parametrize("argv", [["edit", "drop", "train/sad/Training_2.jpg", "--reason", "blurred", "--data"],
+                                  ["edit", "resolve-leaks"], ["edit", "tag", "--ids", "train/sad/Training_2.jpg",
+                                                              "--tag", "blurry"]])
+def test_no_edit_keeps_its_workspace_in_the_data(used_workspace, capsys, argv):
+    """Guards `edit relabel --data D --workspace D/ws`, which wrote the edit log, caches and labels.json into D."""
+    data, _ = used_workspace
+    before = snapshot(data)
+    code, stdout, err = run(capsys, *argv, data, "--workspace", data / "ws")
+    assert (code, stdout) == (2, "") and err.startswith(f"error: --workspace {data / 'ws'} lies inside the source data")
+    assert snapshot(data) == before
+
+
 def test_exports_beside_the_workspace_still_work(used_workspace, capsys):
     data, home = used_workspace
     out = home.parent / "export"

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              f"(default {policies.DEFAULT_MISLABEL_THRESHOLD})")
     parser.add_argument("--mislabel-action", default="relabel",
                         help=f"what the mislabels rule does: {' or '.join(policies.MISLABEL_ACTIONS)} (default relabel)")
-    parser.add_argument("--author", help="who made the edits (default: the OS user)")
+    parser.add_argument("--author", help="who made the edits (default: $FER_AUDIT_AUTHOR, else the OS user)")
     parser.set_defaults(func=run)
 
 

@@ -18,6 +18,7 @@ from fer_core.curation import edits
 from fer_core.dataset.loading import Dataset, load
 from fer_core.duplicates.limits import DEFAULT_NEAR_THRESHOLD, NEAR_MODES
 from fer_core.labels import EMOTIONS
+from fer_core.paths import check_workspace
 
 SHOWN_EDITS = 20
 
@@ -103,6 +104,7 @@ def load_bound_dataset(data: str | None, workspace: str | None, labels: str | No
     path = data or os.environ.get("FER_DATA") or edits.read_workspace_meta(workspace).get("data_path")
     if not path:
         raise ValueError("no dataset: pass --data DATA or set FER_DATA (the workspace has none recorded yet)")
+    check_workspace(workspace, data=path)  # the edit log and caches never go into the images' tree
     return load(path, workspace=workspace, labels=labels)
 
 
@@ -141,6 +143,7 @@ def run_history(args: argparse.Namespace) -> int:
 
 
 def run_resolve_leaks(args: argparse.Namespace) -> int:
+    check_workspace(args.workspace, data=args.data)
     dataset = load(args.data, workspace=args.workspace, labels=args.labels)
     leaks = None
     if args.near_mode == "verified":  # the same leaks the audit, the app and the report show
