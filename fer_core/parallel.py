@@ -191,6 +191,21 @@ def _call(function: Callable[..., Any], *arguments: Any) -> Any:
     return function(*arguments)
 
 
+def _check_reachable(address: str, seconds: float = 5.0) -> None:
+    """ValueError (one line) when a HOST:PORT (or ray://HOST:PORT) address does not answer within `seconds`:
+    ray.init would retry such an address for minutes before giving up."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or a form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=seconds).close()
+    except OSError as error:
+        raise ValueError(f"{RAY_ADDRESS_ENV} is set but no Ray cluster answers at {address!r} ({error}): check "
+                         f"RAY_ADDRESS (the head's HOST:6379, or ray://HOST:10001)") from None
+
+
 def connect() -> Any:
     """The `ray` module, this process joined to the cluster as a driver (once), with fer_core shipped along."""
     import logging
@@ -201,6 +216,7 @@ def connect() -> Any:
         address = os.environ.get("RAY_ADDRESS") or os.environ[RAY_ADDRESS_ENV]
         if address.startswith(("http://", "https://")):  # the Jobs API's address: join through this machine's node
             address = "auto"
+        _check_reachable(address)
         try:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
                      runtime_env={"py_modules": [str(Path(__file__).resolve().parent)], "excludes": ["__pycache__"]})

@@ -114,6 +114,22 @@ def test_a_cluster_that_cannot_be_reached_is_one_line(monkeypatch):
         list(parallel.map_batches(len, [1, 2], 1))
 
 
+def test_an_address_nobody_answers_is_one_line_within_seconds(monkeypatch):
+    """Guards RAY_ADDRESS=HOST:PORT with nothing listening there: ray.init retried for minutes (the audit hung)."""
+    import time
+
+    import ray
+
+    monkeypatch.setenv(parallel.RAY_ADDRESS_ENV, "http://127.0.0.1:1")
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **settings: pytest.fail("ray.init was called for a dead address"))
+    started = time.monotonic()
+    with pytest.raises(ValueError, match=r"^FER_AUDIT_RAY_ADDRESS is set but no Ray cluster answers at '127.0.0.1:1'"):
+        list(parallel.map_batches(len, [1, 2], 1))
+    assert time.monotonic() - started < 10
+
+
 def test_work_fans_out_to_the_clusters_workers_in_order(on_cluster):
     """Batches come back in the input's order from worker processes; two tasks run at the same time."""
     batches = list(parallel.map_batches(process_of, list(range(12)), 3))
