@@ -140,7 +140,8 @@ def markdown(rows: list[dict], machine: dict) -> str:
              f"{machine['date']}). Wall and peak memory of the whole process tree; stages overlap (two run at once).",
              "",
              "| data | images | run | wall s | images/s | peak RSS MiB | peak anonymous MiB | "
-             + " | ".join(f"{stage} s" for stage in STAGES) + " | data disk MiB | workspace MiB | load avg before→after |",
+             + " | ".join(f"{stage} s" for stage in STAGES)
+             + " | data disk MiB | workspace MiB | load avg before→after |",
              "|" + "---|" * (10 + len(STAGES))]
     for row in rows:
         for run in ("cold", "warm"):

@@ -146,7 +146,8 @@ def plan_rows(count: int, sources: Sources, settings: FaceSettings) -> Plan:
     split = sources.splits[source].copy()
     usage = sources.usages[source].copy()
     conflict = has_original & (rng.random(count) < settings.conflict_share)
-    emotion[conflict] = (emotion[conflict] + rng.integers(1, len(EMOTION_FOLDERS), count)[conflict]) % len(EMOTION_FOLDERS)
+    other = rng.integers(1, len(EMOTION_FOLDERS), count)
+    emotion[conflict] = (emotion[conflict] + other[conflict]) % len(EMOTION_FOLDERS)
     folder = np.array(EMOTION_FOLDERS, dtype=object)[emotion]
     cross = has_original & (rng.random(count) < settings.cross_split_share)
     to_test = cross & (split == "train")

@@ -24,6 +24,7 @@ import pandas as pd
 
 from fer_core.dataset.label_sets import split_usages
 from fer_core.dataset.loading import Dataset, Progress, load
+from fer_core.dataset.pixel_store import return_free_memory
 from fer_core.detectors import AuditConfig, Detector, DetectorContext, DetectorResult, registered_detectors
 from fer_core.duplicates.grouping import Leaks
 from fer_core.files import make_folder, replace_atomically, write_atomically
@@ -135,6 +136,7 @@ def _run_cached(detector: Detector, dataset: Dataset, config: AuditConfig, conte
             return cached
     with timer.stage(detector.name):
         result = detector.detect(dataset, config, context)
+    return_free_memory()
     if len(result.columns) != len(dataset):
         raise ValueError(f"detector {detector.name!r} returned {len(result.columns)} rows for {len(dataset)} samples")
     if path is not None:

@@ -64,7 +64,6 @@ class Dataset:
             raise ValueError("Dataset arrays differ in length")
         for array in (self.ids, self.pixels, self.labels, self.usages):
             array.flags.writeable = False
-        object.__setattr__(self, "_index", {sample_id: i for i, sample_id in enumerate(self.ids.tolist())})
         object.__setattr__(self, "emotions", tuple(self.emotions))
         if not self.fingerprint:
             object.__setattr__(self, "fingerprint", content_fingerprint(self.ids, self.pixels, self.labels, self.usages,
@@ -76,12 +75,18 @@ class Dataset:
     def index_of(self, sample_id: str) -> int:
         """Row of a sample id; ValueError naming the id when it is not in this dataset."""
         try:
-            return self._index[sample_id]
+            return self._ids_to_rows()[sample_id]
         except KeyError:
             raise ValueError(f"unknown sample id {sample_id!r} (not in {self.source or 'this dataset'})") from None
 
     def has_id(self, sample_id: str) -> bool:
-        return sample_id in self._index
+        return sample_id in self._ids_to_rows()
+
+    def _ids_to_rows(self) -> dict:
+        """id → row, built on first use: 150 bytes an image (a million images: 150 MB) that an audit never needs."""
+        if self._index is None:
+            object.__setattr__(self, "_index", {sample_id: i for i, sample_id in enumerate(self.ids.tolist())})
+        return self._index
 
     def select(self, rows: np.ndarray) -> "Dataset":
         """A new Dataset of the given rows (boolean mask or indices), in that order."""
@@ -164,7 +169,8 @@ def load(path: str | os.PathLike, workspace: str | os.PathLike | None = None,
         pixels, parts, stored = build_pixel_store(
             pixel_file, lambda append: _load_folders(source, scan, label_set, progress, append))
     else:
-        pixels, parts, stored = build_pixel_store(pixel_file, lambda append: _load_csv(source, choice, progress, append))
+        pixels, parts, stored = build_pixel_store(pixel_file,
+                                                  lambda append: _load_csv(source, choice, progress, append))
     dataset = _assemble(source, pixels, **parts)
     choose_labels(source, workspace, labels)  # a --labels the data refused is never remembered
     if stored:
@@ -191,8 +197,8 @@ def _load_folders(root: Path, scan: FolderScan, label_set: tuple[tuple[str, ...]
     try:
         for decoded in mapped:
             append(decoded.pixels)
-            for (rel, folder_usage, _, _), reason, label in zip(files[done:done + len(decoded.reasons)], decoded.reasons,
-                                                                label_set[1][done:done + len(decoded.reasons)]):
+            chunk = slice(done, done + len(decoded.reasons))
+            for (rel, folder_usage, _, _), reason, label in zip(files[chunk], decoded.reasons, label_set[1][chunk]):
                 if reason:
                     problems.append(LoadProblem(rel, reason))
                     continue

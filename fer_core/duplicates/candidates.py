@@ -7,6 +7,8 @@ products here are small: they run with BLAS on one thread (`near_views.one_blas_
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from fer_core.dataset.pixel_store import iterate_chunks
@@ -23,6 +25,7 @@ MIRROR_SIGNS = np.array([1, 1, -1, 1, -1], np.float32)
 MAX_BLOCK = 2400
 SPLIT_BLOCK = 600
 TIGHTEN_AFTER_PROBES = (1, 3)  # after these probes, hits that cannot be chosen any more are dropped
+SEARCH_THREADS = 2  # threads of the candidate search: numpy's products and sorts release the GIL
 SELECT_QUERIES = 1 << 17  # queries (images and mirrors) whose hits are ranked at once (FER-2013: its 68,068 in one go)
 
 
@@ -211,30 +214,38 @@ def descriptor_candidates(descriptors: np.ndarray, config: NearVerifyConfig) -> 
     # `dense_keep` that reach the dense similarity; the worst of those is a floor that anything
     # from its other blocks must reach to matter.
     floor = np.full(len(queries), -np.inf, np.float32)
+
+    def search(block: int, probe: int, asking: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The hits of the queries whose `probe`-th nearest block is `block` (each query is in one block a
+        probe, so the threads never write the same floor)."""
+        members = by_block[block_bounds[block]:block_bounds[block + 1]]
+        similarity = queries[asking] @ whitened[members].T
+        if probe == 0 and len(members) > keep:
+            ranked = np.partition(similarity, (len(members) - keep, max(0, len(members) - dense_keep)), axis=1)
+            floor[asking] = np.minimum(ranked[:, len(members) - keep], np.maximum(
+                ranked[:, max(0, len(members) - dense_keep)], config.descriptor_dense_similarity))
+        hits = np.flatnonzero(similarity >= floor[asking][:, None])
+        hit_query, hit_member = np.divmod(hits, len(members))
+        return asking[hit_query], members[hit_member], similarity.ravel()[hits]
+
+    pool = ThreadPoolExecutor(SEARCH_THREADS, thread_name_prefix="fer-descriptors")
     for probe in range(probes):
         by_probe = np.argsort(probed[:, probe], kind="stable").astype(np.int32)
         probe_bounds = np.searchsorted(probed[by_probe, probe], np.arange(clusters + 1))
-        for block in range(clusters):
-            members = by_block[block_bounds[block]:block_bounds[block + 1]]
-            asking = by_probe[probe_bounds[block]:probe_bounds[block + 1]]
-            if len(members) == 0 or len(asking) == 0:
-                continue
-            similarity = queries[asking] @ whitened[members].T
-            if probe == 0 and len(members) > keep:
-                ranked = np.partition(similarity, (len(members) - keep, max(0, len(members) - dense_keep)), axis=1)
-                floor[asking] = np.minimum(ranked[:, len(members) - keep], np.maximum(
-                    ranked[:, max(0, len(members) - dense_keep)], config.descriptor_dense_similarity))
-            hits = np.flatnonzero(similarity >= floor[asking][:, None])
-            hit_query, hit_member = np.divmod(hits, len(members))
-            values = similarity.ravel()[hits]
-            found_query.append(asking[hit_query])
-            found_member.append(members[hit_member])
-            found_similarity.append(values)
+        work = [(block, by_probe[probe_bounds[block]:probe_bounds[block + 1]]) for block in range(clusters)
+                if block_bounds[block + 1] > block_bounds[block] and probe_bounds[block + 1] > probe_bounds[block]]
+        # in block order whatever the threads: the hits come out as one thread would find them
+        for block_query, block_member, block_similarity in pool.map(
+                lambda item, probe=probe: search(item[0], probe, item[1]), work):
+            found_query.append(block_query)
+            found_member.append(block_member)
+            found_similarity.append(block_similarity)
         if probe in TIGHTEN_AFTER_PROBES and probe < probes - 1:
             found_query, found_member, found_similarity = (
                 [values] for values in _tighten([np.concatenate(found_query), np.concatenate(found_member),
                                                  np.concatenate(found_similarity)], floor, keep, dense_keep,
                                                 config.descriptor_dense_similarity))
+    pool.shutdown()
     del queries, whitened
     found = [np.concatenate(found_query), np.concatenate(found_member), np.concatenate(found_similarity)]
     del found_query, found_member, found_similarity
@@ -284,13 +295,17 @@ def hash_candidates(hashes: np.ndarray, mirror_hashes: np.ndarray, radius: int,
     hashes = np.asarray(hashes, dtype=np.uint64)
     count = len(hashes)
     mirror_radius = radius if mirror_radius is None else min(mirror_radius, radius)
-    row_a, row_b = _rows_within(np.concatenate([hashes, np.asarray(mirror_hashes, dtype=np.uint64)]), mirror_radius)
-    # a mirror hash against a mirror hash is the same comparison as the two pHashes: keep pairs with a pHash side
-    keep = (row_a < count) | (row_b < count)
-    row_a, row_b = row_a[keep] % count, row_b[keep] % count
-    if mirror_radius < radius:
-        direct_a, direct_b = _rows_within(hashes, radius)
-        row_a, row_b = np.concatenate([row_a, direct_a]), np.concatenate([row_b, direct_b])
+    with ThreadPoolExecutor(SEARCH_THREADS, thread_name_prefix="fer-hashes") as pool:  # two searches side by side
+        mirrored = pool.submit(_rows_within, np.concatenate([hashes, np.asarray(mirror_hashes, dtype=np.uint64)]),
+                               mirror_radius)
+        direct = pool.submit(_rows_within, hashes, radius) if mirror_radius < radius else None
+        row_a, row_b = mirrored.result()
+        # a mirror hash against a mirror hash is the same comparison as the two pHashes: keep pairs with a pHash side
+        keep = (row_a < count) | (row_b < count)
+        row_a, row_b = row_a[keep] % count, row_b[keep] % count
+        if direct is not None:
+            direct_a, direct_b = direct.result()
+            row_a, row_b = np.concatenate([row_a, direct_a]), np.concatenate([row_b, direct_b])
     return _unique_pairs(row_a, row_b, count)
 
 

@@ -18,6 +18,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from fer_core.dataset.loading import Dataset
+from fer_core.dataset.pixel_store import return_free_memory
 from fer_core.duplicates.candidates import find_candidates
 from fer_core.duplicates.hashing import (exact_digests, find_close_pairs, find_near_links, hamming_distance,
                                          phash_and_mirror_batch, phash_batch)
@@ -170,6 +171,7 @@ def find_verified_pairs(pixels: np.ndarray, hashes: np.ndarray, mirror_hashes: n
     representatives = np.sort(representatives)
     local_a, local_b = find_candidates(pixels, hashes[representatives], mirror_hashes[representatives], config,
                                        rows=representatives)  # read in chunks: no copy of the distinct images
+    return_free_memory()  # the candidate search's freed temporaries, before the verification's
     scored = verify_pairs(pixels, representatives[local_a], representatives[local_b], config, VERIFY_THREADS)
     return scored.select(accepted(scored, config))
 

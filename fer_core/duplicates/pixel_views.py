@@ -17,7 +17,7 @@ from fer_core.dataset.pixel_store import iterate_chunks, release_pages
 SIDE = 48
 # Batches of random reads between two `release_pages` of a memory-mapped store: a read maps its page's
 # neighbours too (the kernel's fault-around), so scattered reads soon map the whole store into the process.
-RELEASE_EVERY = 16
+RELEASE_EVERY = 2
 CENTER = (SIDE - 1) / 2
 
 
@@ -238,6 +238,8 @@ def refine_blocks(pixels: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray, gr
         block = order[block_first:block_first + per_block]
         scores = np.empty((len(block), local * local, transform_count), np.float32)
         for first in range(0, len(block), batch):
+            if first // batch % RELEASE_EVERY == RELEASE_EVERY - 1:
+                release_pages(pixels)
             part = block[first:first + batch]
             hubs, hub_of = np.unique(rows_b[part], return_inverse=True)
             images = np.asarray(pixels[hubs], np.float32)
