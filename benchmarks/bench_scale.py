@@ -133,6 +133,7 @@ def bench_size(size: str, args: argparse.Namespace) -> dict:
 
 
 STAGES = ("load", "digests", "phash", "near_pairs", "outliers", "duplicates", "write")
+STAGE_NAMES = {"load": "load (scan, decode, store)"}
 
 
 def markdown(rows: list[dict], machine: dict) -> str:
@@ -140,7 +141,7 @@ def markdown(rows: list[dict], machine: dict) -> str:
              f"{machine['date']}). Wall and peak memory of the whole process tree; stages overlap (two run at once).",
              "",
              "| data | images | run | wall s | images/s | peak RSS MiB | peak anonymous MiB | "
-             + " | ".join(f"{stage} s" for stage in STAGES)
+             + " | ".join(f"{STAGE_NAMES.get(stage, stage)} s" for stage in STAGES)
              + " | data disk MiB | workspace MiB | load avg before→after |",
              "|" + "---|" * (10 + len(STAGES))]
     for row in rows:
